@@ -1,0 +1,702 @@
+//! The engine: every lock operation, multiplexed over one connection per node.
+
+use crate::config::{Config, Options};
+use crate::conn::{Conn, Tag};
+use crate::error::{Attempt, ConnError, Error, NodeReport, OpError, Outcome};
+use crate::event::{Done, Event, Released};
+use crate::lock::Lock;
+use crate::op::{classify, Kind, Op, Phase, Tally};
+use crate::resp::{Protocol, Reply};
+use crate::rng::Rng;
+use crate::script::{ScriptId, ScriptSet};
+use crate::token::Token;
+use bytes::Bytes;
+use std::collections::{BTreeMap, VecDeque};
+use std::fmt;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+/// A node's position in [`Config::nodes`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct NodeId(usize);
+
+impl NodeId {
+    /// The node at `index` in the configuration.
+    pub fn new(index: usize) -> NodeId {
+        NodeId(index)
+    }
+
+    /// Its index in the configuration.
+    pub fn index(self) -> usize {
+        self.0
+    }
+}
+
+impl fmt::Display for NodeId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "node#{}", self.0)
+    }
+}
+
+/// Names one in-flight operation; unique for the engine's lifetime.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct OpId(pub(crate) u64);
+
+impl OpId {
+    /// The raw number, for logs.
+    pub fn get(self) -> u64 {
+        self.0
+    }
+}
+
+impl fmt::Display for OpId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "op#{}", self.0)
+    }
+}
+
+/// The sans-IO Redlock engine.
+///
+/// Inputs are the `handle_*` calls and the operations (`acquire`, `extend`, `release`,
+/// `cancel`); outputs are [`poll_transmit`](Engine::poll_transmit) (bytes to write),
+/// [`poll_event`](Engine::poll_event) (results and reconnect requests) and
+/// [`poll_timeout`](Engine::poll_timeout) (when to call [`handle_timeout`](Engine::handle_timeout)).
+/// After any input, drain all three. Time only ever comes in as `now`; an earlier `now` than
+/// one already seen is treated as the latest one seen.
+///
+/// ```
+/// use redlock_core::{Config, Engine, NodeId, Options, Token};
+/// use std::time::{Duration, Instant};
+///
+/// let config = Config::from_urls(["redis://127.0.0.1:6379"], Options::default()).unwrap();
+/// let now = Instant::now();
+/// let mut engine = Engine::new(config, now, 42).unwrap();
+/// engine.handle_connected(now, NodeId::new(0)).unwrap();
+/// let token = Token::from_random(&[7; 20]).unwrap();
+/// let op = engine.acquire(now, ["orders:42"], Duration::from_secs(10), token).unwrap();
+/// let (node, bytes) = engine.poll_transmit().unwrap();
+/// assert!(bytes.starts_with(b"*6\r\n$7\r\nEVALSHA\r\n"));
+/// // A node replying :1 grants the lock (1 node: quorum is 1).
+/// engine.handle_input(now, node, b":1\r\n").unwrap();
+/// match engine.poll_event() {
+///     Some(redlock_core::Event::Completed { op: done, result: Ok(redlock_core::Done::Acquired(lock)) }) => {
+///         assert_eq!(done, op);
+///         assert!(lock.is_valid(now));
+///     }
+///     other => panic!("{other:?}"),
+/// }
+/// ```
+#[derive(Debug)]
+pub struct Engine {
+    options: Options,
+    quorum: usize,
+    addrs: Vec<Arc<str>>,
+    handshakes: Vec<Vec<Vec<Bytes>>>,
+    conns: Vec<Conn>,
+    scripts: ScriptSet,
+    ops: BTreeMap<OpId, Op>,
+    events: VecDeque<Event>,
+    rng: Rng,
+    next_op: u64,
+    now: Instant,
+    transmit_cursor: usize,
+    answered: Vec<(Tag, Reply)>,
+}
+
+impl Engine {
+    /// A new engine with every node disconnected. `jitter_seed` seeds the retry-jitter PRNG
+    /// (same seed and inputs, same outputs).
+    ///
+    /// Returns [`Error::NoNodes`] or [`Error::InvalidOption`] for a bad configuration.
+    pub fn new(config: Config, now: Instant, jitter_seed: u64) -> Result<Engine, Error> {
+        config.validate()?;
+        let Config { nodes, options } = config;
+        let addrs = nodes.iter().map(|n| Arc::from(n.to_string())).collect();
+        let handshakes = nodes.iter().map(|n| handshake(n, &options)).collect();
+        let conns = nodes
+            .iter()
+            .map(|_| {
+                Conn::new(
+                    options.protocol,
+                    options.max_reply_bytes,
+                    options.node_timeout,
+                )
+            })
+            .collect();
+        Ok(Engine {
+            quorum: nodes.len() / 2 + 1,
+            scripts: ScriptSet::new(&options.scripts),
+            options,
+            addrs,
+            handshakes,
+            conns,
+            ops: BTreeMap::new(),
+            events: VecDeque::new(),
+            rng: Rng::new(jitter_seed),
+            next_op: 1,
+            now,
+            transmit_cursor: 0,
+            answered: Vec::new(),
+        })
+    }
+
+    /// The options in force.
+    pub fn options(&self) -> &Options {
+        &self.options
+    }
+
+    /// Number of nodes.
+    pub fn node_count(&self) -> usize {
+        self.conns.len()
+    }
+
+    /// Votes needed: `nodes / 2 + 1`.
+    pub fn quorum(&self) -> usize {
+        self.quorum
+    }
+
+    /// A node's `host:port`, or `None` for an unknown id.
+    pub fn node_addr(&self, node: NodeId) -> Option<&str> {
+        self.addrs.get(node.0).map(|a| &**a)
+    }
+
+    /// Whether the engine currently sends requests to `node` (between `handle_connected` and a
+    /// disconnect or [`Event::Reconnect`]).
+    pub fn is_connected(&self, node: NodeId) -> bool {
+        self.conns.get(node.0).is_some_and(Conn::is_up)
+    }
+
+    /// How many operations are in flight.
+    pub fn in_flight(&self) -> usize {
+        self.ops.len()
+    }
+
+    fn clock(&mut self, now: Instant) -> Instant {
+        if now > self.now {
+            self.now = now;
+        }
+        self.now
+    }
+
+    fn check_node(&self, node: NodeId) -> Result<(), Error> {
+        if node.0 < self.conns.len() {
+            Ok(())
+        } else {
+            Err(Error::UnknownNode(node))
+        }
+    }
+
+    // ----- inputs -------------------------------------------------------------------------
+
+    /// A socket to `node` is open: the engine queues the handshake and starts sending requests.
+    /// Anything pending on a previous socket to that node fails as disconnected.
+    pub fn handle_connected(&mut self, now: Instant, node: NodeId) -> Result<(), Error> {
+        self.check_node(node)?;
+        let now = self.clock(now);
+        let lost = self.conns[node.0].connect(now, &self.handshakes[node.0]);
+        self.fail_tags(now, node, lost, &Outcome::Disconnected);
+        Ok(())
+    }
+
+    /// Bytes read from `node`'s socket. Complete replies are matched to their requests; bad
+    /// bytes break the connection ([`Event::Reconnect`]), never panic.
+    pub fn handle_input(&mut self, now: Instant, node: NodeId, bytes: &[u8]) -> Result<(), Error> {
+        self.check_node(node)?;
+        let now = self.clock(now);
+        let mut answered = std::mem::take(&mut self.answered);
+        let res = self.conns[node.0].input(now, bytes, &mut answered);
+        let mut broken = res.err();
+        for (tag, reply) in answered.drain(..) {
+            if let Err(e) = self.on_reply(now, node, tag, reply) {
+                broken.get_or_insert(e);
+            }
+        }
+        self.answered = answered;
+        if let Some(reason) = broken {
+            self.poison(now, node, reason);
+        }
+        Ok(())
+    }
+
+    /// `node`'s socket closed or failed. Its pending requests fail as disconnected; the adapter
+    /// reconnects on its own schedule and calls [`handle_connected`](Engine::handle_connected).
+    pub fn handle_disconnected(&mut self, now: Instant, node: NodeId) -> Result<(), Error> {
+        self.check_node(node)?;
+        let now = self.clock(now);
+        let lost = self.conns[node.0].shut();
+        self.fail_tags(now, node, lost, &Outcome::Disconnected);
+        Ok(())
+    }
+
+    /// Time has reached (or passed) [`poll_timeout`](Engine::poll_timeout): expire requests,
+    /// give up on attempts that can no longer succeed, start retries that are due.
+    pub fn handle_timeout(&mut self, now: Instant) {
+        let now = self.clock(now);
+        for i in 0..self.conns.len() {
+            if self.conns[i].expired(now) {
+                let after = self.conns[i].timeout();
+                self.poison(now, NodeId(i), ConnError::Timeout(after));
+            }
+        }
+        let due: Vec<(OpId, Phase)> = self
+            .ops
+            .iter()
+            .filter(|(_, op)| match op.phase {
+                Phase::Voting { deadline } => deadline.is_some_and(|d| now >= d),
+                Phase::Waiting { until } => now >= until,
+            })
+            .map(|(id, op)| (*id, op.phase))
+            .collect();
+        for (id, phase) in due {
+            match phase {
+                Phase::Voting { .. } => self.end_attempt(now, id, Outcome::Timeout, false),
+                Phase::Waiting { .. } => self.start_attempt(now, id),
+            }
+        }
+    }
+
+    // ----- operations ---------------------------------------------------------------------
+
+    /// Starts acquiring every resource in `resources` for `ttl`, with `token` as the value.
+    ///
+    /// Returns the operation id at once; the result arrives as [`Event::Completed`]. Fails
+    /// synchronously for no resources, an empty name, or a ttl too short to leave validity.
+    pub fn acquire<I, S>(
+        &mut self,
+        now: Instant,
+        resources: I,
+        ttl: Duration,
+        token: Token,
+    ) -> Result<OpId, Error>
+    where
+        I: IntoIterator<Item = S>,
+        S: AsRef<str>,
+    {
+        let resources: Arc<[String]> = resources
+            .into_iter()
+            .map(|r| r.as_ref().to_string())
+            .collect();
+        if resources.is_empty() {
+            return Err(Error::NoResources);
+        }
+        if resources.iter().any(String::is_empty) {
+            return Err(Error::EmptyResource);
+        }
+        self.check_ttl(ttl)?;
+        let prefix = self.options.key_prefix.as_bytes();
+        let keys = resources
+            .iter()
+            .map(|r| {
+                let mut k = Vec::with_capacity(prefix.len() + r.len());
+                k.extend_from_slice(prefix);
+                k.extend_from_slice(r.as_bytes());
+                Bytes::from(k)
+            })
+            .collect();
+        Ok(self.start(now, Kind::Acquire, resources, keys, token, ttl))
+    }
+
+    /// Starts extending `lock` to `ttl` from now. On success [`Done::Extended`] carries the new
+    /// lock. Returns [`Error::Expired`] at once when `lock` is no longer valid at `now`.
+    pub fn extend(&mut self, now: Instant, lock: &Lock, ttl: Duration) -> Result<OpId, Error> {
+        self.check_ttl(ttl)?;
+        let now = self.clock(now);
+        if !lock.is_valid(now) {
+            return Err(Error::Expired);
+        }
+        let kind = Kind::Extend {
+            valid_until: lock.valid_until,
+            fencing_token: lock.fencing_token,
+        };
+        Ok(self.start(
+            now,
+            kind,
+            lock.resources.clone(),
+            lock.keys.clone(),
+            lock.token.clone(),
+            ttl,
+        ))
+    }
+
+    /// Starts releasing `lock` on every node (best effort, one attempt, even when the lock has
+    /// expired: deleting only keys that still hold its token is always safe).
+    pub fn release(&mut self, now: Instant, lock: &Lock) -> Result<OpId, Error> {
+        Ok(self.start(
+            now,
+            Kind::Release,
+            lock.resources.clone(),
+            lock.keys.clone(),
+            lock.token.clone(),
+            lock.ttl,
+        ))
+    }
+
+    /// Abandons an in-flight operation. An acquire is followed by a release on every connected
+    /// node, since any of them may have granted it. Emits `Completed` with
+    /// [`Failure::Cancelled`](crate::Failure::Cancelled).
+    pub fn cancel(&mut self, now: Instant, op: OpId) -> Result<(), Error> {
+        let now = self.clock(now);
+        let Some(o) = self.ops.remove(&op) else {
+            return Err(Error::UnknownOp(op));
+        };
+        if o.kind == Kind::Acquire {
+            self.cleanup(now, &o.keys, &o.token);
+        }
+        let failure = crate::error::Failure::Cancelled;
+        self.events.push_back(Event::Completed {
+            op,
+            result: Err(OpError {
+                failure,
+                attempts: o.attempts,
+            }),
+        });
+        Ok(())
+    }
+
+    // ----- outputs ------------------------------------------------------------------------
+
+    /// The next bytes to write: everything queued for one node, as one buffer. Call until `None`.
+    #[must_use]
+    pub fn poll_transmit(&mut self) -> Option<(NodeId, Bytes)> {
+        let n = self.conns.len();
+        for k in 0..n {
+            let i = (self.transmit_cursor + k) % n;
+            if let Some(bytes) = self.conns[i].take_output() {
+                self.transmit_cursor = (i + 1) % n;
+                return Some((NodeId(i), bytes));
+            }
+        }
+        None
+    }
+
+    /// The next event. Call until `None`.
+    #[must_use]
+    pub fn poll_event(&mut self) -> Option<Event> {
+        self.events.pop_front()
+    }
+
+    /// When [`handle_timeout`](Engine::handle_timeout) must next be called; `None` when nothing
+    /// is waiting on time. Changes after every input and operation.
+    #[must_use]
+    pub fn poll_timeout(&self) -> Option<Instant> {
+        let conns = self.conns.iter().filter_map(Conn::deadline);
+        let ops = self.ops.values().filter_map(|op| match op.phase {
+            Phase::Voting { deadline } => deadline,
+            Phase::Waiting { until } => Some(until),
+        });
+        conns.chain(ops).min()
+    }
+
+    // ----- internals ----------------------------------------------------------------------
+
+    fn check_ttl(&self, ttl: Duration) -> Result<(), Error> {
+        let drift = self.options.drift(ttl);
+        if ttl <= drift {
+            return Err(Error::TtlTooShort { ttl, drift });
+        }
+        Ok(())
+    }
+
+    fn start(
+        &mut self,
+        now: Instant,
+        kind: Kind,
+        resources: Arc<[String]>,
+        keys: Arc<[Bytes]>,
+        token: Token,
+        ttl: Duration,
+    ) -> OpId {
+        let now = self.clock(now);
+        let id = OpId(self.next_op);
+        self.next_op += 1;
+        let op = Op {
+            kind,
+            resources,
+            keys,
+            token,
+            ttl,
+            attempt: 0,
+            t0: now,
+            votes: Vec::new(),
+            attempts: Vec::new(),
+            phase: Phase::Waiting { until: now },
+        };
+        self.ops.insert(id, op);
+        self.start_attempt(now, id);
+        id
+    }
+
+    fn start_attempt(&mut self, now: Instant, id: OpId) {
+        let drift_end = |ttl: Duration| now + ttl - self.options.drift(ttl);
+        let Some(op) = self.ops.get_mut(&id) else {
+            return;
+        };
+        op.attempt += 1;
+        op.t0 = now;
+        let (script, argv, deadline): (ScriptId, Arc<[Bytes]>, Option<Instant>) = match op.kind {
+            Kind::Acquire | Kind::Extend { .. } => {
+                let script = if op.kind == Kind::Acquire {
+                    ScriptId::Acquire
+                } else {
+                    ScriptId::Extend
+                };
+                let ttl_ms = Bytes::from(op.ttl.as_millis().max(1).to_string());
+                (
+                    script,
+                    Arc::from([op.token.bytes().clone(), ttl_ms]),
+                    Some(drift_end(op.ttl)),
+                )
+            }
+            Kind::Release => (
+                ScriptId::Release,
+                Arc::from([op.token.bytes().clone()]),
+                None,
+            ),
+        };
+        op.phase = Phase::Voting { deadline };
+        let tag = Tag::Vote {
+            op: id,
+            attempt: op.attempt,
+        };
+        let compiled = self.scripts.get(script);
+        op.votes = self
+            .conns
+            .iter_mut()
+            .map(|c| {
+                if c.is_up() {
+                    c.send_script(now, tag, compiled, &op.keys, &argv);
+                    None
+                } else {
+                    Some(Outcome::NotReady)
+                }
+            })
+            .collect();
+        self.decide(now, id);
+    }
+
+    /// Routes one reply. Returns a reason to break the connection when the reply makes no
+    /// sense for its request.
+    fn on_reply(
+        &mut self,
+        now: Instant,
+        node: NodeId,
+        tag: Tag,
+        reply: Reply,
+    ) -> Result<(), ConnError> {
+        let Tag::Vote { op, attempt } = tag else {
+            // Handshake successes need no action; cleanup replies are best effort.
+            return Ok(());
+        };
+        let Some(kind) = self.ops.get(&op).map(|o| o.kind) else {
+            return Ok(());
+        };
+        let outcome = match (kind, &reply) {
+            (_, Reply::Error(e)) => Outcome::ErrorReply(e.clone()),
+            (Kind::Release, Reply::Int(n)) if *n >= 0 => {
+                Outcome::Released(u32::try_from(*n).unwrap_or(u32::MAX))
+            }
+            (Kind::Acquire | Kind::Extend { .. }, Reply::Int(1) | Reply::Bool(true)) => {
+                Outcome::Granted
+            }
+            // Lua `false` arrives as a nil bulk string in RESP2.
+            (
+                Kind::Acquire | Kind::Extend { .. },
+                Reply::Int(0) | Reply::Bool(false) | Reply::Nil,
+            ) => Outcome::Refused,
+            _ => {
+                let err = ConnError::UnexpectedReply(format!("{reply:?} to a lock script"));
+                self.vote(now, op, attempt, node, Outcome::Broken(err.clone()));
+                return Err(err);
+            }
+        };
+        self.vote(now, op, attempt, node, outcome);
+        Ok(())
+    }
+
+    fn vote(&mut self, now: Instant, id: OpId, attempt: u32, node: NodeId, outcome: Outcome) {
+        let Some(op) = self.ops.get_mut(&id) else {
+            return;
+        };
+        if op.attempt != attempt || !matches!(op.phase, Phase::Voting { .. }) {
+            return; // a late vote for an attempt already decided
+        }
+        match op.votes.get_mut(node.0) {
+            Some(slot @ None) => *slot = Some(outcome),
+            _ => return,
+        }
+        self.decide(now, id);
+    }
+
+    fn fail_tags(&mut self, now: Instant, node: NodeId, tags: Vec<Tag>, outcome: &Outcome) {
+        for tag in tags {
+            if let Tag::Vote { op, attempt } = tag {
+                self.vote(now, op, attempt, node, outcome.clone());
+            }
+        }
+    }
+
+    fn poison(&mut self, now: Instant, node: NodeId, reason: ConnError) {
+        let tags = self.conns[node.0].shut();
+        let outcome = match reason {
+            ConnError::Timeout(_) => Outcome::Timeout,
+            ref other => Outcome::Broken(other.clone()),
+        };
+        self.fail_tags(now, node, tags, &outcome);
+        self.events.push_back(Event::Reconnect { node, reason });
+    }
+
+    /// Decides the current attempt if its votes allow.
+    fn decide(&mut self, now: Instant, id: OpId) {
+        let Some(op) = self.ops.get(&id) else { return };
+        if !matches!(op.phase, Phase::Voting { .. }) {
+            return;
+        }
+        if op.kind == Kind::Release {
+            if op.all_answered() {
+                let op = self.ops.remove(&id).expect("present");
+                let attempt = self.report(&op, now, &Outcome::NotAwaited);
+                let confirmed = attempt.count(|o| matches!(o, Outcome::Released(n) if *n > 0));
+                self.events.push_back(Event::Completed {
+                    op: id,
+                    result: Ok(Done::Released(Released { confirmed, attempt })),
+                });
+            }
+            return;
+        }
+        match op.tally(self.quorum) {
+            Tally::Undecided => {}
+            Tally::Impossible => self.end_attempt(now, id, Outcome::NotAwaited, false),
+            Tally::Granted => {
+                let valid_until = op.t0 + op.ttl - self.options.drift(op.ttl);
+                if now < valid_until {
+                    let mut op = self.ops.remove(&id).expect("present");
+                    let attempt = self.report(&op, now, &Outcome::NotAwaited);
+                    op.attempts.push(attempt);
+                    let (fencing_token, done): (_, fn(Lock) -> Done) = match op.kind {
+                        Kind::Extend { fencing_token, .. } => (fencing_token, Done::Extended),
+                        _ => (None, Done::Acquired),
+                    };
+                    let lock = Lock {
+                        resources: op.resources,
+                        keys: op.keys,
+                        token: op.token,
+                        ttl: op.ttl,
+                        valid_until,
+                        fencing_token,
+                        attempts: op.attempt,
+                    };
+                    self.events.push_back(Event::Completed {
+                        op: id,
+                        result: Ok(done(lock)),
+                    });
+                } else {
+                    self.end_attempt(now, id, Outcome::NotAwaited, true);
+                }
+            }
+        }
+    }
+
+    fn report(&self, op: &Op, now: Instant, unanswered: &Outcome) -> Attempt {
+        Attempt {
+            elapsed: now.saturating_duration_since(op.t0),
+            nodes: op
+                .votes
+                .iter()
+                .enumerate()
+                .map(|(i, v)| NodeReport {
+                    node: NodeId(i),
+                    addr: self.addrs[i].clone(),
+                    outcome: v.clone().unwrap_or_else(|| unanswered.clone()),
+                })
+                .collect(),
+        }
+    }
+
+    /// The current attempt failed (or ran out of time): record it, undo an acquire, and retry
+    /// or give up.
+    fn end_attempt(&mut self, now: Instant, id: OpId, unanswered: Outcome, too_late: bool) {
+        let Some(op) = self.ops.get(&id) else { return };
+        let attempt = self.report(op, now, &unanswered);
+        let (kind, keys, token, n) = (op.kind, op.keys.clone(), op.token.clone(), op.attempt);
+        if kind == Kind::Acquire {
+            // Release everywhere, not only where granted: a yes may be in flight or lost.
+            self.cleanup(now, &keys, &token);
+        }
+        let wait = self.retry_wait();
+        let may_retry = self.options.retry_count.is_none_or(|c| n <= c)
+            && match kind {
+                Kind::Extend { valid_until, .. } => now + wait < valid_until,
+                _ => true,
+            };
+        let Some(op) = self.ops.get_mut(&id) else {
+            return;
+        };
+        if may_retry && kind != Kind::Release {
+            op.attempts.push(attempt);
+            op.phase = Phase::Waiting { until: now + wait };
+            return;
+        }
+        let mut op = self.ops.remove(&id).expect("present");
+        let failure = classify(kind, &attempt, self.quorum, too_late);
+        op.attempts.push(attempt);
+        self.events.push_back(Event::Completed {
+            op: id,
+            result: Err(OpError {
+                failure,
+                attempts: op.attempts,
+            }),
+        });
+    }
+
+    fn retry_wait(&mut self) -> Duration {
+        let base = self.options.retry_delay;
+        let jitter = self.options.retry_jitter;
+        let span = u64::try_from(jitter.as_micros().saturating_mul(2)).unwrap_or(u64::MAX);
+        let offset = Duration::from_micros(self.rng.below_inclusive(span));
+        (base + offset).saturating_sub(jitter)
+    }
+
+    fn cleanup(&mut self, now: Instant, keys: &Arc<[Bytes]>, token: &Token) {
+        let argv: Arc<[Bytes]> = Arc::from([token.bytes().clone()]);
+        let script = self.scripts.get(ScriptId::Release);
+        for c in self.conns.iter_mut().filter(|c| c.is_up()) {
+            c.send_script(now, Tag::Cleanup, script, keys, &argv);
+        }
+    }
+}
+
+fn handshake(node: &crate::config::NodeConfig, options: &Options) -> Vec<Vec<Bytes>> {
+    let b = |s: &str| Bytes::copy_from_slice(s.as_bytes());
+    let mut cmds = Vec::new();
+    match options.protocol {
+        Protocol::Resp3 => {
+            let mut hello = vec![b("HELLO"), b("3")];
+            if let Some(pass) = &node.password {
+                hello.extend([
+                    b("AUTH"),
+                    b(node.username.as_deref().unwrap_or("default")),
+                    b(pass),
+                ]);
+            }
+            if let Some(name) = &options.client_name {
+                hello.extend([b("SETNAME"), b(name)]);
+            }
+            cmds.push(hello);
+        }
+        Protocol::Resp2 => {
+            if let Some(pass) = &node.password {
+                let mut auth = vec![b("AUTH")];
+                auth.extend(node.username.as_deref().map(b));
+                auth.push(b(pass));
+                cmds.push(auth);
+            }
+            if let Some(name) = &options.client_name {
+                cmds.push(vec![b("CLIENT"), b("SETNAME"), b(name)]);
+            }
+        }
+    }
+    if node.db != 0 {
+        cmds.push(vec![b("SELECT"), b(&node.db.to_string())]);
+    }
+    cmds
+}

@@ -1,0 +1,238 @@
+//! Errors: caller misuse (returned at once) and what the nodes did (data in an operation's result).
+
+use crate::engine::{NodeId, OpId};
+use crate::resp::StreamError;
+use std::fmt;
+use std::sync::Arc;
+use std::time::Duration;
+
+/// Caller misuse, reported synchronously: nothing was sent.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Error {
+    /// The configuration lists no nodes.
+    NoNodes,
+    /// A node id outside `0..nodes.len()`.
+    UnknownNode(NodeId),
+    /// The operation id is not in flight (already completed or cancelled, or never existed).
+    UnknownOp(OpId),
+    /// An operation named no resources.
+    NoResources,
+    /// A resource name was empty.
+    EmptyResource,
+    /// A ttl that leaves no validity once the drift margin is taken off.
+    TtlTooShort {
+        /// The ttl asked for.
+        ttl: Duration,
+        /// The drift margin (`ttl × drift_factor + 2 ms`).
+        drift: Duration,
+    },
+    /// A token made from fewer than [`MIN_TOKEN_BYTES`](crate::MIN_TOKEN_BYTES) random bytes.
+    TokenTooShort {
+        /// How many bytes were given.
+        len: usize,
+    },
+    /// `extend` on a lock whose validity has already run out: the keys may be gone or taken.
+    Expired,
+    /// An option out of range.
+    InvalidOption {
+        /// The field of [`Options`](crate::Options).
+        name: &'static str,
+        /// What is wrong with it.
+        reason: String,
+    },
+    /// A node URL that does not parse (passwords are redacted).
+    InvalidUrl {
+        /// The URL, credentials removed.
+        url: String,
+        /// What is wrong with it.
+        reason: String,
+    },
+}
+
+impl fmt::Display for Error {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Error::NoNodes => f.write_str("no Redis nodes configured"),
+            Error::UnknownNode(n) => write!(f, "node id {} is not in the configuration", n.index()),
+            Error::UnknownOp(op) => write!(f, "operation {} is not in flight", op.0),
+            Error::NoResources => f.write_str("a lock needs at least one resource name"),
+            Error::EmptyResource => f.write_str("resource names must not be empty"),
+            Error::TtlTooShort { ttl, drift } => write!(
+                f,
+                "ttl {ttl:?} leaves no validity after the {drift:?} drift margin; use a longer ttl"
+            ),
+            Error::TokenTooShort { len } => write!(
+                f,
+                "lock token made from {len} random bytes; at least {} are required",
+                crate::MIN_TOKEN_BYTES
+            ),
+            Error::Expired => f.write_str("the lock's validity has run out; acquire it again"),
+            Error::InvalidOption { name, reason } => write!(f, "option {name} {reason}"),
+            Error::InvalidUrl { url, reason } => write!(f, "invalid node URL {url:?}: {reason}"),
+        }
+    }
+}
+
+impl std::error::Error for Error {}
+
+/// Why a connection was declared broken (the engine then emits
+/// [`Event::Reconnect`](crate::Event::Reconnect)).
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum ConnError {
+    /// A request got no reply within `node_timeout`.
+    Timeout(Duration),
+    /// The node sent bytes that are not RESP, or a reply too large to buffer.
+    Stream(StreamError),
+    /// A reply of a type the request cannot produce (e.g. a string where the script returns an integer).
+    UnexpectedReply(String),
+    /// A handshake command (AUTH, HELLO, SELECT, CLIENT SETNAME) was refused.
+    Handshake(String),
+}
+
+impl fmt::Display for ConnError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ConnError::Timeout(d) => write!(f, "no reply within {d:?}"),
+            ConnError::Stream(e) => e.fmt(f),
+            ConnError::UnexpectedReply(r) => write!(f, "unexpected reply {r}"),
+            ConnError::Handshake(e) => write!(f, "handshake refused: {e}"),
+        }
+    }
+}
+
+impl std::error::Error for ConnError {}
+
+/// What one node did in one attempt of an operation.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Outcome {
+    /// The script ran and granted (acquire/extend).
+    Granted,
+    /// The script ran and refused: another holder (acquire) or not our key any more (extend).
+    Refused,
+    /// The release script ran and deleted this many keys.
+    Released(u32),
+    /// The node answered with an error reply (e.g. `OOM`, `BUSY`, `NOAUTH`, or NOSCRIPT twice).
+    ErrorReply(String),
+    /// No reply within `node_timeout`.
+    Timeout,
+    /// The connection dropped before the reply.
+    Disconnected,
+    /// The connection broke for another reason (garbage bytes, handshake refused, …).
+    Broken(ConnError),
+    /// The node was not connected when the attempt started.
+    NotReady,
+    /// The attempt was decided before this node answered (quorum reached or impossible).
+    NotAwaited,
+}
+
+impl fmt::Display for Outcome {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Outcome::Granted => f.write_str("granted"),
+            Outcome::Refused => f.write_str("refused"),
+            Outcome::Released(n) => write!(f, "released {n} key(s)"),
+            Outcome::ErrorReply(e) => write!(f, "replied {e:?}"),
+            Outcome::Timeout => f.write_str("timed out"),
+            Outcome::Disconnected => f.write_str("disconnected"),
+            Outcome::Broken(e) => write!(f, "connection broken: {e}"),
+            Outcome::NotReady => f.write_str("not connected"),
+            Outcome::NotAwaited => f.write_str("not awaited"),
+        }
+    }
+}
+
+/// One node's line in an [`Attempt`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NodeReport {
+    /// Which node.
+    pub node: NodeId,
+    /// Its address, `host:port`.
+    pub addr: Arc<str>,
+    /// What it did.
+    pub outcome: Outcome,
+}
+
+/// One round of an operation: what every node did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Attempt {
+    /// From sending to deciding.
+    pub elapsed: Duration,
+    /// One report per configured node, in node order.
+    pub nodes: Vec<NodeReport>,
+}
+
+impl Attempt {
+    /// How many nodes have this outcome.
+    pub fn count(&self, f: impl Fn(&Outcome) -> bool) -> usize {
+        self.nodes.iter().filter(|r| f(&r.outcome)).count()
+    }
+}
+
+impl fmt::Display for Attempt {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "after {:?}: ", self.elapsed)?;
+        for (i, r) in self.nodes.iter().enumerate() {
+            if i > 0 {
+                f.write_str(", ")?;
+            }
+            write!(f, "{} {}", r.addr, r.outcome)?;
+        }
+        Ok(())
+    }
+}
+
+/// Why an operation failed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Failure {
+    /// Acquire: enough nodes answered, and they refused: someone else holds a resource.
+    Locked,
+    /// Extend: enough nodes answered, and our keys are gone or belong to someone else.
+    NotHeld,
+    /// Too few nodes answered to reach quorum: nodes are down, slow or failing.
+    Unreachable,
+    /// The lock's validity ran out before the operation could succeed.
+    Expired,
+    /// The caller cancelled the operation.
+    Cancelled,
+}
+
+/// A failed operation: why, and every attempt's per-node detail.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OpError {
+    /// Why it failed.
+    pub failure: Failure,
+    /// Each attempt in order; the last one decided the failure (empty for a cancel before any attempt ended).
+    pub attempts: Vec<Attempt>,
+}
+
+impl fmt::Display for OpError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let n = self.attempts.len();
+        match self.failure {
+            Failure::Locked => write!(
+                f,
+                "locked by another holder (refused by a quorum, {n} attempt(s))"
+            )?,
+            Failure::NotHeld => write!(
+                f,
+                "lock no longer held (quorum refused to extend, {n} attempt(s))"
+            )?,
+            Failure::Unreachable => write!(
+                f,
+                "quorum unreachable: too few nodes answered ({n} attempt(s))"
+            )?,
+            Failure::Expired => write!(f, "lock validity ran out before quorum ({n} attempt(s))")?,
+            Failure::Cancelled => write!(f, "cancelled")?,
+        }
+        if let Some(last) = self.attempts.last() {
+            write!(f, "; last attempt {last}")?;
+        }
+        Ok(())
+    }
+}
+
+impl std::error::Error for OpError {}

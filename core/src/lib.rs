@@ -1,0 +1,37 @@
+//! # redlock-core
+//!
+//! The Redlock distributed lock as a sans-IO state machine. The [`Engine`] never opens a socket,
+//! reads a clock or draws entropy: feed it bytes ([`Engine::handle_input`]), instants (`now`
+//! arguments) and lock tokens, and it hands back bytes to write ([`Engine::poll_transmit`]),
+//! the next instant it wants to be woken at ([`Engine::poll_timeout`]) and results
+//! ([`Engine::poll_event`]).
+//!
+//! Most users want an adapter (`redlock-tokio`, `redlock-smol`, `redlock-async-std`,
+//! `redlock-blocking`), which run this engine over real sockets. Use the core directly to embed
+//! the lock protocol in your own transport, or to test quorum logic deterministically.
+//! `examples/std_net.rs` drives it over blocking `std::net` sockets.
+//!
+//! Errors come in two kinds: caller misuse ([`Error`], returned at once) and what the nodes did
+//! ([`OpError`], inside [`Event::Completed`], with every attempt's per-node [`Outcome`]).
+
+mod config;
+mod conn;
+mod engine;
+mod error;
+mod event;
+mod lock;
+mod op;
+pub mod resp;
+mod rng;
+mod script;
+mod sha1;
+mod token;
+
+pub use config::{Config, NodeConfig, Options};
+pub use engine::{Engine, NodeId, OpId};
+pub use error::{Attempt, ConnError, Error, Failure, NodeReport, OpError, Outcome};
+pub use event::{Done, Event, Released};
+pub use lock::Lock;
+pub use resp::Protocol;
+pub use script::{script_sha, Scripts, ACQUIRE, EXTEND, RELEASE};
+pub use token::{Token, MIN_TOKEN_BYTES};

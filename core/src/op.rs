@@ -1,0 +1,88 @@
+//! One operation's quorum state: the votes of the current attempt and the attempts before it.
+
+use crate::error::{Attempt, Failure, Outcome};
+use crate::token::Token;
+use bytes::Bytes;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Kind {
+    Acquire,
+    /// Extending a lock valid until the given instant; retries stop there.
+    Extend {
+        valid_until: Instant,
+        fencing_token: Option<u64>,
+    },
+    Release,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Phase {
+    /// Votes outstanding. Past `deadline` no success is possible any more.
+    Voting { deadline: Option<Instant> },
+    /// Between attempts.
+    Waiting { until: Instant },
+}
+
+#[derive(Debug)]
+pub(crate) struct Op {
+    pub(crate) kind: Kind,
+    pub(crate) resources: Arc<[String]>,
+    pub(crate) keys: Arc<[Bytes]>,
+    pub(crate) token: Token,
+    pub(crate) ttl: Duration,
+    /// Number of the current (or last) attempt, from 1.
+    pub(crate) attempt: u32,
+    pub(crate) t0: Instant,
+    /// This attempt's outcome per node; `None` while awaited.
+    pub(crate) votes: Vec<Option<Outcome>>,
+    pub(crate) attempts: Vec<Attempt>,
+    pub(crate) phase: Phase,
+}
+
+/// Where an attempt stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Tally {
+    Granted,
+    Impossible,
+    Undecided,
+}
+
+impl Op {
+    pub(crate) fn tally(&self, quorum: usize) -> Tally {
+        let yes = self
+            .votes
+            .iter()
+            .filter(|v| matches!(v, Some(Outcome::Granted)))
+            .count();
+        let open = self.votes.iter().filter(|v| v.is_none()).count();
+        if yes >= quorum {
+            Tally::Granted
+        } else if yes + open < quorum {
+            Tally::Impossible
+        } else {
+            Tally::Undecided
+        }
+    }
+
+    pub(crate) fn all_answered(&self) -> bool {
+        self.votes.iter().all(Option::is_some)
+    }
+}
+
+/// Why the given (final) attempt failed, for the error the caller sees.
+pub(crate) fn classify(kind: Kind, last: &Attempt, quorum: usize, too_late: bool) -> Failure {
+    if too_late {
+        return Failure::Expired;
+    }
+    let answered = last.count(|o| matches!(o, Outcome::Granted | Outcome::Refused));
+    if answered >= quorum {
+        match kind {
+            Kind::Extend { .. } => Failure::NotHeld,
+            _ => Failure::Locked,
+        }
+    } else {
+        Failure::Unreachable
+    }
+}

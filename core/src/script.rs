@@ -1,0 +1,125 @@
+//! The Lua scripts that take, extend and give back a lock, and their SHA-1 names.
+//!
+//! Every key of one operation goes into one script, so a multi-resource lock is all-or-nothing
+//! on each node. Contract shared by all scripts: `KEYS` are the Redis keys of the resources,
+//! `ARGV[1]` is the lock token, `ARGV[2]` the ttl in milliseconds (acquire and extend).
+
+use crate::sha1::sha1_hex;
+
+/// Default acquire script: refuses (returns 0) if any key exists, otherwise sets every key to the
+/// token with the ttl and returns 1.
+pub const ACQUIRE: &str = r#"
+for i = 1, #KEYS do
+  if redis.call('EXISTS', KEYS[i]) == 1 then return 0 end
+end
+for i = 1, #KEYS do
+  redis.call('SET', KEYS[i], ARGV[1], 'PX', ARGV[2])
+end
+return 1
+"#;
+
+/// Default extend script: if every key holds the token, resets each ttl and returns 1; otherwise
+/// changes nothing and returns 0.
+pub const EXTEND: &str = r#"
+for i = 1, #KEYS do
+  if redis.call('GET', KEYS[i]) ~= ARGV[1] then return 0 end
+end
+for i = 1, #KEYS do
+  redis.call('PEXPIRE', KEYS[i], ARGV[2])
+end
+return 1
+"#;
+
+/// Default release script: deletes every key that holds the token; returns how many it deleted.
+pub const RELEASE: &str = r#"
+local n = 0
+for i = 1, #KEYS do
+  if redis.call('GET', KEYS[i]) == ARGV[1] then
+    redis.call('DEL', KEYS[i])
+    n = n + 1
+  end
+end
+return n
+"#;
+
+/// The three lock scripts. Override them to add behaviour (logging, extra bookkeeping), keeping
+/// the contract in the module docs: acquire and extend reply with integer 1 (granted) or 0
+/// (refused); release replies with the integer count of keys it deleted.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Scripts {
+    /// Source of the acquire script.
+    pub acquire: String,
+    /// Source of the extend script.
+    pub extend: String,
+    /// Source of the release script.
+    pub release: String,
+}
+
+impl Default for Scripts {
+    fn default() -> Self {
+        Scripts {
+            acquire: ACQUIRE.into(),
+            extend: EXTEND.into(),
+            release: RELEASE.into(),
+        }
+    }
+}
+
+/// Which of the scripts a request runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum ScriptId {
+    Acquire,
+    Extend,
+    Release,
+}
+
+/// A script's source with its precomputed SHA-1, as sent on the wire.
+#[derive(Debug, Clone)]
+pub(crate) struct Compiled {
+    pub(crate) source: bytes::Bytes,
+    pub(crate) sha: bytes::Bytes,
+}
+
+impl Compiled {
+    fn new(source: &str) -> Compiled {
+        Compiled {
+            sha: bytes::Bytes::from(sha1_hex(source.as_bytes())),
+            source: bytes::Bytes::copy_from_slice(source.as_bytes()),
+        }
+    }
+}
+
+/// All scripts, ready to send.
+#[derive(Debug, Clone)]
+pub(crate) struct ScriptSet {
+    acquire: Compiled,
+    extend: Compiled,
+    release: Compiled,
+}
+
+impl ScriptSet {
+    pub(crate) fn new(s: &Scripts) -> ScriptSet {
+        ScriptSet {
+            acquire: Compiled::new(&s.acquire),
+            extend: Compiled::new(&s.extend),
+            release: Compiled::new(&s.release),
+        }
+    }
+
+    pub(crate) fn get(&self, id: ScriptId) -> &Compiled {
+        match id {
+            ScriptId::Acquire => &self.acquire,
+            ScriptId::Extend => &self.extend,
+            ScriptId::Release => &self.release,
+        }
+    }
+}
+
+/// Returns the SHA-1 (lowercase hex) Redis uses to name `source` in `EVALSHA`.
+///
+/// ```
+/// assert_eq!(redlock_core::script_sha(""), "da39a3ee5e6b4b0d3255bfef95601890afd80709");
+/// ```
+pub fn script_sha(source: &str) -> String {
+    sha1_hex(source.as_bytes())
+}

@@ -1,0 +1,62 @@
+//! Lock tokens: the value written under each key, proving who holds it.
+
+use crate::error::Error;
+use crate::sha1::HEX;
+use bytes::Bytes;
+use std::fmt;
+
+/// The fewest random bytes a token may be made from.
+pub const MIN_TOKEN_BYTES: usize = 16;
+
+/// A lock token: random bytes from the caller, stored on the nodes as lowercase hex, as other
+/// Redlock clients do (so `redis-cli GET resource` shows a readable holder id).
+///
+/// The core never draws randomness itself: adapters fill it from the OS CSPRNG.
+#[derive(Clone, PartialEq, Eq, Hash)]
+pub struct Token(Bytes);
+
+impl Token {
+    /// Makes a token from `random` bytes (at least [`MIN_TOKEN_BYTES`]; 20 is what the adapters use).
+    ///
+    /// Returns [`Error::TokenTooShort`] for fewer bytes: short tokens make collisions between
+    /// holders plausible, and a collision breaks mutual exclusion.
+    ///
+    /// ```
+    /// let t = redlock_core::Token::from_random(&[0xab; 20]).unwrap();
+    /// assert_eq!(t.as_str().len(), 40);
+    /// assert!(redlock_core::Token::from_random(&[1; 8]).is_err());
+    /// ```
+    pub fn from_random(random: &[u8]) -> Result<Token, Error> {
+        if random.len() < MIN_TOKEN_BYTES {
+            return Err(Error::TokenTooShort { len: random.len() });
+        }
+        let mut hex = Vec::with_capacity(random.len() * 2);
+        for b in random {
+            hex.push(HEX[usize::from(b >> 4)]);
+            hex.push(HEX[usize::from(b & 0xf)]);
+        }
+        Ok(Token(Bytes::from(hex)))
+    }
+
+    /// The token as stored on the nodes (lowercase hex).
+    pub fn as_str(&self) -> &str {
+        // Only ever built from HEX digits.
+        std::str::from_utf8(&self.0).unwrap_or("")
+    }
+
+    pub(crate) fn bytes(&self) -> &Bytes {
+        &self.0
+    }
+}
+
+impl fmt::Debug for Token {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "Token({})", self.as_str())
+    }
+}
+
+impl fmt::Display for Token {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
