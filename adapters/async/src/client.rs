@@ -1,0 +1,251 @@
+//! `Redlock`: the client every async adapter exposes.
+
+use crate::driver::{Driver, Handle};
+use crate::error::Error;
+use crate::runtime::Runtime;
+use redlock_core::{Config, Done, Engine, Lock, OpId, Options, Released, Token};
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+use std::time::{Duration, Instant};
+use tracing::Instrument;
+
+/// Closes the driver when the last clone of a client (and every future holding one) is gone.
+struct Inner<R: Runtime> {
+    handle: Arc<Handle>,
+    rt: R,
+    options: Options,
+}
+
+impl<R: Runtime> Drop for Inner<R> {
+    fn drop(&mut self) {
+        self.handle.close();
+    }
+}
+
+/// A Redlock client over N independent Redis masters, on runtime `R`.
+///
+/// Cheap to clone (clones share one connection per node and one background driver task).
+/// Adapter crates export it as `Redlock` with their runtime filled in.
+pub struct Redlock<R: Runtime> {
+    inner: Arc<Inner<R>>,
+}
+
+impl<R: Runtime> Clone for Redlock<R> {
+    fn clone(&self) -> Self {
+        Redlock {
+            inner: self.inner.clone(),
+        }
+    }
+}
+
+impl<R: Runtime> std::fmt::Debug for Redlock<R> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let s = self.inner.handle.lock();
+        f.debug_struct("Redlock")
+            .field("nodes", &s.engine.node_count())
+            .field("in_flight", &s.engine.in_flight())
+            .finish()
+    }
+}
+
+/// 20 bytes from the OS CSPRNG: tokens must be unguessable and unique across every client.
+pub(crate) fn fresh_token() -> Token {
+    let mut random = [0u8; 20];
+    // The OS entropy source failing is not recoverable, and a weaker fallback would risk two
+    // holders sharing a token: refuse to continue.
+    getrandom::fill(&mut random).expect("the OS random number generator failed");
+    Token::from_random(&random).expect("20 bytes is long enough")
+}
+
+impl<R: Runtime + Default> Redlock<R> {
+    /// Connects to every node in `urls` (`redis://[user:pass@]host:port[/db]`) on the default
+    /// runtime instance. See [`Redlock::connect_with`].
+    pub async fn connect<I, S>(urls: I, options: Options) -> Result<Self, Error>
+    where
+        I: IntoIterator<Item = S>,
+        S: AsRef<str>,
+    {
+        Self::connect_with(R::default(), urls, options).await
+    }
+}
+
+impl<R: Runtime> Redlock<R> {
+    /// Parses `urls`, spawns the driver on `rt`, and waits for each node's first connection
+    /// attempt (up to `max(node_timeout, 1 s)`). Nodes that are down are retried in the
+    /// background with backoff; they do not stop the others from being used.
+    ///
+    /// Fails only for bad configuration ([`Error::Config`]): an unparsable URL, no nodes, an
+    /// option out of range, or a `rediss://` URL (this adapter has no TLS).
+    pub async fn connect_with<I, S>(rt: R, urls: I, options: Options) -> Result<Self, Error>
+    where
+        I: IntoIterator<Item = S>,
+        S: AsRef<str>,
+    {
+        let config = Config::from_urls(urls, options.clone())?;
+        if let Some(n) = config.nodes.iter().find(|n| n.tls) {
+            return Err(Error::Config(redlock_core::Error::InvalidUrl {
+                url: format!("rediss://{n}"),
+                reason: "TLS is not built into this adapter; use redis://".into(),
+            }));
+        }
+        let mut seed = [0u8; 8];
+        getrandom::fill(&mut seed).expect("the OS random number generator failed");
+        let nodes = config.nodes.clone();
+        let engine = Engine::new(config, Instant::now(), u64::from_le_bytes(seed))?;
+        let handle = Arc::new(Handle::new(engine));
+        let connect_timeout = options.node_timeout.max(Duration::from_secs(1));
+        rt.spawn(Box::pin(Driver::new(
+            rt.clone(),
+            handle.clone(),
+            nodes,
+            connect_timeout,
+        )));
+        std::future::poll_fn(|cx| handle.poll_settled(cx)).await;
+        Ok(Redlock {
+            inner: Arc::new(Inner {
+                handle,
+                rt,
+                options,
+            }),
+        })
+    }
+
+    /// The options in force.
+    pub fn options(&self) -> &Options {
+        &self.inner.options
+    }
+
+    pub(crate) fn runtime(&self) -> &R {
+        &self.inner.rt
+    }
+
+    /// Acquires every resource in `resources` for `ttl`, retrying per the options.
+    ///
+    /// Returns the [`Lock`] (valid until [`Lock::valid_until`]), or [`Error::Locked`] when
+    /// another holder kept a quorum, [`Error::Unreachable`] when too few nodes answered, or
+    /// [`Error::Config`] for misuse. Dropping the future before it resolves releases whatever
+    /// it may have taken.
+    pub async fn acquire<I, S>(&self, resources: I, ttl: Duration) -> Result<Lock, Error>
+    where
+        I: IntoIterator<Item = S>,
+        S: AsRef<str>,
+    {
+        let names: Vec<String> = resources
+            .into_iter()
+            .map(|r| r.as_ref().to_string())
+            .collect();
+        let span = tracing::debug_span!("redlock.acquire", resources = ?names, ttl_ms = ttl.as_millis() as u64);
+        let fut = self.start(|e, now| e.acquire(now, &names, ttl, fresh_token()));
+        match fut.instrument(span).await? {
+            Done::Acquired(lock) => Ok(lock),
+            other => unreachable!("acquire produced {other:?}"),
+        }
+    }
+
+    /// Extends `lock` to `ttl` from now; the returned lock replaces it.
+    ///
+    /// Returns [`Error::Expired`] at once for a lock past its validity, [`Error::NotHeld`] when a
+    /// quorum no longer holds it, [`Error::Unreachable`] when too few nodes answered.
+    pub async fn extend(&self, lock: &Lock, ttl: Duration) -> Result<Lock, Error> {
+        let span = tracing::debug_span!("redlock.extend", resources = ?lock.resources(), ttl_ms = ttl.as_millis() as u64);
+        match self
+            .start(|e, now| e.extend(now, lock, ttl))
+            .instrument(span)
+            .await?
+        {
+            Done::Extended(lock) => Ok(lock),
+            other => unreachable!("extend produced {other:?}"),
+        }
+    }
+
+    /// Releases `lock` on every node it can reach (best effort) and reports how many confirmed.
+    /// Releasing an expired lock is safe: only keys still holding its token are deleted.
+    pub async fn release(&self, lock: &Lock) -> Result<Released, Error> {
+        let span = tracing::debug_span!("redlock.release", resources = ?lock.resources());
+        match self
+            .start(|e, now| e.release(now, lock))
+            .instrument(span)
+            .await?
+        {
+            Done::Released(r) => Ok(r),
+            other => unreachable!("release produced {other:?}"),
+        }
+    }
+
+    /// Starts a release nobody waits for (used when a `using` future is dropped).
+    pub(crate) fn release_detached(&self, lock: &Lock) {
+        let mut s = self.inner.handle.lock();
+        let _ = s.engine.release(Instant::now(), lock);
+        Handle::wake_driver(&mut s);
+    }
+
+    fn start(
+        &self,
+        begin: impl FnOnce(&mut Engine, Instant) -> Result<OpId, redlock_core::Error>,
+    ) -> OpFuture<R> {
+        let mut s = self.inner.handle.lock();
+        let started = begin(&mut s.engine, Instant::now());
+        if let Ok(op) = started {
+            s.waiters.register(op);
+            Handle::wake_driver(&mut s);
+        }
+        OpFuture {
+            client: self.clone(),
+            state: Some(started.map_err(Error::from)),
+        }
+    }
+}
+
+/// Waits for one operation; dropping it abandons the operation (see `Waiters::abandon`).
+struct OpFuture<R: Runtime> {
+    client: Redlock<R>,
+    /// `Some(Ok(op))` while waiting, `Some(Err)` for a synchronous refusal, `None` once done.
+    state: Option<Result<OpId, Error>>,
+}
+
+impl<R: Runtime> Future for OpFuture<R> {
+    type Output = Result<Done, Error>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let this = self.get_mut();
+        let op = match this.state.take() {
+            None => panic!("OpFuture polled after completion"),
+            Some(Err(e)) => return Poll::Ready(Err(e)),
+            Some(Ok(op)) => op,
+        };
+        let result = this
+            .client
+            .inner
+            .handle
+            .lock()
+            .waiters
+            .take(op, Some(cx.waker()));
+        match result {
+            Some(result) => {
+                if let Err(e) = &result {
+                    tracing::debug!(error = %e, "redlock: failed");
+                } else {
+                    tracing::trace!("redlock: done");
+                }
+                Poll::Ready(result.map_err(Error::from))
+            }
+            None => {
+                this.state = Some(Ok(op));
+                Poll::Pending
+            }
+        }
+    }
+}
+
+impl<R: Runtime> Drop for OpFuture<R> {
+    fn drop(&mut self) {
+        if let Some(Ok(op)) = self.state.take() {
+            let mut s = self.client.inner.handle.lock();
+            let s = &mut *s;
+            s.waiters.abandon(&mut s.engine, Instant::now(), op);
+            Handle::wake_driver(s);
+        }
+    }
+}

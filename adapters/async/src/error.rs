@@ -1,0 +1,111 @@
+//! The one error type every adapter returns.
+
+use redlock_core::{Attempt, Failure, OpError};
+use std::fmt;
+
+/// Why a lock call failed. Node-caused failures carry every attempt's per-node detail.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Error {
+    /// Enough nodes answered and refused: someone else holds (one of) the resources.
+    Locked {
+        /// Every attempt, last one deciding.
+        attempts: Vec<Attempt>,
+    },
+    /// Too few nodes answered to form a quorum: nodes are down, slow or failing.
+    Unreachable {
+        /// Every attempt, last one deciding.
+        attempts: Vec<Attempt>,
+    },
+    /// `extend`: a quorum no longer holds the lock's token (it expired or was taken).
+    NotHeld {
+        /// Every attempt, last one deciding.
+        attempts: Vec<Attempt>,
+    },
+    /// The lock's validity ran out: before `extend` was called (no attempts), or before a
+    /// quorum answered.
+    Expired {
+        /// Every attempt, last one deciding (empty when refused before sending).
+        attempts: Vec<Attempt>,
+    },
+    /// Bad configuration or a call that can never succeed (bad URL, no resources, ttl shorter
+    /// than the drift margin, …). Nothing was sent.
+    Config(redlock_core::Error),
+}
+
+impl Error {
+    /// The attempts behind a node-caused failure (empty for [`Error::Config`]).
+    pub fn attempts(&self) -> &[Attempt] {
+        match self {
+            Error::Locked { attempts }
+            | Error::Unreachable { attempts }
+            | Error::NotHeld { attempts }
+            | Error::Expired { attempts } => attempts,
+            Error::Config(_) => &[],
+        }
+    }
+
+    /// Whether another holder has the resource (retrying later may succeed).
+    pub fn is_locked(&self) -> bool {
+        matches!(self, Error::Locked { .. })
+    }
+
+    /// Whether nodes failed (down, slow, erroring), as opposed to refusing.
+    pub fn is_unreachable(&self) -> bool {
+        matches!(self, Error::Unreachable { .. })
+    }
+}
+
+impl From<redlock_core::Error> for Error {
+    fn from(e: redlock_core::Error) -> Self {
+        match e {
+            redlock_core::Error::Expired => Error::Expired {
+                attempts: Vec::new(),
+            },
+            other => Error::Config(other),
+        }
+    }
+}
+
+impl From<OpError> for Error {
+    fn from(e: OpError) -> Self {
+        let attempts = e.attempts;
+        match e.failure {
+            Failure::Locked => Error::Locked { attempts },
+            Failure::NotHeld => Error::NotHeld { attempts },
+            Failure::Expired => Error::Expired { attempts },
+            // A cancelled operation has no caller left to see it; and anything newer is,
+            // from the caller's side, a failure to reach agreement.
+            _ => Error::Unreachable { attempts },
+        }
+    }
+}
+
+impl fmt::Display for Error {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let n = self.attempts().len();
+        match self {
+            Error::Locked { .. } => write!(f, "locked by another holder ({n} attempt(s))")?,
+            Error::Unreachable { .. } => write!(
+                f,
+                "quorum unreachable: too few nodes answered ({n} attempt(s))"
+            )?,
+            Error::NotHeld { .. } => write!(f, "lock no longer held on a quorum ({n} attempt(s))")?,
+            Error::Expired { .. } => write!(f, "lock validity ran out")?,
+            Error::Config(e) => return write!(f, "{e}"),
+        }
+        if let Some(last) = self.attempts().last() {
+            write!(f, "; last attempt {last}")?;
+        }
+        Ok(())
+    }
+}
+
+impl std::error::Error for Error {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            Error::Config(e) => Some(e),
+            _ => None,
+        }
+    }
+}

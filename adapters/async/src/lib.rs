@@ -1,0 +1,41 @@
+//! # redlock-async
+//!
+//! The runtime-agnostic async Redlock client: one background driver task per client owns a
+//! connection per node and runs the sans-IO [`redlock_core::Engine`]; [`Redlock`] is the API.
+//! Generic over a small [`Runtime`] trait (connect, sleep-until, spawn), which
+//! `redlock-tokio`, `redlock-async-std` and `redlock-smol` implement; use one of those.
+//!
+//! ```no_run
+//! # async fn demo<R: redlock_async::Runtime + Default>() -> Result<(), redlock_async::Error> {
+//! use redlock_async::{Options, Redlock};
+//! use std::time::Duration;
+//!
+//! let redlock = Redlock::<R>::connect(
+//!     ["redis://127.0.0.1:7001", "redis://127.0.0.1:7002", "redis://127.0.0.1:7003"],
+//!     Options::default(),
+//! ).await?;
+//! let lock = redlock.acquire(["orders:42"], Duration::from_secs(10)).await?;
+//! let lock = redlock.extend(&lock, Duration::from_secs(10)).await?;
+//! redlock.release(&lock).await?;
+//! let total = redlock.using(["a", "b"], Duration::from_secs(10), |lease| async move {
+//!     assert!(!lease.is_lost());
+//!     40 + 2
+//! }).await?;
+//! # Ok(()) }
+//! ```
+
+mod client;
+mod driver;
+mod error;
+mod lease;
+mod runtime;
+pub mod waiters;
+
+pub use client::Redlock;
+pub use error::Error;
+pub use lease::Lease;
+pub use runtime::{BoxFuture, Connection, Runtime};
+
+pub use redlock_core::{
+    Attempt, Failure, Lock, NodeId, NodeReport, Options, Outcome, Protocol, Released, Scripts,
+};

@@ -1,0 +1,36 @@
+//! What a runtime must supply: connect, sleep until an instant, spawn. Nothing else.
+
+use std::future::Future;
+use std::io;
+use std::pin::Pin;
+use std::task::{Context, Poll};
+use std::time::Instant;
+
+/// A boxed, sendable future.
+pub type BoxFuture<T> = Pin<Box<dyn Future<Output = T> + Send + 'static>>;
+
+/// A connected byte stream (a TCP socket, usually).
+///
+/// The runtimes' own read/write traits differ (tokio's `AsyncRead` is not `futures-io`'s), so
+/// the driver asks for just these two calls; each adapter forwards them to its socket.
+pub trait Connection: Send + Unpin + 'static {
+    /// Reads into `buf`; `Ok(0)` means the peer closed. Registers `cx` when not ready.
+    fn poll_read(&mut self, cx: &mut Context<'_>, buf: &mut [u8]) -> Poll<io::Result<usize>>;
+    /// Writes some of `buf`, returning how much. Registers `cx` when not ready.
+    fn poll_write(&mut self, cx: &mut Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>>;
+}
+
+/// An async runtime, as the driver needs it.
+///
+/// Implemented by `redlock-tokio`, `redlock-async-std` and `redlock-smol`; implement it yourself
+/// to run on another executor.
+pub trait Runtime: Clone + Send + Sync + Unpin + 'static {
+    /// The socket type.
+    type Conn: Connection;
+    /// Opens a TCP connection to `host:port` (with `TCP_NODELAY`: lock traffic is small).
+    fn connect(&self, host: String, port: u16) -> BoxFuture<io::Result<Self::Conn>>;
+    /// A future that resolves at `deadline` (at once if it has passed).
+    fn sleep_until(&self, deadline: Instant) -> BoxFuture<()>;
+    /// Runs `task` in the background until it completes.
+    fn spawn(&self, task: BoxFuture<()>);
+}
