@@ -1,0 +1,663 @@
+//! A harness that runs real `redis-server` processes on loopback ports for live tests.
+//!
+//! [`Cluster::start`] spawns `n` independent servers (no replication, no persistence), each in
+//! its own temporary directory and on its own free port, and waits until every one answers
+//! `PING`. Faults are injected per node by process id: [`Cluster::stop`] / [`Cluster::cont`]
+//! (SIGSTOP / SIGCONT, a paused node whose socket still accepts connections), [`Cluster::kill`]
+//! (SIGKILL, a crash) and [`Cluster::restart`] (a fresh, empty server on the same port).
+//!
+//! Every process is a child of the test process and is only ever signalled by its pid, never by
+//! name, so concurrent test binaries do not disturb each other. Dropping the [`Cluster`] kills
+//! every server and removes the temporary directories.
+//!
+//! A small blocking RESP client ([`request`], [`Cluster::cmd`] and friends) is included for
+//! assertions about what the servers hold; it opens one connection per command.
+//!
+//! The methods take `&self` (each node's process sits behind a mutex), so a cluster can be shared
+//! through an `Arc` between a thread driving a client and one injecting faults.
+
+use bytes::BytesMut;
+pub use redlock_core::resp::Reply;
+use redlock_core::resp::{encode_command, Decoder, Protocol};
+use std::fs::{self, File, OpenOptions};
+use std::io::{self, Read, Write};
+use std::net::{Ipv4Addr, SocketAddr, TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Mutex, MutexGuard};
+use std::thread;
+use std::time::{Duration, Instant};
+
+/// How long a node gets to answer `PING` after it was spawned.
+pub const READY_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// The read/write timeout [`Cluster::cmd`] and the other panicking helpers use.
+pub const CMD_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// The largest reply the helper client buffers (one frame).
+const REPLY_CAP: usize = 64 * 1024 * 1024;
+
+/// How many fresh ports [`Cluster::start`] tries per node before giving up.
+const PORT_ATTEMPTS: usize = 20;
+
+/// The server binary, looked up on `PATH`.
+const REDIS_SERVER: &str = "redis-server";
+
+static DIR_COUNTER: AtomicUsize = AtomicUsize::new(0);
+
+/// A set of independent `redis-server` processes on loopback, killed on drop.
+#[derive(Debug)]
+pub struct Cluster {
+    nodes: Vec<Node>,
+}
+
+#[derive(Debug)]
+struct Node {
+    port: u16,
+    dir: PathBuf,
+    state: Mutex<NodeState>,
+}
+
+#[derive(Debug)]
+struct NodeState {
+    /// `None` once the process was killed and reaped.
+    child: Option<Child>,
+    /// Whether the last signal sent was SIGSTOP.
+    stopped: bool,
+}
+
+impl Cluster {
+    /// Starts `n` `redis-server` processes and waits until each answers `PING`.
+    ///
+    /// Each server runs with `--port P --bind 127.0.0.1 --save "" --appendonly no --dir D
+    /// --daemonize no --protected-mode no`, where `P` is a free loopback port and `D` a fresh
+    /// directory under [`std::env::temp_dir`]; its stdout and stderr go to `D/redis.log`.
+    ///
+    /// # Panics
+    ///
+    /// If `redis-server` is not on `PATH` (install it with `apt-get install redis-server`, or run
+    /// the suites through `cargo xtask test`), or a server does not become ready within
+    /// [`READY_TIMEOUT`] (the message includes its log).
+    pub fn start(n: usize) -> Cluster {
+        let mut cluster = Cluster {
+            nodes: Vec::with_capacity(n),
+        };
+        for _ in 0..n {
+            // Pushed one at a time so that a panic part-way through still cleans up (Drop).
+            let node = Node::start_fresh();
+            cluster.nodes.push(node);
+        }
+        cluster
+    }
+
+    /// The number of nodes.
+    pub fn len(&self) -> usize {
+        self.nodes.len()
+    }
+
+    /// Whether the cluster has no nodes.
+    pub fn is_empty(&self) -> bool {
+        self.nodes.is_empty()
+    }
+
+    /// `redis://127.0.0.1:P` for node `i`.
+    pub fn url(&self, i: usize) -> String {
+        format!("redis://127.0.0.1:{}", self.node(i).port)
+    }
+
+    /// The URLs of all nodes, in index order.
+    pub fn urls(&self) -> Vec<String> {
+        (0..self.len()).map(|i| self.url(i)).collect()
+    }
+
+    /// The TCP port node `i` listens on (unchanged across [`Cluster::restart`]).
+    pub fn port(&self, i: usize) -> u16 {
+        self.node(i).port
+    }
+
+    /// The socket address of node `i`.
+    pub fn addr(&self, i: usize) -> SocketAddr {
+        SocketAddr::from((Ipv4Addr::LOCALHOST, self.node(i).port))
+    }
+
+    /// The temporary directory of node `i` (its `--dir`, holding `redis.log`).
+    pub fn dir(&self, i: usize) -> &Path {
+        &self.node(i).dir
+    }
+
+    /// The process id of node `i`'s current server (it changes on [`Cluster::restart`]).
+    ///
+    /// # Panics
+    ///
+    /// If the node was killed and not restarted.
+    pub fn pid(&self, i: usize) -> u32 {
+        match &self.node(i).lock().child {
+            Some(child) => child.id(),
+            None => panic!("live node {i} is not running (killed and not restarted)"),
+        }
+    }
+
+    /// Pauses node `i` with SIGSTOP. Its socket still accepts connections (the kernel completes
+    /// the handshake), but nothing is answered until [`Cluster::cont`].
+    ///
+    /// # Panics
+    ///
+    /// If the node is not running or `kill` fails.
+    pub fn stop(&self, i: usize) {
+        let mut state = self.node(i).lock();
+        let pid = state.pid(i);
+        signal("-STOP", pid);
+        state.stopped = true;
+    }
+
+    /// Resumes node `i` with SIGCONT after [`Cluster::stop`].
+    ///
+    /// # Panics
+    ///
+    /// If the node is not running or `kill` fails.
+    pub fn cont(&self, i: usize) {
+        let mut state = self.node(i).lock();
+        let pid = state.pid(i);
+        signal("-CONT", pid);
+        state.stopped = false;
+    }
+
+    /// Whether node `i` was paused with [`Cluster::stop`] and not resumed since.
+    pub fn is_stopped(&self, i: usize) -> bool {
+        let state = self.node(i).lock();
+        state.child.is_some() && state.stopped
+    }
+
+    /// Kills node `i` with SIGKILL (a crash: no shutdown, all data lost) and waits for it to
+    /// exit. Connections to its port are refused until [`Cluster::restart`]. Does nothing if the
+    /// node is already dead.
+    pub fn kill(&self, i: usize) {
+        self.node(i).lock().kill();
+    }
+
+    /// Starts node `i` again on the same port with empty data (killing it first if it is still
+    /// running), and waits until it answers `PING`.
+    ///
+    /// # Panics
+    ///
+    /// If the server does not become ready within [`READY_TIMEOUT`] (for instance because
+    /// something else took the port meanwhile).
+    pub fn restart(&self, i: usize) {
+        let node = self.node(i);
+        let mut state = node.lock();
+        state.kill();
+        clear_dir(&node.dir);
+        // The port may still be held briefly by an unrelated socket; retry for a while.
+        let deadline = Instant::now() + READY_TIMEOUT;
+        loop {
+            match spawn_ready(node.port, &node.dir) {
+                Ok(child) => {
+                    state.child = Some(child);
+                    state.stopped = false;
+                    return;
+                }
+                Err(Failure::PortInUse(_)) if Instant::now() < deadline => {
+                    thread::sleep(Duration::from_millis(50));
+                }
+                Err(Failure::PortInUse(log)) | Err(Failure::Other(log)) => {
+                    panic!(
+                        "live node {i} did not restart on port {}:\n{log}",
+                        node.port
+                    )
+                }
+            }
+        }
+    }
+
+    /// Whether node `i`'s process is alive (a stopped process counts as running).
+    pub fn is_running(&self, i: usize) -> bool {
+        let mut state = self.node(i).lock();
+        let exited = match state.child.as_mut() {
+            None => return false,
+            Some(child) => !matches!(child.try_wait(), Ok(None)),
+        };
+        if exited {
+            state.child = None;
+            state.stopped = false;
+        }
+        !exited
+    }
+
+    /// Sends one command to node `i` over a fresh connection and returns the reply, with
+    /// `timeout` for connecting, writing and reading.
+    ///
+    /// A stopped node gives an error of kind `WouldBlock` or `TimedOut` after `timeout`; a
+    /// killed one `ConnectionRefused`.
+    pub fn try_cmd<A: AsRef<[u8]>>(
+        &self,
+        i: usize,
+        args: &[A],
+        timeout: Duration,
+    ) -> io::Result<Reply> {
+        request(self.addr(i), args, timeout)
+    }
+
+    /// Sends one command to node `i` and returns the reply (which may be [`Reply::Error`]).
+    ///
+    /// # Panics
+    ///
+    /// On an I/O error or a timeout ([`CMD_TIMEOUT`]); use [`Cluster::try_cmd`] to observe
+    /// those.
+    pub fn cmd<A: AsRef<[u8]>>(&self, i: usize, args: &[A]) -> Reply {
+        match self.try_cmd(i, args, CMD_TIMEOUT) {
+            Ok(reply) => reply,
+            Err(e) => panic!(
+                "live node {i} (port {}): command {} failed: {e}",
+                self.port(i),
+                show_args(args)
+            ),
+        }
+    }
+
+    /// `GET key` on node `i`, as UTF-8 (lossily).
+    ///
+    /// # Panics
+    ///
+    /// As [`Cluster::cmd`], or if the reply is neither a bulk string nor nil.
+    pub fn get(&self, i: usize, key: &str) -> Option<String> {
+        match self.cmd(i, &["GET", key]) {
+            Reply::Nil => None,
+            Reply::Bulk(b) => Some(String::from_utf8_lossy(&b).into_owned()),
+            other => panic!("live node {i}: GET {key:?} answered {other:?}"),
+        }
+    }
+
+    /// How many nodes hold `key`, counting only nodes that are running and not stopped.
+    pub fn exists_any(&self, key: &str) -> usize {
+        self.reachable()
+            .filter(|&i| expect_int(i, "EXISTS", self.cmd(i, &["EXISTS", key])) == 1)
+            .count()
+    }
+
+    /// `PTTL key` on node `i`: milliseconds left, `-1` for no expiry, `-2` for no such key.
+    pub fn pttl(&self, i: usize, key: &str) -> i64 {
+        expect_int(i, "PTTL", self.cmd(i, &["PTTL", key]))
+    }
+
+    /// `FLUSHALL` on every node that is running and not stopped.
+    pub fn flushall(&self) {
+        for i in self.reachable() {
+            match self.cmd(i, &["FLUSHALL"]) {
+                Reply::Status(s) if &s[..] == b"OK" => {}
+                other => panic!("live node {i}: FLUSHALL answered {other:?}"),
+            }
+        }
+    }
+
+    /// All keys on node `i` (`KEYS *`), sorted.
+    pub fn keys(&self, i: usize) -> Vec<String> {
+        let mut keys: Vec<String> = match self.cmd(i, &["KEYS", "*"]) {
+            Reply::Array(items) => items
+                .into_iter()
+                .map(|item| match item {
+                    Reply::Bulk(b) => String::from_utf8_lossy(&b).into_owned(),
+                    other => panic!("live node {i}: KEYS returned an element {other:?}"),
+                })
+                .collect(),
+            other => panic!("live node {i}: KEYS answered {other:?}"),
+        };
+        keys.sort();
+        keys
+    }
+
+    /// The contents of node `i`'s log (its stdout and stderr), for failure messages.
+    pub fn log(&self, i: usize) -> String {
+        read_log(&self.node(i).dir)
+    }
+
+    fn node(&self, i: usize) -> &Node {
+        match self.nodes.get(i) {
+            Some(node) => node,
+            None => panic!(
+                "no live node {i}: the cluster has {} nodes",
+                self.nodes.len()
+            ),
+        }
+    }
+
+    fn reachable(&self) -> impl Iterator<Item = usize> + '_ {
+        (0..self.len()).filter(|&i| self.is_running(i) && !self.is_stopped(i))
+    }
+}
+
+impl Drop for Cluster {
+    fn drop(&mut self) {
+        for node in &self.nodes {
+            node.lock().kill();
+            let _ = fs::remove_dir_all(&node.dir);
+        }
+    }
+}
+
+impl Node {
+    /// Spawns a server on a fresh port in a fresh directory, retrying on port collisions.
+    fn start_fresh() -> Node {
+        // Removes the directory if anything below panics before the node exists.
+        let guard = DirGuard(Some(make_dir()));
+        let dir = guard.path();
+        let mut last = String::new();
+        for _ in 0..PORT_ATTEMPTS {
+            let port =
+                free_port().unwrap_or_else(|e| panic!("cannot find a free loopback port: {e}"));
+            match spawn_ready(port, dir) {
+                Ok(child) => {
+                    return Node {
+                        port,
+                        dir: guard.disarm(),
+                        state: Mutex::new(NodeState {
+                            child: Some(child),
+                            stopped: false,
+                        }),
+                    }
+                }
+                Err(Failure::PortInUse(log)) => {
+                    last = log;
+                    clear_dir(dir);
+                }
+                Err(Failure::Other(log)) => {
+                    panic!("redis-server on port {port} did not become ready:\n{log}")
+                }
+            }
+        }
+        panic!("redis-server found no free port in {PORT_ATTEMPTS} attempts; last log:\n{last}")
+    }
+
+    fn lock(&self) -> MutexGuard<'_, NodeState> {
+        // A panic while holding the lock leaves the state consistent enough to clean up.
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+impl NodeState {
+    fn pid(&self, i: usize) -> u32 {
+        match &self.child {
+            Some(child) => child.id(),
+            None => panic!("live node {i} is not running (killed and not restarted)"),
+        }
+    }
+
+    /// SIGCONT (in case it is stopped), SIGKILL, wait. Idempotent.
+    fn kill(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            if matches!(child.try_wait(), Ok(None)) {
+                if self.stopped {
+                    let _ = Command::new("kill")
+                        .args(["-CONT", &child.id().to_string()])
+                        .stdout(Stdio::null())
+                        .stderr(Stdio::null())
+                        .status();
+                }
+                // `Child::kill` sends SIGKILL to this child's pid.
+                let _ = child.kill();
+            }
+            let _ = child.wait();
+        }
+        self.stopped = false;
+    }
+}
+
+/// Owns a node's directory until the node is built; removes it when dropped armed.
+struct DirGuard(Option<PathBuf>);
+
+impl DirGuard {
+    fn path(&self) -> &Path {
+        self.0.as_deref().unwrap_or_else(|| Path::new(""))
+    }
+
+    fn disarm(mut self) -> PathBuf {
+        self.0.take().unwrap_or_default()
+    }
+}
+
+impl Drop for DirGuard {
+    fn drop(&mut self) {
+        if let Some(dir) = self.0.take() {
+            let _ = fs::remove_dir_all(dir);
+        }
+    }
+}
+
+/// Why a spawned server did not become ready; both carry the server's log.
+enum Failure {
+    /// It exited complaining that the port is taken.
+    PortInUse(String),
+    /// Anything else (exit, timeout, unexpected `PING` answer).
+    Other(String),
+}
+
+/// Spawns `redis-server` on `port` in `dir` and waits until it answers `PING`. On failure the
+/// process is killed and reaped.
+fn spawn_ready(port: u16, dir: &Path) -> Result<Child, Failure> {
+    let log_path = dir.join("redis.log");
+    let log = OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(&log_path)
+        .unwrap_or_else(|e| panic!("cannot create {}: {e}", log_path.display()));
+    let log_err = log
+        .try_clone()
+        .unwrap_or_else(|e| panic!("cannot duplicate {}: {e}", log_path.display()));
+    let port_arg = port.to_string();
+    let spawned = Command::new(REDIS_SERVER)
+        .args(["--port", &port_arg, "--bind", "127.0.0.1"])
+        .args(["--save", ""])
+        .args(["--appendonly", "no"])
+        .arg("--dir")
+        .arg(dir)
+        .args(["--daemonize", "no", "--protected-mode", "no"])
+        .stdin(Stdio::null())
+        .stdout(log)
+        .stderr(log_err)
+        .spawn();
+    let mut child = match spawned {
+        Ok(child) => child,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => panic!(
+            "`{REDIS_SERVER}` was not found on PATH; live tests need it: install it with \
+             `apt-get install redis-server`, or run the suites with `cargo xtask test`"
+        ),
+        Err(e) => panic!("cannot spawn `{REDIS_SERVER}`: {e}"),
+    };
+    let addr = SocketAddr::from((Ipv4Addr::LOCALHOST, port));
+    let deadline = Instant::now() + READY_TIMEOUT;
+    let mut last_err;
+    loop {
+        if let Ok(Some(status)) = child.try_wait() {
+            let log = read_log(dir);
+            let text = format!("redis-server exited with {status} before answering PING\n{log}");
+            return Err(if log.contains("Address already in use") {
+                Failure::PortInUse(text)
+            } else {
+                Failure::Other(text)
+            });
+        }
+        match request(addr, &["PING"], Duration::from_millis(500)) {
+            Ok(Reply::Status(s)) if &s[..] == b"PONG" => {
+                // Make sure the PONG came from our process and not from another server that
+                // happened to own the port (ours then exits with "Address already in use").
+                let me = format!("process_id:{}\r\n", child.id());
+                match request(addr, &["INFO", "server"], Duration::from_millis(500)) {
+                    Ok(Reply::Bulk(info)) if String::from_utf8_lossy(&info).contains(&me) => {
+                        return Ok(child)
+                    }
+                    Ok(Reply::Bulk(_)) => {
+                        let _ = child.kill();
+                        let _ = child.wait();
+                        return Err(Failure::PortInUse(format!(
+                            "port {port} is served by another process; log:\n{}",
+                            read_log(dir)
+                        )));
+                    }
+                    Ok(other) => last_err = format!("INFO answered {other:?}"),
+                    Err(e) => last_err = format!("INFO failed: {e}"),
+                }
+            }
+            Ok(other) => {
+                // Another server (not ours) may own this port, or ours is still loading.
+                last_err = format!("PING answered {other:?}");
+            }
+            Err(e) => last_err = e.to_string(),
+        }
+        if Instant::now() >= deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            let text = format!(
+                "no +PONG within {READY_TIMEOUT:?} (last: {last_err}); log:\n{}",
+                read_log(dir)
+            );
+            return Err(if text.contains("Address already in use") {
+                Failure::PortInUse(text)
+            } else {
+                Failure::Other(text)
+            });
+        }
+        thread::sleep(Duration::from_millis(10));
+    }
+}
+
+/// A port that was free on 127.0.0.1 a moment ago (bind port 0, read it, release it).
+fn free_port() -> io::Result<u16> {
+    let listener = TcpListener::bind((Ipv4Addr::LOCALHOST, 0))?;
+    Ok(listener.local_addr()?.port())
+}
+
+/// A new, empty, uniquely named directory under the system temp dir.
+fn make_dir() -> PathBuf {
+    loop {
+        let n = DIR_COUNTER.fetch_add(1, Ordering::Relaxed);
+        let dir = std::env::temp_dir().join(format!("redlock-live-{}-{n}", std::process::id()));
+        match fs::create_dir(&dir) {
+            Ok(()) => return dir,
+            // Left over from an earlier process that had the same pid: take the next name.
+            Err(e) if e.kind() == io::ErrorKind::AlreadyExists => continue,
+            Err(e) => panic!("cannot create {}: {e}", dir.display()),
+        }
+    }
+}
+
+/// Empties `dir` (keeps the directory itself).
+fn clear_dir(dir: &Path) {
+    if let Ok(entries) = fs::read_dir(dir) {
+        for entry in entries.flatten() {
+            let path = entry.path();
+            let _ = if path.is_dir() {
+                fs::remove_dir_all(&path)
+            } else {
+                fs::remove_file(&path)
+            };
+        }
+    }
+}
+
+fn read_log(dir: &Path) -> String {
+    let path = dir.join("redis.log");
+    let mut text = String::new();
+    match File::open(&path) {
+        Ok(mut f) => {
+            let mut bytes = Vec::new();
+            let _ = f.read_to_end(&mut bytes);
+            text.push_str(&String::from_utf8_lossy(&bytes));
+        }
+        Err(e) => text = format!("(cannot read {}: {e})", path.display()),
+    }
+    text
+}
+
+/// Sends `kill <sig> <pid>` and panics if it fails.
+fn signal(sig: &str, pid: u32) {
+    let out = Command::new("kill")
+        .args([sig, &pid.to_string()])
+        .stdin(Stdio::null())
+        .output()
+        .unwrap_or_else(|e| panic!("cannot run `kill {sig} {pid}`: {e}"));
+    if !out.status.success() {
+        panic!(
+            "`kill {sig} {pid}` failed ({}): {}",
+            out.status,
+            String::from_utf8_lossy(&out.stderr).trim()
+        );
+    }
+}
+
+/// Whether a process with this pid exists (`kill -0 pid` succeeds).
+///
+/// A zombie (exited but not reaped) still counts; [`Cluster`] always reaps its children.
+pub fn pid_exists(pid: u32) -> bool {
+    Command::new("kill")
+        .args(["-0", &pid.to_string()])
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .map(|s| s.success())
+        .unwrap_or(false)
+}
+
+fn expect_int(i: usize, what: &str, reply: Reply) -> i64 {
+    match reply {
+        Reply::Int(n) => n,
+        other => panic!("live node {i}: {what} answered {other:?}"),
+    }
+}
+
+fn show_args<A: AsRef<[u8]>>(args: &[A]) -> String {
+    let parts: Vec<String> = args
+        .iter()
+        .map(|a| String::from_utf8_lossy(a.as_ref()).into_owned())
+        .collect();
+    format!("{parts:?}")
+}
+
+/// Sends one RESP2 command to `addr` over a fresh connection and reads one reply.
+///
+/// `timeout` bounds the connect, and each write and read. A timed-out read is an error of kind
+/// `WouldBlock` or `TimedOut` (the platform decides); a peer that closes first gives
+/// `UnexpectedEof`; bytes that are not RESP give `InvalidData`.
+pub fn request<A: AsRef<[u8]>>(
+    addr: SocketAddr,
+    args: &[A],
+    timeout: Duration,
+) -> io::Result<Reply> {
+    let mut stream = TcpStream::connect_timeout(&addr, timeout)?;
+    stream.set_read_timeout(Some(timeout))?;
+    stream.set_write_timeout(Some(timeout))?;
+    stream.set_nodelay(true)?;
+    let mut out = BytesMut::new();
+    encode_command(&mut out, args);
+    stream.write_all(&out)?;
+    let mut decoder = Decoder::new(Protocol::Resp2, REPLY_CAP);
+    let mut buf = [0u8; 16 * 1024];
+    loop {
+        let n = stream.read(&mut buf)?;
+        if n == 0 {
+            return Err(io::Error::new(
+                io::ErrorKind::UnexpectedEof,
+                "connection closed before a complete reply",
+            ));
+        }
+        let mut first = None;
+        decoder
+            .feed(&buf[..n], |reply| {
+                if first.is_none() {
+                    first = Some(reply);
+                }
+            })
+            .map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e))?;
+        if let Some(reply) = first {
+            return Ok(reply);
+        }
+    }
+}
+
+/// Whether `err` is what a read timeout looks like (`WouldBlock` on Unix, `TimedOut` elsewhere).
+pub fn is_timeout(err: &io::Error) -> bool {
+    matches!(
+        err.kind(),
+        io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
+    )
+}
