@@ -1,0 +1,81 @@
+//! # redlock-async-std
+//!
+//! The Redlock distributed lock on async-std. All the logic lives in `redlock-async` and
+//! `redlock-core`; this crate supplies the [`Runtime`](redlock_async::Runtime) for async-std.
+//!
+//! **async-std is discontinued upstream** (its maintainers recommend smol). This adapter
+//! exists for code bases that still run on it; new code should use `redlock-smol`, which has
+//! the same API.
+//!
+//! ```no_run
+//! use redlock_async_std::{Options, Redlock};
+//! use std::time::Duration;
+//!
+//! fn main() -> Result<(), redlock_async_std::Error> {
+//!     async_std::task::block_on(async {
+//!         let redlock = Redlock::connect(
+//!             ["redis://127.0.0.1:7001", "redis://127.0.0.1:7002", "redis://127.0.0.1:7003"],
+//!             Options::default(),
+//!         ).await?;
+//!         let lock = redlock.acquire(["orders:42"], Duration::from_secs(10)).await?;
+//!         redlock.release(&lock).await?;
+//!         Ok(())
+//!     })
+//! }
+//! ```
+
+use async_std::io::{Read, Write};
+use redlock_async::{BoxFuture, Connection};
+use std::io;
+use std::pin::Pin;
+use std::task::{Context, Poll};
+use std::time::Instant;
+
+pub use redlock_async::{
+    Attempt, Error, Failure, Lease, Lock, NodeId, NodeReport, Options, Outcome, Protocol, Released,
+    Runtime, Scripts,
+};
+
+/// The async-std [`Runtime`](redlock_async::Runtime).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct AsyncStd;
+
+/// A Redlock client on async-std.
+pub type Redlock = redlock_async::Redlock<AsyncStd>;
+
+/// An async-std TCP stream, as the driver sees it.
+#[derive(Debug)]
+pub struct AsyncStdConn(async_std::net::TcpStream);
+
+impl Connection for AsyncStdConn {
+    fn poll_read(&mut self, cx: &mut Context<'_>, buf: &mut [u8]) -> Poll<io::Result<usize>> {
+        Pin::new(&mut self.0).poll_read(cx, buf)
+    }
+
+    fn poll_write(&mut self, cx: &mut Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>> {
+        Pin::new(&mut self.0).poll_write(cx, buf)
+    }
+}
+
+impl redlock_async::Runtime for AsyncStd {
+    type Conn = AsyncStdConn;
+
+    fn connect(&self, host: String, port: u16) -> BoxFuture<io::Result<AsyncStdConn>> {
+        Box::pin(async move {
+            let stream = async_std::net::TcpStream::connect((host.as_str(), port)).await?;
+            stream.set_nodelay(true)?;
+            Ok(AsyncStdConn(stream))
+        })
+    }
+
+    fn sleep_until(&self, deadline: Instant) -> BoxFuture<()> {
+        Box::pin(async_std::task::sleep(
+            deadline.saturating_duration_since(Instant::now()),
+        ))
+    }
+
+    fn spawn(&self, task: BoxFuture<()>) {
+        // Dropping the JoinHandle detaches the task.
+        drop(async_std::task::spawn(task));
+    }
+}

@@ -1,0 +1,352 @@
+//! The blocking client: threads move bytes, callers wait on a condition variable.
+
+use redlock_async::waiters::Waiters;
+use redlock_async::Error;
+use redlock_core::{
+    Config, Done, Engine, Lock, NodeConfig, NodeId, OpId, Options, Released, Token,
+};
+use std::io::{ErrorKind, Read, Write};
+use std::net::{Shutdown, TcpStream, ToSocketAddrs};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard};
+use std::time::{Duration, Instant};
+
+const BACKOFF_MIN: Duration = Duration::from_millis(20);
+const BACKOFF_MAX: Duration = Duration::from_secs(1);
+/// How often idle threads look at the `closed` flag.
+const TICK: Duration = Duration::from_millis(100);
+
+struct State {
+    engine: Engine,
+    waiters: Waiters,
+    writers: Vec<Option<TcpStream>>,
+    settled: Vec<bool>,
+    closed: bool,
+}
+
+struct Shared {
+    state: Mutex<State>,
+    changed: Condvar,
+}
+
+impl Shared {
+    fn lock(&self) -> MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn wait<'a>(&self, g: MutexGuard<'a, State>, timeout: Duration) -> MutexGuard<'a, State> {
+        match self.changed.wait_timeout(g, timeout) {
+            Ok((g, _)) => g,
+            Err(p) => p.into_inner().0,
+        }
+    }
+}
+
+/// Writes what the engine queued, hands results to waiters, drops sockets the engine gave up
+/// on, and wakes every waiting thread. Called after every input to the engine.
+fn process(shared: &Shared, s: &mut State, now: Instant) {
+    while let Some((node, bytes)) = s.engine.poll_transmit() {
+        let i = node.index();
+        let failed = match &mut s.writers[i] {
+            Some(w) => w.write_all(&bytes).is_err(),
+            None => false,
+        };
+        if failed {
+            if let Some(w) = s.writers[i].take() {
+                let _ = w.shutdown(Shutdown::Both);
+            }
+            let _ = s.engine.handle_disconnected(now, node);
+        }
+    }
+    let State {
+        engine,
+        waiters,
+        writers,
+        ..
+    } = s;
+    waiters.dispatch(engine, now, |node| {
+        // The reader thread sees the shutdown, and reconnects.
+        if let Some(w) = writers[node.index()].take() {
+            let _ = w.shutdown(Shutdown::Both);
+        }
+    });
+    shared.changed.notify_all();
+}
+
+struct Inner {
+    shared: Arc<Shared>,
+    options: Options,
+}
+
+impl Drop for Inner {
+    fn drop(&mut self) {
+        let mut s = self.shared.lock();
+        s.closed = true;
+        for w in s.writers.iter_mut().filter_map(Option::take) {
+            let _ = w.shutdown(Shutdown::Both);
+        }
+        self.shared.changed.notify_all();
+    }
+}
+
+/// A blocking Redlock client over N independent Redis masters.
+///
+/// Cheap to clone; clones share the connections and threads, which stop when the last clone is
+/// dropped.
+#[derive(Clone)]
+pub struct Redlock {
+    inner: Arc<Inner>,
+}
+
+impl std::fmt::Debug for Redlock {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let s = self.inner.shared.lock();
+        f.debug_struct("Redlock")
+            .field("nodes", &s.engine.node_count())
+            .finish()
+    }
+}
+
+fn fresh_token() -> Token {
+    let mut random = [0u8; 20];
+    // Without OS entropy two holders could share a token: refuse to continue.
+    getrandom::fill(&mut random).expect("the OS random number generator failed");
+    Token::from_random(&random).expect("20 bytes is long enough")
+}
+
+impl Redlock {
+    /// Connects to every node in `urls` (`redis://[user:pass@]host:port[/db]`), starting one
+    /// thread per node and a timer thread, and waits for each node's first connection attempt
+    /// (up to `max(node_timeout, 1 s)`). Nodes that are down are retried in the background.
+    ///
+    /// Fails only for bad configuration ([`Error::Config`]), including `rediss://` (no TLS here).
+    pub fn connect<I, S>(urls: I, options: Options) -> Result<Redlock, Error>
+    where
+        I: IntoIterator<Item = S>,
+        S: AsRef<str>,
+    {
+        let config = Config::from_urls(urls, options.clone())?;
+        if let Some(n) = config.nodes.iter().find(|n| n.tls) {
+            return Err(Error::Config(redlock_core::Error::InvalidUrl {
+                url: format!("rediss://{n}"),
+                reason: "TLS is not built into this adapter; use redis://".into(),
+            }));
+        }
+        let mut seed = [0u8; 8];
+        getrandom::fill(&mut seed).expect("the OS random number generator failed");
+        let nodes = config.nodes.clone();
+        let n = nodes.len();
+        let engine = Engine::new(config, Instant::now(), u64::from_le_bytes(seed))?;
+        let shared = Arc::new(Shared {
+            state: Mutex::new(State {
+                engine,
+                waiters: Waiters::default(),
+                writers: (0..n).map(|_| None).collect(),
+                settled: vec![false; n],
+                closed: false,
+            }),
+            changed: Condvar::new(),
+        });
+        let connect_timeout = options.node_timeout.max(Duration::from_secs(1));
+        for (i, node) in nodes.into_iter().enumerate() {
+            let shared = shared.clone();
+            let write_timeout = options.node_timeout;
+            std::thread::Builder::new()
+                .name(format!("redlock-node-{i}"))
+                .spawn(move || node_thread(&shared, i, &node, connect_timeout, write_timeout))
+                .expect("spawn a node thread");
+        }
+        let timer = shared.clone();
+        std::thread::Builder::new()
+            .name("redlock-timer".into())
+            .spawn(move || timer_thread(&timer))
+            .expect("spawn the timer thread");
+        let mut s = shared.lock();
+        let deadline = Instant::now() + connect_timeout + TICK;
+        while !s.settled.iter().all(|d| *d) && Instant::now() < deadline {
+            s = shared.wait(s, TICK);
+        }
+        drop(s);
+        Ok(Redlock {
+            inner: Arc::new(Inner { shared, options }),
+        })
+    }
+
+    /// The options in force.
+    pub fn options(&self) -> &Options {
+        &self.inner.options
+    }
+
+    /// Acquires every resource in `resources` for `ttl`, retrying per the options; blocks until
+    /// it succeeds or fails. Errors as in `redlock_async::Redlock::acquire`.
+    pub fn acquire<I, S>(&self, resources: I, ttl: Duration) -> Result<Lock, Error>
+    where
+        I: IntoIterator<Item = S>,
+        S: AsRef<str>,
+    {
+        let names: Vec<String> = resources
+            .into_iter()
+            .map(|r| r.as_ref().to_string())
+            .collect();
+        let _span = tracing::debug_span!("redlock.acquire", resources = ?names).entered();
+        match self.run(|e, now| e.acquire(now, &names, ttl, fresh_token()))? {
+            Done::Acquired(lock) => Ok(lock),
+            other => unreachable!("acquire produced {other:?}"),
+        }
+    }
+
+    /// Extends `lock` to `ttl` from now; the returned lock replaces it.
+    pub fn extend(&self, lock: &Lock, ttl: Duration) -> Result<Lock, Error> {
+        let _span = tracing::debug_span!("redlock.extend", resources = ?lock.resources()).entered();
+        match self.run(|e, now| e.extend(now, lock, ttl))? {
+            Done::Extended(lock) => Ok(lock),
+            other => unreachable!("extend produced {other:?}"),
+        }
+    }
+
+    /// Releases `lock` on every node it can reach and reports how many confirmed.
+    pub fn release(&self, lock: &Lock) -> Result<Released, Error> {
+        let _span =
+            tracing::debug_span!("redlock.release", resources = ?lock.resources()).entered();
+        match self.run(|e, now| e.release(now, lock))? {
+            Done::Released(r) => Ok(r),
+            other => unreachable!("release produced {other:?}"),
+        }
+    }
+
+    fn run(
+        &self,
+        begin: impl FnOnce(&mut Engine, Instant) -> Result<OpId, redlock_core::Error>,
+    ) -> Result<Done, Error> {
+        let shared = &self.inner.shared;
+        let mut s = shared.lock();
+        let now = Instant::now();
+        let op = begin(&mut s.engine, now)?;
+        s.waiters.register(op);
+        process(shared, &mut s, now);
+        loop {
+            if let Some(result) = s.waiters.take(op, None) {
+                if let Err(e) = &result {
+                    tracing::debug!(error = %e, "redlock: failed");
+                }
+                return result.map_err(Error::from);
+            }
+            s = shared.wait(s, TICK);
+        }
+    }
+}
+
+fn timer_thread(shared: &Shared) {
+    let mut s = shared.lock();
+    while !s.closed {
+        let now = Instant::now();
+        match s.engine.poll_timeout() {
+            Some(t) if now >= t => {
+                s.engine.handle_timeout(now);
+                process(shared, &mut s, now);
+            }
+            Some(t) => s = shared.wait(s, (t - now).min(TICK)),
+            None => s = shared.wait(s, TICK),
+        }
+    }
+}
+
+fn node_thread(
+    shared: &Shared,
+    i: usize,
+    node: &NodeConfig,
+    connect_timeout: Duration,
+    write_timeout: Duration,
+) {
+    let id = NodeId::new(i);
+    let mut backoff = BACKOFF_MIN;
+    let mut buf = vec![0u8; 64 * 1024];
+    loop {
+        if shared.lock().closed {
+            return;
+        }
+        let stream = connect(node, connect_timeout);
+        let mut s = shared.lock();
+        s.settled[i] = true;
+        let reader = match stream.and_then(|w| Ok((w.try_clone()?, w))) {
+            Ok((reader, writer)) if !s.closed => {
+                let _ = writer.set_write_timeout(Some(write_timeout));
+                let _ = reader.set_read_timeout(Some(TICK));
+                s.writers[i] = Some(writer);
+                let now = Instant::now();
+                let _ = s.engine.handle_connected(now, id);
+                process(shared, &mut s, now);
+                backoff = BACKOFF_MIN;
+                tracing::debug!(node = %node, "redlock: connected");
+                reader
+            }
+            Ok(_) => return,
+            Err(e) => {
+                tracing::debug!(node = %node, error = %e, "redlock: connect failed");
+                shared.changed.notify_all();
+                let until = Instant::now() + backoff;
+                backoff = (backoff * 2).min(BACKOFF_MAX);
+                while !s.closed && Instant::now() < until {
+                    s = shared.wait(s, until.saturating_duration_since(Instant::now()));
+                }
+                continue;
+            }
+        };
+        drop(s);
+        read_loop(shared, id, reader, &mut buf);
+        let mut s = shared.lock();
+        if let Some(w) = s.writers[i].take() {
+            let _ = w.shutdown(Shutdown::Both);
+        }
+        let now = Instant::now();
+        let _ = s.engine.handle_disconnected(now, id);
+        process(shared, &mut s, now);
+        tracing::debug!(node = %node, "redlock: disconnected");
+        let until = now + backoff;
+        backoff = (backoff * 2).min(BACKOFF_MAX);
+        while !s.closed && Instant::now() < until {
+            s = shared.wait(s, until.saturating_duration_since(Instant::now()));
+        }
+    }
+}
+
+/// Reads until the socket closes, fails, or the client closes.
+fn read_loop(shared: &Shared, id: NodeId, mut reader: TcpStream, buf: &mut [u8]) {
+    loop {
+        match reader.read(buf) {
+            Ok(0) => return,
+            Ok(n) => {
+                let mut s = shared.lock();
+                let now = Instant::now();
+                let _ = s.engine.handle_input(now, id, &buf[..n]);
+                process(shared, &mut s, now);
+            }
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    ErrorKind::WouldBlock | ErrorKind::TimedOut | ErrorKind::Interrupted
+                ) =>
+            {
+                let s = shared.lock();
+                // The engine dropped this connection (Reconnect) or the client closed.
+                if s.closed || s.writers[id.index()].is_none() {
+                    return;
+                }
+            }
+            Err(_) => return,
+        }
+    }
+}
+
+fn connect(node: &NodeConfig, timeout: Duration) -> std::io::Result<TcpStream> {
+    let mut last = None;
+    for addr in (node.host.as_str(), node.port).to_socket_addrs()? {
+        match TcpStream::connect_timeout(&addr, timeout) {
+            Ok(s) => {
+                s.set_nodelay(true)?;
+                return Ok(s);
+            }
+            Err(e) => last = Some(e),
+        }
+    }
+    Err(last.unwrap_or_else(|| std::io::Error::new(ErrorKind::NotFound, "no address for host")))
+}

@@ -1,0 +1,38 @@
+//! # redlock-blocking
+//!
+//! The Redlock distributed lock with no async runtime: `std::net` sockets, one reader thread
+//! per node and one timer thread, around the same sans-IO engine and result table as the async
+//! adapters. Same names and errors as `redlock-tokio`, without `.await`.
+//!
+//! ```no_run
+//! use redlock_blocking::{Options, Redlock};
+//! use std::time::Duration;
+//!
+//! fn main() -> Result<(), redlock_blocking::Error> {
+//!     let redlock = Redlock::connect(
+//!         ["redis://127.0.0.1:7001", "redis://127.0.0.1:7002", "redis://127.0.0.1:7003"],
+//!         Options::default(),
+//!     )?;
+//!     let lock = redlock.acquire(["orders:42"], Duration::from_secs(10))?;
+//!     let lock = redlock.extend(&lock, Duration::from_secs(10))?;
+//!     redlock.release(&lock)?;
+//!
+//!     let n = redlock.using(["orders:42"], Duration::from_secs(10), |lease| {
+//!         // Check lease.is_lost() between steps of long work.
+//!         assert!(!lease.is_lost());
+//!         42
+//!     })?;
+//!     assert_eq!(n, 42);
+//!     Ok(())
+//! }
+//! ```
+
+mod client;
+mod lease;
+
+pub use client::Redlock;
+pub use lease::Lease;
+pub use redlock_async::{
+    Attempt, Error, Failure, Lock, NodeId, NodeReport, Options, Outcome, Protocol, Released,
+    Scripts,
+};
