@@ -31,18 +31,30 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         sockets.push(sock);
     }
 
-    let op = engine.acquire(Instant::now(), ["example:std_net"], Duration::from_secs(10), token()?)?;
+    let op = engine.acquire(
+        Instant::now(),
+        ["example:std_net"],
+        Duration::from_secs(10),
+        token()?,
+    )?;
     let lock = match run_until_done(&mut engine, &mut sockets, op)? {
         Ok(Done::Acquired(lock)) => lock,
         Ok(other) => return Err(format!("unexpected {other:?}").into()),
         Err(e) => return Err(e.into()),
     };
     let validity = lock.remaining(Instant::now());
-    writeln!(std::io::stdout(), "acquired {:?} (token {}, valid for {validity:?})", lock.resources(), lock.token())?;
+    writeln!(
+        std::io::stdout(),
+        "acquired {:?} (token {}, valid for {validity:?})",
+        lock.resources(),
+        lock.token()
+    )?;
 
     let op = engine.release(Instant::now(), &lock)?;
     match run_until_done(&mut engine, &mut sockets, op)? {
-        Ok(Done::Released(r)) => writeln!(std::io::stdout(), "released on {} node(s)", r.confirmed)?,
+        Ok(Done::Released(r)) => {
+            writeln!(std::io::stdout(), "released on {} node(s)", r.confirmed)?
+        }
         other => return Err(format!("unexpected {other:?}").into()),
     }
     Ok(())
@@ -78,13 +90,19 @@ fn run_until_done(
             match sock.read(&mut buf) {
                 Ok(0) => {
                     *slot = None;
-                    engine.handle_disconnected(now, NodeId::new(i)).expect("known node");
+                    engine
+                        .handle_disconnected(now, NodeId::new(i))
+                        .expect("known node");
                 }
-                Ok(n) => engine.handle_input(now, NodeId::new(i), &buf[..n]).expect("known node"),
+                Ok(n) => engine
+                    .handle_input(now, NodeId::new(i), &buf[..n])
+                    .expect("known node"),
                 Err(e) if e.kind() == ErrorKind::WouldBlock => {}
                 Err(_) => {
                     *slot = None;
-                    engine.handle_disconnected(now, NodeId::new(i)).expect("known node");
+                    engine
+                        .handle_disconnected(now, NodeId::new(i))
+                        .expect("known node");
                 }
             }
         }

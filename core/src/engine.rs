@@ -75,9 +75,15 @@ impl fmt::Display for OpId {
 /// let token = Token::from_random(&[7; 20]).unwrap();
 /// let op = engine.acquire(now, ["orders:42"], Duration::from_secs(10), token).unwrap();
 /// let (node, bytes) = engine.poll_transmit().unwrap();
-/// assert!(bytes.starts_with(b"*6\r\n$7\r\nEVALSHA\r\n"));
+/// // The handshake loads the scripts (SCRIPT LOAD ×3), then the acquire runs as EVALSHA.
+/// assert!(bytes.windows(7).any(|w| w == b"EVALSHA"));
+/// let mut replies = Vec::new();
+/// for source in [redlock_core::ACQUIRE, redlock_core::EXTEND, redlock_core::RELEASE] {
+///     replies.extend_from_slice(format!("$40\r\n{}\r\n", redlock_core::script_sha(source)).as_bytes());
+/// }
 /// // A node replying :1 grants the lock (1 node: quorum is 1).
-/// engine.handle_input(now, node, b":1\r\n").unwrap();
+/// replies.extend_from_slice(b":1\r\n");
+/// engine.handle_input(now, node, &replies).unwrap();
 /// match engine.poll_event() {
 ///     Some(redlock_core::Event::Completed { op: done, result: Ok(redlock_core::Done::Acquired(lock)) }) => {
 ///         assert_eq!(done, op);
@@ -112,7 +118,11 @@ impl Engine {
         config.validate()?;
         let Config { nodes, options } = config;
         let addrs = nodes.iter().map(|n| Arc::from(n.to_string())).collect();
-        let handshakes = nodes.iter().map(|n| handshake(n, &options)).collect();
+        let scripts = ScriptSet::new(&options.scripts);
+        let handshakes = nodes
+            .iter()
+            .map(|n| handshake(n, &options, &scripts))
+            .collect();
         let conns = nodes
             .iter()
             .map(|_| {
@@ -125,7 +135,7 @@ impl Engine {
             .collect();
         Ok(Engine {
             quorum: nodes.len() / 2 + 1,
-            scripts: ScriptSet::new(&options.scripts),
+            scripts,
             options,
             addrs,
             handshakes,
@@ -665,7 +675,11 @@ impl Engine {
     }
 }
 
-fn handshake(node: &crate::config::NodeConfig, options: &Options) -> Vec<Vec<Bytes>> {
+fn handshake(
+    node: &crate::config::NodeConfig,
+    options: &Options,
+    scripts: &ScriptSet,
+) -> Vec<Vec<Bytes>> {
     let b = |s: &str| Bytes::copy_from_slice(s.as_bytes());
     let mut cmds = Vec::new();
     match options.protocol {
@@ -697,6 +711,12 @@ fn handshake(node: &crate::config::NodeConfig, options: &Options) -> Vec<Vec<Byt
     }
     if node.db != 0 {
         cmds.push(vec![b("SELECT"), b(&node.db.to_string())]);
+    }
+    // Load the scripts up front. The NOSCRIPT fallback re-sends at the back of the pipeline, so
+    // a release queued behind an acquire could otherwise run first and leave the acquire's keys
+    // behind; with the scripts loaded, NOSCRIPT only follows a SCRIPT FLUSH mid-connection.
+    for id in [ScriptId::Acquire, ScriptId::Extend, ScriptId::Release] {
+        cmds.push(vec![b("SCRIPT"), b("LOAD"), scripts.get(id).source.clone()]);
     }
     cmds
 }
