@@ -1,0 +1,717 @@
+//! One conformance suite, four adapters.
+//!
+//! [`Client`] is the adapters' common surface, called from plain threads: the async adapters
+//! are driven with their runtime's `block_on`, the blocking one directly. The checks are written
+//! once, as generic functions here; [`conformance_suite!`](crate::conformance_suite) stamps out
+//! the `#[test]`s for one adapter on 1, 3 and 5 live nodes.
+
+use crate::fake::FakeServer;
+use crate::live::{Cluster, Reply};
+use redlock_async::{BoxFuture, Error, Lock, Options, Released, Runtime};
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, OnceLock};
+use std::task::Poll;
+use std::time::{Duration, Instant};
+
+/// What a `using` routine that waits for loss observed.
+#[derive(Debug, Clone, Copy)]
+pub struct LossSeen {
+    /// When `lost()` fired (`None`: it did not, within the wait).
+    pub fired_at: Option<Instant>,
+    /// The lease deadline at that moment.
+    pub deadline: Instant,
+}
+
+/// The surface every adapter offers, called from a plain thread.
+pub trait Client: Clone + Send + Sync + std::fmt::Debug + 'static {
+    /// Adapter name, for messages.
+    const NAME: &'static str;
+    /// `Redlock::connect`.
+    fn connect(urls: &[String], options: Options) -> Result<Self, Error>;
+    /// `acquire`.
+    fn acquire(&self, resources: &[&str], ttl: Duration) -> Result<Lock, Error>;
+    /// `extend`.
+    fn extend(&self, lock: &Lock, ttl: Duration) -> Result<Lock, Error>;
+    /// `release`.
+    fn release(&self, lock: &Lock) -> Result<Released, Error>;
+    /// `using` with a routine that holds for `hold`, then reports whether the lease was lost.
+    fn using_for(&self, resources: &[&str], ttl: Duration, hold: Duration) -> Result<bool, Error>;
+    /// `using` with a routine that calls `started`, then waits up to `max` for loss.
+    fn using_until_lost(
+        &self,
+        resources: &[&str],
+        ttl: Duration,
+        max: Duration,
+        started: Box<dyn FnOnce() + Send>,
+    ) -> Result<LossSeen, Error>;
+    /// Starts an acquire and drops it after `after` (or when it finishes first). `None` for an
+    /// adapter whose calls cannot be abandoned (blocking).
+    fn acquire_abandoned(&self, resources: &[&str], ttl: Duration, after: Duration) -> Option<()>;
+}
+
+/// An async runtime the suite can block on.
+pub trait BlockOn: Runtime + Default {
+    /// Adapter name.
+    const NAME: &'static str;
+    /// Runs `f` to completion on this runtime.
+    fn block_on<F: Future + Send>(f: F) -> F::Output
+    where
+        F::Output: Send;
+}
+
+impl BlockOn for redlock_tokio::Tokio {
+    const NAME: &'static str = "tokio";
+    fn block_on<F: Future + Send>(f: F) -> F::Output
+    where
+        F::Output: Send,
+    {
+        static RT: OnceLock<tokio::runtime::Runtime> = OnceLock::new();
+        RT.get_or_init(|| {
+            tokio::runtime::Builder::new_multi_thread()
+                .worker_threads(2)
+                .enable_all()
+                .build()
+                .expect("tokio runtime")
+        })
+        .block_on(f)
+    }
+}
+
+impl BlockOn for redlock_smol::Smol {
+    const NAME: &'static str = "smol";
+    fn block_on<F: Future + Send>(f: F) -> F::Output
+    where
+        F::Output: Send,
+    {
+        smol::block_on(f)
+    }
+}
+
+impl BlockOn for redlock_async_std::AsyncStd {
+    const NAME: &'static str = "async-std";
+    fn block_on<F: Future + Send>(f: F) -> F::Output
+    where
+        F::Output: Send,
+    {
+        async_std::task::block_on(f)
+    }
+}
+
+/// An async adapter behind the blocking [`Client`] surface.
+pub struct AsyncClient<R: BlockOn>(redlock_async::Redlock<R>);
+
+impl<R: BlockOn> std::fmt::Debug for AsyncClient<R> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        self.0.fmt(f)
+    }
+}
+
+impl<R: BlockOn> Clone for AsyncClient<R> {
+    fn clone(&self) -> Self {
+        AsyncClient(self.0.clone())
+    }
+}
+
+/// Resolves with `f`'s output, or `None` once `deadline` passes (dropping `f`).
+async fn until<R: Runtime, F: Future>(rt: &R, deadline: Instant, f: F) -> Option<F::Output> {
+    let mut f: Pin<Box<F>> = Box::pin(f);
+    let mut sleep: BoxFuture<()> = rt.sleep_until(deadline);
+    std::future::poll_fn(move |cx| {
+        if let Poll::Ready(v) = f.as_mut().poll(cx) {
+            return Poll::Ready(Some(v));
+        }
+        sleep.as_mut().poll(cx).map(|()| None)
+    })
+    .await
+}
+
+impl<R: BlockOn> Client for AsyncClient<R> {
+    const NAME: &'static str = R::NAME;
+
+    fn connect(urls: &[String], options: Options) -> Result<Self, Error> {
+        R::block_on(redlock_async::Redlock::<R>::connect(urls.to_vec(), options)).map(AsyncClient)
+    }
+
+    fn acquire(&self, resources: &[&str], ttl: Duration) -> Result<Lock, Error> {
+        R::block_on(self.0.acquire(resources.to_vec(), ttl))
+    }
+
+    fn extend(&self, lock: &Lock, ttl: Duration) -> Result<Lock, Error> {
+        R::block_on(self.0.extend(lock, ttl))
+    }
+
+    fn release(&self, lock: &Lock) -> Result<Released, Error> {
+        R::block_on(self.0.release(lock))
+    }
+
+    fn using_for(&self, resources: &[&str], ttl: Duration, hold: Duration) -> Result<bool, Error> {
+        let rt = R::default();
+        R::block_on(self.0.using(resources.to_vec(), ttl, |lease| async move {
+            rt.sleep_until(Instant::now() + hold).await;
+            lease.is_lost()
+        }))
+    }
+
+    fn using_until_lost(
+        &self,
+        resources: &[&str],
+        ttl: Duration,
+        max: Duration,
+        started: Box<dyn FnOnce() + Send>,
+    ) -> Result<LossSeen, Error> {
+        let rt = R::default();
+        R::block_on(self.0.using(resources.to_vec(), ttl, |lease| async move {
+            started();
+            let fired = until(&rt, Instant::now() + max, lease.lost()).await;
+            LossSeen {
+                fired_at: fired.map(|()| Instant::now()),
+                deadline: lease.deadline(),
+            }
+        }))
+    }
+
+    fn acquire_abandoned(&self, resources: &[&str], ttl: Duration, after: Duration) -> Option<()> {
+        let rt = R::default();
+        let redlock = self.0.clone();
+        let resources: Vec<String> = resources.iter().map(|r| r.to_string()).collect();
+        R::block_on(async move {
+            // Finished before the cut: the caller holds a lock like any other, and releases it.
+            if let Some(Ok(lock)) =
+                until(&rt, Instant::now() + after, redlock.acquire(resources, ttl)).await
+            {
+                redlock.release(&lock).await.expect("release");
+            }
+        });
+        Some(())
+    }
+}
+
+/// The blocking adapter is already a [`Client`] in all but name.
+#[derive(Clone, Debug)]
+pub struct BlockingClient(redlock_blocking::Redlock);
+
+impl Client for BlockingClient {
+    const NAME: &'static str = "blocking";
+
+    fn connect(urls: &[String], options: Options) -> Result<Self, Error> {
+        redlock_blocking::Redlock::connect(urls, options).map(BlockingClient)
+    }
+
+    fn acquire(&self, resources: &[&str], ttl: Duration) -> Result<Lock, Error> {
+        self.0.acquire(resources, ttl)
+    }
+
+    fn extend(&self, lock: &Lock, ttl: Duration) -> Result<Lock, Error> {
+        self.0.extend(lock, ttl)
+    }
+
+    fn release(&self, lock: &Lock) -> Result<Released, Error> {
+        self.0.release(lock)
+    }
+
+    fn using_for(&self, resources: &[&str], ttl: Duration, hold: Duration) -> Result<bool, Error> {
+        self.0.using(resources, ttl, |lease| {
+            std::thread::sleep(hold);
+            lease.is_lost()
+        })
+    }
+
+    fn using_until_lost(
+        &self,
+        resources: &[&str],
+        ttl: Duration,
+        max: Duration,
+        started: Box<dyn FnOnce() + Send>,
+    ) -> Result<LossSeen, Error> {
+        self.0.using(resources, ttl, |lease| {
+            started();
+            let fired = lease.wait_lost(max);
+            LossSeen {
+                fired_at: fired.then(Instant::now),
+                deadline: lease.deadline(),
+            }
+        })
+    }
+
+    fn acquire_abandoned(&self, _: &[&str], _: Duration, _: Duration) -> Option<()> {
+        None
+    }
+}
+
+/// Options for live tests: short timeouts and retry delays so faults show quickly.
+pub fn test_options() -> Options {
+    let mut o = Options::default();
+    // Short enough that faults show quickly, long enough that a loaded 2-core CI machine does
+    // not time out healthy nodes.
+    o.node_timeout = Duration::from_millis(1000);
+    o.retry_delay = Duration::from_millis(20);
+    o.retry_jitter = Duration::from_millis(10);
+    o.automatic_extension_threshold = Duration::from_millis(300);
+    o
+}
+
+fn once(options: &Options) -> Options {
+    let mut o = options.clone();
+    o.retry_count = Some(0);
+    o
+}
+
+const TTL: Duration = Duration::from_secs(5);
+
+/// Acquire, extend and release; keys appear on every node and are gone after release.
+pub fn round_trip<C: Client>(nodes: usize) {
+    let cluster = Cluster::start(nodes);
+    let c = C::connect(&cluster.urls(), test_options()).expect("connect");
+    let lock = c.acquire(&["rt:a"], TTL).expect("acquire");
+    assert!(lock.is_valid(Instant::now()));
+    // Acquire returns once a quorum granted; the rest may still be in flight.
+    let holding = |cluster: &Cluster| {
+        (0..nodes)
+            .filter(|i| cluster.get(*i, "rt:a").as_deref() == Some(lock.token().as_str()))
+            .count()
+    };
+    assert!(
+        holding(&cluster) > nodes / 2,
+        "{}: token on fewer than a quorum",
+        C::NAME
+    );
+    let deadline = Instant::now() + Duration::from_secs(2);
+    while holding(&cluster) < nodes {
+        assert!(
+            Instant::now() < deadline,
+            "{}: healthy nodes never all granted",
+            C::NAME
+        );
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    let extended = c.extend(&lock, Duration::from_secs(20)).expect("extend");
+    assert!(extended.valid_until() > lock.valid_until());
+    assert!(
+        cluster.pttl(0, "rt:a") > 10_000,
+        "extend reset the ttl on the node"
+    );
+    let released = c.release(&extended).expect("release");
+    assert_eq!(released.confirmed, nodes);
+    assert_eq!(cluster.exists_any("rt:a"), 0);
+    // Releasing again is harmless and confirms nothing.
+    assert_eq!(c.release(&extended).expect("release twice").confirmed, 0);
+    // Extending a released lock is refused as not held.
+    let err = c.extend(&extended, TTL).expect_err("extend after release");
+    assert!(
+        matches!(err, Error::NotHeld { .. }),
+        "{} got {err}",
+        C::NAME
+    );
+}
+
+/// A second client is refused while the first holds; a multi-resource lock refuses anyone
+/// holding any of its resources, and takes nothing when refused.
+pub fn exclusion<C: Client>(nodes: usize) {
+    let cluster = Cluster::start(nodes);
+    let a = C::connect(&cluster.urls(), test_options()).expect("connect a");
+    let b = C::connect(&cluster.urls(), once(&test_options())).expect("connect b");
+    let held = a.acquire(&["ex:1"], TTL).expect("a acquires");
+    let err = b.acquire(&["ex:1"], TTL).expect_err("b must be refused");
+    assert!(err.is_locked(), "{}: expected Locked, got {err}", C::NAME);
+    assert_eq!(err.attempts().len(), 1);
+    let err = b
+        .acquire(&["ex:2", "ex:1", "ex:3"], TTL)
+        .expect_err("multi must be refused");
+    assert!(err.is_locked(), "{err}");
+    assert_eq!(
+        cluster.exists_any("ex:2") + cluster.exists_any("ex:3"),
+        0,
+        "a refused multi-lock took nothing"
+    );
+    a.release(&held).expect("release");
+    let multi = b
+        .acquire(&["ex:2", "ex:1", "ex:3"], TTL)
+        .expect("b acquires all three");
+    assert_eq!(multi.resources().len(), 3);
+    let err = C::connect(&cluster.urls(), once(&test_options()))
+        .expect("connect c")
+        .acquire(&["ex:3"], TTL)
+        .expect_err("c refused on one of the three");
+    assert!(err.is_locked(), "{err}");
+    b.release(&multi).expect("release");
+}
+
+/// 32 workers × 50 rounds on one resource, each incrementing a plain counter with GET then SET
+/// inside the lock: the counter equals the acquisitions and no two holders ever overlap.
+pub fn contention<C: Client>(nodes: usize) {
+    const WORKERS: usize = 32;
+    const ROUNDS: usize = 50;
+    let cluster = Arc::new(Cluster::start(nodes));
+    let mut options = test_options();
+    options.retry_count = None;
+    options.retry_delay = Duration::from_millis(5);
+    options.retry_jitter = Duration::from_millis(5);
+    let client = C::connect(&cluster.urls(), options).expect("connect");
+    cluster.cmd(0, &["SET", "contention:counter", "0"]);
+    let holders = Arc::new(AtomicUsize::new(0));
+    let max_holders = Arc::new(AtomicUsize::new(0));
+    let acquired = Arc::new(AtomicUsize::new(0));
+    let threads: Vec<_> = (0..WORKERS)
+        .map(|_| {
+            let (client, cluster) = (client.clone(), cluster.clone());
+            let (holders, max_holders, acquired) =
+                (holders.clone(), max_holders.clone(), acquired.clone());
+            std::thread::spawn(move || {
+                for _ in 0..ROUNDS {
+                    let lock = client
+                        .acquire(&["contention:lock"], Duration::from_secs(3))
+                        .expect("acquire");
+                    let now = holders.fetch_add(1, Ordering::SeqCst) + 1;
+                    max_holders.fetch_max(now, Ordering::SeqCst);
+                    let value = match cluster.cmd(0, &["GET", "contention:counter"]) {
+                        Reply::Bulk(b) => {
+                            String::from_utf8_lossy(&b).parse::<u64>().expect("number")
+                        }
+                        other => panic!("GET counter: {other:?}"),
+                    };
+                    cluster.cmd(0, &["SET", "contention:counter", &(value + 1).to_string()]);
+                    assert!(lock.is_valid(Instant::now()), "work outlived the lock");
+                    holders.fetch_sub(1, Ordering::SeqCst);
+                    acquired.fetch_add(1, Ordering::SeqCst);
+                    client.release(&lock).expect("release");
+                }
+            })
+        })
+        .collect();
+    for t in threads {
+        t.join().expect("worker panicked");
+    }
+    assert_eq!(
+        max_holders.load(Ordering::SeqCst),
+        1,
+        "{}: two holders at once",
+        C::NAME
+    );
+    assert_eq!(acquired.load(Ordering::SeqCst), WORKERS * ROUNDS);
+    assert_eq!(
+        cluster.get(0, "contention:counter"),
+        Some((WORKERS * ROUNDS).to_string()),
+        "{}: lost updates: the lock let two writers interleave",
+        C::NAME
+    );
+    assert_eq!(cluster.exists_any("contention:lock"), 0);
+}
+
+/// 5 nodes, one paused: acquires still succeed promptly; after SIGCONT the node is used again.
+pub fn paused_node<C: Client>() {
+    let cluster = Cluster::start(5);
+    let options = test_options();
+    let c = C::connect(&cluster.urls(), options.clone()).expect("connect");
+    cluster.stop(4);
+    for round in 0..5 {
+        let start = Instant::now();
+        let lock = c
+            .acquire(&[&format!("pause:{round}")], TTL)
+            .expect("acquire with one node paused");
+        let took = start.elapsed();
+        assert!(
+            took < options.node_timeout + Duration::from_millis(250),
+            "{}: acquire took {took:?} with one node paused",
+            C::NAME
+        );
+        c.release(&lock).expect("release");
+    }
+    cluster.cont(4);
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        let lock = c
+            .acquire(&["pause:back"], TTL)
+            .expect("acquire after SIGCONT");
+        let on_node = cluster.get(4, "pause:back");
+        c.release(&lock).expect("release");
+        if on_node.as_deref() == Some(lock.token().as_str()) {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{}: node 4 never came back into use",
+            C::NAME
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// 5 nodes, 3 killed: acquire fails as unreachable (not locked); after restart it succeeds.
+pub fn quorum_lost<C: Client>() {
+    let cluster = Cluster::start(5);
+    let mut options = test_options();
+    options.retry_count = Some(1);
+    let c = C::connect(&cluster.urls(), options).expect("connect");
+    for i in 0..3 {
+        cluster.kill(i);
+    }
+    let err = c.acquire(&["ql:a"], TTL).expect_err("3 of 5 down");
+    assert!(
+        err.is_unreachable(),
+        "{}: expected Unreachable, got {err}",
+        C::NAME
+    );
+    assert_eq!(err.attempts().len(), 2, "retry_count 1 means two attempts");
+    assert_eq!(
+        cluster.exists_any("ql:a"),
+        0,
+        "a failed acquire is released where it was granted"
+    );
+    for i in 0..3 {
+        cluster.restart(i);
+    }
+    let deadline = Instant::now() + Duration::from_secs(5);
+    let lock = loop {
+        match c.acquire(&["ql:a"], TTL) {
+            Ok(lock) => break lock,
+            Err(e) if Instant::now() < deadline && e.is_unreachable() => {
+                std::thread::sleep(Duration::from_millis(50))
+            }
+            Err(e) => panic!("{}: no recovery after restart: {e}", C::NAME),
+        }
+    };
+    c.release(&lock).expect("release");
+}
+
+/// A node that answers garbage is a failing node: typed error, no panic, the others still work.
+pub fn garbage_node<C: Client>() {
+    let cluster = Cluster::start(2);
+    let fake = FakeServer::garbage();
+    let mut urls = cluster.urls();
+    urls.push(fake.url());
+    let c = C::connect(&urls, test_options()).expect("connect");
+    for round in 0..3 {
+        let lock = c
+            .acquire(&[&format!("garbage:{round}")], TTL)
+            .expect("two good nodes of three");
+        let key = &lock.resources()[0];
+        let holding = cluster.exists_any(key);
+        assert_eq!(
+            holding,
+            2,
+            "{}: quorum of 3 with one garbage node needs both good nodes",
+            C::NAME
+        );
+        c.release(&lock).expect("release");
+    }
+    // One good node of three: quorum cannot be reached.
+    let lonely = Cluster::start(1);
+    let other = FakeServer::garbage();
+    let mut options = test_options();
+    options.retry_count = Some(0);
+    let c = C::connect(&[lonely.url(0), fake.url(), other.url()], options).expect("connect");
+    let err = c
+        .acquire(&["garbage:x"], TTL)
+        .expect_err("one good node of three");
+    assert!(err.is_unreachable(), "{}: {err}", C::NAME);
+    assert_eq!(
+        lonely.exists_any("garbage:x"),
+        0,
+        "released after the failed attempt"
+    );
+}
+
+/// `using` keeps the lock through several ttl periods (others refused throughout), then
+/// releases it.
+pub fn using_keeps_lock<C: Client>(nodes: usize) {
+    let cluster = Cluster::start(nodes);
+    let holder = C::connect(&cluster.urls(), test_options()).expect("connect");
+    let probe = C::connect(&cluster.urls(), once(&test_options())).expect("connect probe");
+    let done = Arc::new(AtomicBool::new(false));
+    let refusals = Arc::new(Mutex::new(Vec::new()));
+    let prober = {
+        let (done, refusals, probe) = (done.clone(), refusals.clone(), probe.clone());
+        std::thread::spawn(move || {
+            std::thread::sleep(Duration::from_millis(100));
+            while !done.load(Ordering::SeqCst) {
+                let r = probe.acquire(&["using:a"], TTL);
+                let still_running = !done.load(Ordering::SeqCst);
+                match r {
+                    Ok(lock) if still_running => {
+                        panic!("probe acquired {lock:?} while using held it")
+                    }
+                    Ok(lock) => {
+                        let _ = probe.release(&lock);
+                    }
+                    Err(e) => refusals.lock().expect("lock").push(e.is_locked()),
+                }
+                std::thread::sleep(Duration::from_millis(100));
+            }
+        })
+    };
+    let ttl = Duration::from_millis(800);
+    let lost = holder.using_for(&["using:a"], ttl, ttl * 4).expect("using");
+    done.store(true, Ordering::SeqCst);
+    prober.join().expect("probe saw the lock free while held");
+    assert!(!lost, "{}: lease lost while nodes were healthy", C::NAME);
+    let refusals = refusals.lock().expect("lock");
+    assert!(refusals.len() >= 10, "probe ran {} times", refusals.len());
+    assert!(
+        refusals.iter().all(|locked| *locked),
+        "{}: probe failures were not all Locked",
+        C::NAME
+    );
+    assert_eq!(
+        cluster.exists_any("using:a"),
+        0,
+        "released after the routine"
+    );
+    let lock = probe.acquire(&["using:a"], TTL).expect("free after using");
+    probe.release(&lock).expect("release");
+}
+
+/// Killing the nodes mid-routine makes `lost()` fire before the lease deadline passes.
+pub fn using_notices_loss<C: Client>(nodes: usize) {
+    let cluster = Arc::new(Cluster::start(nodes));
+    let holder = C::connect(&cluster.urls(), test_options()).expect("connect");
+    let killer = cluster.clone();
+    let started: Box<dyn FnOnce() + Send> = Box::new(move || {
+        std::thread::spawn(move || {
+            std::thread::sleep(Duration::from_millis(200));
+            for i in 0..killer.len() {
+                killer.kill(i);
+            }
+        });
+    });
+    let ttl = Duration::from_secs(2);
+    let seen = holder
+        .using_until_lost(&["loss:a"], ttl, ttl * 3, started)
+        .expect("using");
+    let fired = seen
+        .fired_at
+        .unwrap_or_else(|| panic!("{}: lost() never fired", C::NAME));
+    assert!(
+        fired <= seen.deadline,
+        "{}: lost() fired {:?} after the deadline",
+        C::NAME,
+        fired - seen.deadline
+    );
+}
+
+/// Dropping acquire futures at every stage (before sending, mid-flight, after completion)
+/// leaves no key on any node once things settle.
+pub fn cancellation<C: Client>(nodes: usize) {
+    let cluster = Cluster::start(nodes);
+    let c = C::connect(&cluster.urls(), test_options()).expect("connect");
+    if c.acquire_abandoned(&["cancel:probe"], TTL, Duration::ZERO)
+        .is_none()
+    {
+        return; // blocking calls cannot be abandoned
+    }
+    for i in 0..60u64 {
+        let after = Duration::from_micros(i * 25);
+        c.acquire_abandoned(&[&format!("cancel:{i}"), "cancel:shared"], TTL, after);
+    }
+    std::thread::sleep(Duration::from_millis(300));
+    for i in 0..nodes {
+        let keys = cluster.keys(i);
+        assert!(
+            keys.is_empty(),
+            "{}: node {i} kept {keys:?} after abandoned acquires",
+            C::NAME
+        );
+    }
+    // And the client still works.
+    let lock = c
+        .acquire(&["cancel:shared"], TTL)
+        .expect("acquire after cancellations");
+    c.release(&lock).expect("release");
+}
+
+/// Bad configuration is reported at once, before any connection.
+pub fn bad_config<C: Client>() {
+    let err = C::connect(&["http://127.0.0.1:1".to_string()], test_options()).expect_err("bad url");
+    assert!(matches!(err, Error::Config(_)), "{err}");
+    let err = C::connect(&[], test_options()).expect_err("no nodes");
+    assert!(matches!(err, Error::Config(_)), "{err}");
+    let cluster = Cluster::start(1);
+    let c = C::connect(&cluster.urls(), test_options()).expect("connect");
+    let err = c.acquire(&[], TTL).expect_err("no resources");
+    assert!(matches!(err, Error::Config(_)), "{err}");
+    let err = c
+        .acquire(&["x"], Duration::from_millis(1))
+        .expect_err("ttl shorter than drift");
+    assert!(matches!(err, Error::Config(_)), "{err}");
+}
+
+/// Stamps out the suite's `#[test]`s for one [`Client`] type.
+#[macro_export]
+macro_rules! conformance_suite {
+    ($client:ty) => {
+        use $crate::conformance as suite;
+        #[test]
+        fn round_trip_1() {
+            suite::round_trip::<$client>(1)
+        }
+        #[test]
+        fn round_trip_3() {
+            suite::round_trip::<$client>(3)
+        }
+        #[test]
+        fn round_trip_5() {
+            suite::round_trip::<$client>(5)
+        }
+        #[test]
+        fn exclusion_1() {
+            suite::exclusion::<$client>(1)
+        }
+        #[test]
+        fn exclusion_3() {
+            suite::exclusion::<$client>(3)
+        }
+        #[test]
+        fn exclusion_5() {
+            suite::exclusion::<$client>(5)
+        }
+        #[test]
+        fn contention_1() {
+            suite::contention::<$client>(1)
+        }
+        #[test]
+        fn contention_3() {
+            suite::contention::<$client>(3)
+        }
+        #[test]
+        fn contention_5() {
+            suite::contention::<$client>(5)
+        }
+        #[test]
+        fn paused_node_5() {
+            suite::paused_node::<$client>()
+        }
+        #[test]
+        fn quorum_lost_5() {
+            suite::quorum_lost::<$client>()
+        }
+        #[test]
+        fn garbage_node_3() {
+            suite::garbage_node::<$client>()
+        }
+        #[test]
+        fn using_keeps_lock_1() {
+            suite::using_keeps_lock::<$client>(1)
+        }
+        #[test]
+        fn using_keeps_lock_3() {
+            suite::using_keeps_lock::<$client>(3)
+        }
+        #[test]
+        fn using_keeps_lock_5() {
+            suite::using_keeps_lock::<$client>(5)
+        }
+        #[test]
+        fn using_notices_loss_3() {
+            suite::using_notices_loss::<$client>(3)
+        }
+        #[test]
+        fn cancellation_3() {
+            suite::cancellation::<$client>(3)
+        }
+        #[test]
+        fn bad_config() {
+            suite::bad_config::<$client>()
+        }
+    };
+}

@@ -1,0 +1,5 @@
+//! The conformance suite against live redis-server nodes, on async_std.
+
+redlock_tests::conformance_suite!(
+    redlock_tests::conformance::AsyncClient<redlock_async_std::AsyncStd>
+);

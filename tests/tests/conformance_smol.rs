@@ -1,0 +1,3 @@
+//! The conformance suite against live redis-server nodes, on smol.
+
+redlock_tests::conformance_suite!(redlock_tests::conformance::AsyncClient<redlock_smol::Smol>);
