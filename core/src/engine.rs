@@ -68,8 +68,9 @@ impl fmt::Display for OpId {
 /// use redlock_core::{Config, Engine, NodeId, Options, Token};
 /// use std::time::{Duration, Instant};
 ///
+/// // The caller owns the clock: `now` comes from wherever the adapter reads time.
+/// fn demo(now: Instant) {
 /// let config = Config::from_urls(["redis://127.0.0.1:6379"], Options::default()).unwrap();
-/// let now = Instant::now();
 /// let mut engine = Engine::new(config, now, 42).unwrap();
 /// engine.handle_connected(now, NodeId::new(0)).unwrap();
 /// let token = Token::from_random(&[7; 20]).unwrap();
@@ -90,6 +91,7 @@ impl fmt::Display for OpId {
 ///         assert!(lock.is_valid(now));
 ///     }
 ///     other => panic!("{other:?}"),
+/// }
 /// }
 /// ```
 #[derive(Debug)]

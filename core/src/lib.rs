@@ -6,10 +6,10 @@
 //! the next instant it wants to be woken at ([`Engine::poll_timeout`]) and results
 //! ([`Engine::poll_event`]).
 //!
-//! Most users want an adapter (`redlock-tokio`, `redlock-smol`, `redlock-async-std`,
-//! `redlock-blocking`), which run this engine over real sockets. Use the core directly to embed
+//! Most users want one of the runtime adapters (the crates under `adapters/` in this
+//! repository), which run this engine over real sockets. Use the core directly to embed
 //! the lock protocol in your own transport, or to test quorum logic deterministically.
-//! `examples/std_net.rs` drives it over blocking `std::net` sockets.
+//! `examples/std_net.rs` drives it over the standard library's blocking sockets.
 //!
 //! Errors come in two kinds: caller misuse ([`Error`], returned at once) and what the nodes did
 //! ([`OpError`], inside [`Event::Completed`], with every attempt's per-node [`Outcome`]).
