@@ -3,7 +3,7 @@
 use crate::driver::{Driver, Handle};
 use crate::error::Error;
 use crate::runtime::Runtime;
-use redlock_core::{Config, Done, Engine, Lock, OpId, Options, Released, Token};
+use redlock_core::{Done, Engine, Lock, OpId, Options, Released};
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
@@ -50,15 +50,6 @@ impl<R: Runtime> std::fmt::Debug for Redlock<R> {
     }
 }
 
-/// 20 bytes from the OS CSPRNG: tokens must be unguessable and unique across every client.
-pub(crate) fn fresh_token() -> Token {
-    let mut random = [0u8; 20];
-    // The OS entropy source failing is not recoverable, and a weaker fallback would risk two
-    // holders sharing a token: refuse to continue.
-    getrandom::fill(&mut random).expect("the OS random number generator failed");
-    Token::from_random(&random).expect("20 bytes is long enough")
-}
-
 impl<R: Runtime + Default> Redlock<R> {
     /// Connects to every node in `urls` (`redis://[user:pass@]host:port[/db]`) on the default
     /// runtime instance. See [`Redlock::connect_with`].
@@ -83,19 +74,8 @@ impl<R: Runtime> Redlock<R> {
         I: IntoIterator<Item = S>,
         S: AsRef<str>,
     {
-        let config = Config::from_urls(urls, options.clone())?;
-        if let Some(n) = config.nodes.iter().find(|n| n.tls) {
-            return Err(Error::Config(redlock_core::Error::InvalidUrl {
-                url: format!("rediss://{n}"),
-                reason: "TLS is not built into this adapter; use redis://".into(),
-            }));
-        }
-        let mut seed = [0u8; 8];
-        getrandom::fill(&mut seed).expect("the OS random number generator failed");
-        let nodes = config.nodes.clone();
-        let engine = Engine::new(config, Instant::now(), u64::from_le_bytes(seed))?;
+        let (engine, nodes, connect_timeout) = crate::setup::new_engine(urls, &options)?;
         let handle = Arc::new(Handle::new(engine));
-        let connect_timeout = options.node_timeout.max(Duration::from_secs(1));
         rt.spawn(Box::pin(Driver::new(
             rt.clone(),
             handle.clone(),
@@ -137,7 +117,7 @@ impl<R: Runtime> Redlock<R> {
             .map(|r| r.as_ref().to_string())
             .collect();
         let span = tracing::debug_span!("redlock.acquire", resources = ?names, ttl_ms = ttl.as_millis() as u64);
-        let fut = self.start(|e, now| e.acquire(now, &names, ttl, fresh_token()));
+        let fut = self.start(|e, now| e.acquire(now, &names, ttl, crate::setup::fresh_token()));
         match fut.instrument(span).await? {
             Done::Acquired(lock) => Ok(lock),
             other => unreachable!("acquire produced {other:?}"),

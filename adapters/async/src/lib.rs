@@ -29,6 +29,7 @@ mod driver;
 mod error;
 mod lease;
 mod runtime;
+pub mod setup;
 pub mod waiters;
 
 pub use client::Redlock;

@@ -1,10 +1,9 @@
 //! The blocking client: threads move bytes, callers wait on a condition variable.
 
+use redlock_async::setup::{fresh_token, new_engine};
 use redlock_async::waiters::Waiters;
 use redlock_async::Error;
-use redlock_core::{
-    Config, Done, Engine, Lock, NodeConfig, NodeId, OpId, Options, Released, Token,
-};
+use redlock_core::{Done, Engine, Lock, NodeConfig, NodeId, OpId, Options, Released};
 use std::io::{ErrorKind, Read, Write};
 use std::net::{Shutdown, TcpStream, ToSocketAddrs};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
@@ -106,13 +105,6 @@ impl std::fmt::Debug for Redlock {
     }
 }
 
-fn fresh_token() -> Token {
-    let mut random = [0u8; 20];
-    // Without OS entropy two holders could share a token: refuse to continue.
-    getrandom::fill(&mut random).expect("the OS random number generator failed");
-    Token::from_random(&random).expect("20 bytes is long enough")
-}
-
 impl Redlock {
     /// Connects to every node in `urls` (`redis://[user:pass@]host:port[/db]`), starting one
     /// thread per node and a timer thread, and waits for each node's first connection attempt
@@ -124,18 +116,8 @@ impl Redlock {
         I: IntoIterator<Item = S>,
         S: AsRef<str>,
     {
-        let config = Config::from_urls(urls, options.clone())?;
-        if let Some(n) = config.nodes.iter().find(|n| n.tls) {
-            return Err(Error::Config(redlock_core::Error::InvalidUrl {
-                url: format!("rediss://{n}"),
-                reason: "TLS is not built into this adapter; use redis://".into(),
-            }));
-        }
-        let mut seed = [0u8; 8];
-        getrandom::fill(&mut seed).expect("the OS random number generator failed");
-        let nodes = config.nodes.clone();
+        let (engine, nodes, connect_timeout) = new_engine(urls, &options)?;
         let n = nodes.len();
-        let engine = Engine::new(config, Instant::now(), u64::from_le_bytes(seed))?;
         let shared = Arc::new(Shared {
             state: Mutex::new(State {
                 engine,
@@ -146,7 +128,6 @@ impl Redlock {
             }),
             changed: Condvar::new(),
         });
-        let connect_timeout = options.node_timeout.max(Duration::from_secs(1));
         for (i, node) in nodes.into_iter().enumerate() {
             let shared = shared.clone();
             let write_timeout = options.node_timeout;

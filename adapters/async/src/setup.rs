@@ -1,0 +1,48 @@
+//! What every adapter does before it has sockets: parse the URLs, seed and build the engine,
+//! and draw lock tokens. Shared with `redlock-blocking`.
+
+use crate::error::Error;
+use redlock_core::{Config, Engine, NodeConfig, Options, Token};
+use std::time::{Duration, Instant};
+
+/// A new engine for `urls`, the node list it was built from, and how long a first connection
+/// attempt may take (`max(node_timeout, 1 s)`).
+///
+/// Returns [`Error::Config`] for an unparsable URL, no nodes, an option out of range, or a
+/// `rediss://` URL (no adapter here has TLS built in).
+pub fn new_engine<I, S>(
+    urls: I,
+    options: &Options,
+) -> Result<(Engine, Vec<NodeConfig>, Duration), Error>
+where
+    I: IntoIterator<Item = S>,
+    S: AsRef<str>,
+{
+    let config = Config::from_urls(urls, options.clone())?;
+    if let Some(n) = config.nodes.iter().find(|n| n.tls) {
+        return Err(Error::Config(redlock_core::Error::InvalidUrl {
+            url: format!("rediss://{n}"),
+            reason: "TLS is not built into this adapter; use redis://".into(),
+        }));
+    }
+    let mut seed = [0u8; 8];
+    getrandom::fill(&mut seed).expect("the OS random number generator failed");
+    let nodes = config.nodes.clone();
+    let engine = Engine::new(config, Instant::now(), u64::from_le_bytes(seed))?;
+    Ok((
+        engine,
+        nodes,
+        options.node_timeout.max(Duration::from_secs(1)),
+    ))
+}
+
+/// A lock token from 20 bytes of the OS CSPRNG: unguessable and unique across every client.
+///
+/// # Panics
+///
+/// When the OS entropy source fails: a weaker fallback could give two holders one token.
+pub fn fresh_token() -> Token {
+    let mut random = [0u8; 20];
+    getrandom::fill(&mut random).expect("the OS random number generator failed");
+    Token::from_random(&random).expect("20 bytes is long enough")
+}
