@@ -83,6 +83,8 @@ pub enum Value {
     Map(Vec<(Value, Value)>),
     /// A boolean (RESP3 `#`); `:1` or a null in RESP2, as Redis converts Lua booleans.
     Bool(bool),
+    /// An out-of-band push (RESP3 `>`, e.g. a client-tracking invalidation); an array in RESP2.
+    Push(Vec<Value>),
 }
 
 impl Value {
@@ -120,6 +122,13 @@ impl Value {
             Value::Nil => out.extend_from_slice(b"$-1\r\n"),
             Value::Array(items) => {
                 line(out, b'*', items.len().to_string().as_bytes());
+                for v in items {
+                    v.encode(protocol, out);
+                }
+            }
+            Value::Push(items) => {
+                let kind = if resp3 { b'>' } else { b'*' };
+                line(out, kind, items.len().to_string().as_bytes());
                 for v in items {
                     v.encode(protocol, out);
                 }
@@ -350,6 +359,9 @@ pub enum FaultAction {
     Close,
     /// Run the command, then close the connection without replying.
     ExecuteThenClose,
+    /// Write this value first (typically a [`Value::Push`]), then run the command and reply as
+    /// usual.
+    Before(Value),
 }
 
 /// A rule injected with [`Node::inject`]: the first rule that matches a command decides its fate.
@@ -527,7 +539,7 @@ impl Node {
     /// It is not loaded into the cache: `EVALSHA` still says NOSCRIPT until `EVAL` or
     /// `SCRIPT LOAD`.
     pub fn learn_script(&mut self, source: &str, kind: ScriptKind) {
-        self.known.insert(script_sha(source), kind);
+        self.known.insert(sha_of(source.as_bytes()), kind);
     }
 
     /// Requires `AUTH [user] password` (or `HELLO … AUTH user password`) before other commands.
@@ -599,7 +611,7 @@ impl Node {
 
     /// Loads `source` into the script cache, as `SCRIPT LOAD` does; returns its SHA-1.
     pub fn load_script(&mut self, source: &str) -> String {
-        let sha = script_sha(source);
+        let sha = sha_of(source.as_bytes());
         self.cache
             .insert(sha.clone(), Bytes::copy_from_slice(source.as_bytes()));
         sha
@@ -780,6 +792,11 @@ impl Node {
                     self.execute(now, session, &args);
                     session.state = SessionState::Closed;
                 }
+                Some(FaultAction::Before(v)) => {
+                    v.encode(session.protocol, &mut out);
+                    let reply = self.execute(now, session, &args);
+                    reply.encode(session.protocol, &mut out);
+                }
             }
             if session.state != SessionState::Open {
                 session.input.clear();
@@ -796,9 +813,7 @@ impl Node {
                 self.known
                     .get(&String::from_utf8_lossy(s).to_ascii_lowercase())
             }),
-            b"EVAL" => args
-                .get(1)
-                .and_then(|s| self.known.get(&script_sha(&String::from_utf8_lossy(s)))),
+            b"EVAL" => args.get(1).and_then(|s| self.known.get(&sha_of(s))),
             _ => None,
         }
         .copied();
@@ -1284,6 +1299,27 @@ impl Node {
             }
         }
     }
+}
+
+/// [`script_sha`], remembered per thread: simulations hash the same few sources millions of
+/// times.
+fn sha_of(source: &[u8]) -> String {
+    thread_local! {
+        static SHAS: std::cell::RefCell<HashMap<Vec<u8>, String>> =
+            std::cell::RefCell::new(HashMap::new());
+    }
+    SHAS.with(|m| {
+        let mut m = m.borrow_mut();
+        if let Some(sha) = m.get(source) {
+            return sha.clone();
+        }
+        let sha = script_sha(&String::from_utf8_lossy(source));
+        if m.len() >= 256 {
+            m.clear();
+        }
+        m.insert(source.to_vec(), sha.clone());
+        sha
+    })
 }
 
 fn int_arg(b: &Bytes) -> Option<i64> {
