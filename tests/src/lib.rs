@@ -3,5 +3,7 @@
 
 pub mod conformance;
 pub mod fake;
+pub mod link;
 pub mod live;
 pub mod model;
+pub mod rig;
