@@ -33,6 +33,9 @@ struct ScriptCall {
     keys: Arc<[Bytes]>,
     argv: Arc<[Bytes]>,
     sent_as_eval: bool,
+    /// Run again after a NOSCRIPT ahead of it (see [`Conn::input`]): this reply is ignored,
+    /// the copy's reply counts.
+    superseded: bool,
 }
 
 #[derive(Debug)]
@@ -93,7 +96,11 @@ impl Conn {
         self.up = false;
         self.out.clear();
         self.decoder = Decoder::new(self.protocol, self.cap);
-        self.pending.drain(..).map(|p| p.tag).collect()
+        self.pending
+            .drain(..)
+            .filter(|p| !p.script.as_ref().is_some_and(|c| c.superseded))
+            .map(|p| p.tag)
+            .collect()
     }
 
     /// Queues `EVALSHA sha numkeys keys… argv…`.
@@ -114,6 +121,7 @@ impl Conn {
                 keys: keys.clone(),
                 argv: argv.clone(),
                 sent_as_eval: false,
+                superseded: false,
             }),
         });
     }
@@ -176,6 +184,9 @@ impl Conn {
                 )));
                 return;
             };
+            if req.script.as_ref().is_some_and(|c| c.superseded) {
+                return;
+            }
             if let Reply::Error(e) = &reply {
                 if req.tag == Tag::Handshake {
                     failed = Some(ConnError::Handshake(e.clone()));
@@ -188,7 +199,35 @@ impl Conn {
                         encode_script(out, b"EVAL", &call.source, &call.keys, &call.argv);
                         call.sent_as_eval = true;
                         req.deadline = now + *timeout;
+                        // The scripts pipelined behind this one have already run, before the
+                        // re-send: a cleanup release before the acquire it undoes, or a stale
+                        // release after the next attempt's acquire (same token), deleting a
+                        // key that attempt counts. Run them again after it, in order, and
+                        // count only those replies: the node sees this connection's scripts
+                        // in the order they were issued.
+                        let behind = pending.len();
                         pending.push_back(req);
+                        for i in 0..behind {
+                            let tag = pending[i].tag;
+                            let Some(call) = pending[i].script.as_mut().filter(|c| !c.superseded)
+                            else {
+                                continue;
+                            };
+                            call.superseded = true;
+                            encode_script(out, b"EVAL", &call.source, &call.keys, &call.argv);
+                            let copy = Pending {
+                                tag,
+                                deadline: now + *timeout,
+                                script: Some(ScriptCall {
+                                    source: call.source.clone(),
+                                    keys: call.keys.clone(),
+                                    argv: call.argv.clone(),
+                                    sent_as_eval: true,
+                                    superseded: false,
+                                }),
+                            };
+                            pending.push_back(copy);
+                        }
                         return;
                     }
                 }
