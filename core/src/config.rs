@@ -48,6 +48,18 @@ pub struct Options {
     /// The largest reply, in bytes, a connection will buffer before cutting the node off
     /// (default 1 MiB).
     pub max_reply_bytes: usize,
+    /// Hand out fencing tokens (default off). Acquire becomes two rounds: the nodes report their
+    /// per-resource counters, the client writes `max + 1` back to a quorum while it still holds
+    /// the keys, and [`Lock::fencing_token`](crate::Lock::fencing_token) returns it. Tokens of
+    /// successive holders of a resource strictly increase, even when a paused holder outlives
+    /// its lease. Costs one more round trip per acquire and one never-expiring counter key per
+    /// resource (`{R}:fence`, or `R:fence` when `R` already has a hash tag).
+    pub fencing: bool,
+    /// Restart-aware voting (default off). With `Some(grace)`, each connection reads
+    /// `INFO server`; a node up for less than `grace`, or whose `run_id` changed since the last
+    /// connection (it restarted, and may have lost its keys), does not vote until `grace` has
+    /// passed. Set it to at least your longest ttl.
+    pub restart_grace: Option<Duration>,
 }
 
 impl Default for Options {
@@ -64,6 +76,8 @@ impl Default for Options {
             scripts: Scripts::default(),
             client_name: None,
             max_reply_bytes: 1 << 20,
+            fencing: false,
+            restart_grace: None,
         }
     }
 }

@@ -20,8 +20,10 @@ use std::time::{Duration, Instant};
 pub(crate) enum Tag {
     /// A handshake command; an error reply breaks the connection.
     Handshake,
-    /// An operation's vote in one attempt.
-    Vote { op: OpId, attempt: u32 },
+    /// `INFO server`, read for restart-aware voting; an error reply breaks the connection.
+    Info,
+    /// An operation's vote in one round (an attempt has one round, or two with fencing).
+    Vote { op: OpId, round: u32 },
     /// A best-effort release nobody waits for.
     Cleanup,
 }
@@ -75,15 +77,23 @@ impl Conn {
         self.up
     }
 
-    /// A fresh socket: forget the old stream and queue the handshake. Returns the tags of
-    /// requests that were pending on the old stream (they can never be answered now).
-    pub(crate) fn connect(&mut self, now: Instant, handshake: &[Vec<Bytes>]) -> Vec<Tag> {
+    /// A fresh socket: forget the old stream and queue the handshake (then `INFO server` when
+    /// `info`). Returns the tags of requests that were pending on the old stream (they can never
+    /// be answered now).
+    pub(crate) fn connect(
+        &mut self,
+        now: Instant,
+        handshake: &[Vec<Bytes>],
+        info: bool,
+    ) -> Vec<Tag> {
         let lost = self.shut();
         self.up = true;
-        for cmd in handshake {
+        let info_cmd = [Bytes::from_static(b"INFO"), Bytes::from_static(b"server")];
+        let cmds = handshake.iter().map(|c| (Tag::Handshake, &c[..]));
+        for (tag, cmd) in cmds.chain(info.then_some((Tag::Info, &info_cmd[..]))) {
             encode_command(&mut self.out, cmd);
             self.pending.push_back(Pending {
-                tag: Tag::Handshake,
+                tag,
                 deadline: now + self.timeout,
                 script: None,
             });
@@ -188,7 +198,7 @@ impl Conn {
                 return;
             }
             if let Reply::Error(e) = &reply {
-                if req.tag == Tag::Handshake {
+                if matches!(req.tag, Tag::Handshake | Tag::Info) {
                     failed = Some(ConnError::Handshake(e.clone()));
                     return;
                 }

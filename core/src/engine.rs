@@ -5,7 +5,7 @@ use crate::conn::{Conn, Tag};
 use crate::error::{Attempt, ConnError, Error, NodeReport, OpError, Outcome};
 use crate::event::{Done, Event, Released};
 use crate::lock::Lock;
-use crate::op::{classify, Kind, Op, Phase, Tally};
+use crate::op::{classify, Kind, Op, Phase, Stage, Tally};
 use crate::resp::{Protocol, Reply};
 use crate::rng::Rng;
 use crate::script::{ScriptId, ScriptSet};
@@ -109,6 +109,16 @@ pub struct Engine {
     now: Instant,
     transmit_cursor: usize,
     answered: Vec<(Tag, Reply)>,
+    voters: Vec<Voter>,
+}
+
+/// Restart-aware voting state of one node.
+#[derive(Debug, Clone, Default)]
+struct Voter {
+    /// The `run_id` seen on the last connection.
+    run_id: Option<String>,
+    /// From when the node's grants count; `None` until `INFO server` answered on this connection.
+    eligible_at: Option<Instant>,
 }
 
 impl Engine {
@@ -119,6 +129,7 @@ impl Engine {
     pub fn new(config: Config, now: Instant, jitter_seed: u64) -> Result<Engine, Error> {
         config.validate()?;
         let Config { nodes, options } = config;
+        let n = nodes.len();
         let addrs = nodes.iter().map(|n| Arc::from(n.to_string())).collect();
         let scripts = ScriptSet::new(&options.scripts);
         let handshakes = nodes
@@ -149,6 +160,7 @@ impl Engine {
             now,
             transmit_cursor: 0,
             answered: Vec::new(),
+            voters: vec![Voter::default(); n],
         })
     }
 
@@ -205,7 +217,9 @@ impl Engine {
     pub fn handle_connected(&mut self, now: Instant, node: NodeId) -> Result<(), Error> {
         self.check_node(node)?;
         let now = self.clock(now);
-        let lost = self.conns[node.0].connect(now, &self.handshakes[node.0]);
+        let info = self.options.restart_grace.is_some();
+        self.voters[node.0].eligible_at = None;
+        let lost = self.conns[node.0].connect(now, &self.handshakes[node.0], info);
         self.fail_tags(now, node, lost, &Outcome::Disconnected);
         Ok(())
     }
@@ -305,7 +319,8 @@ impl Engine {
                 Bytes::from(k)
             })
             .collect();
-        Ok(self.start(now, Kind::Acquire, resources, keys, token, ttl))
+        let id = self.start(now, Kind::Acquire, resources, keys, token, ttl);
+        Ok(id)
     }
 
     /// Starts extending `lock` to `ttl` from now. On success [`Done::Extended`] carries the new
@@ -421,13 +436,19 @@ impl Engine {
         let now = self.clock(now);
         let id = OpId(self.next_op);
         self.next_op += 1;
+        let fence_keys = (kind == Kind::Acquire && self.options.fencing)
+            .then(|| keys.iter().map(|k| fence_key(k)).collect());
         let op = Op {
             kind,
             resources,
             keys,
+            fence_keys,
             token,
             ttl,
             attempt: 0,
+            round: 0,
+            stage: Stage::Main,
+            counters: Vec::new(),
             t0: now,
             votes: Vec::new(),
             attempts: Vec::new(),
@@ -445,38 +466,66 @@ impl Engine {
         };
         op.attempt += 1;
         op.t0 = now;
-        let (script, argv, deadline): (ScriptId, Arc<[Bytes]>, Option<Instant>) = match op.kind {
-            Kind::Acquire | Kind::Extend { .. } => {
-                let script = if op.kind == Kind::Acquire {
-                    ScriptId::Acquire
-                } else {
-                    ScriptId::Extend
-                };
-                let ttl_ms = Bytes::from(op.ttl.as_millis().max(1).to_string());
-                (
-                    script,
-                    Arc::from([op.token.bytes().clone(), ttl_ms]),
+        op.stage = Stage::Main;
+        let ttl_ms = Bytes::from(op.ttl.as_millis().max(1).to_string());
+        let token = op.token.bytes().clone();
+        let (script, keys, argv, deadline): (ScriptId, Arc<[Bytes]>, Arc<[Bytes]>, _) =
+            match op.kind {
+                Kind::Acquire => match &op.fence_keys {
+                    Some(fence) => {
+                        let keys = op.keys.iter().chain(fence.iter()).cloned().collect();
+                        (
+                            ScriptId::FencedAcquire,
+                            keys,
+                            Arc::from([token, ttl_ms]),
+                            Some(drift_end(op.ttl)),
+                        )
+                    }
+                    None => (
+                        ScriptId::Acquire,
+                        op.keys.clone(),
+                        Arc::from([token, ttl_ms]),
+                        Some(drift_end(op.ttl)),
+                    ),
+                },
+                Kind::Extend { .. } => (
+                    ScriptId::Extend,
+                    op.keys.clone(),
+                    Arc::from([token, ttl_ms]),
                     Some(drift_end(op.ttl)),
-                )
-            }
-            Kind::Release => (
-                ScriptId::Release,
-                Arc::from([op.token.bytes().clone()]),
-                None,
-            ),
-        };
+                ),
+                Kind::Release => (ScriptId::Release, op.keys.clone(), Arc::from([token]), None),
+            };
         op.phase = Phase::Voting { deadline };
+        self.send_round(now, id, script, &keys, &argv);
+    }
+
+    /// Sends one round of `script` to every connected node (the others vote `NotReady`), then
+    /// decides if that already settles it.
+    fn send_round(
+        &mut self,
+        now: Instant,
+        id: OpId,
+        script: ScriptId,
+        keys: &Arc<[Bytes]>,
+        argv: &Arc<[Bytes]>,
+    ) {
+        let Some(op) = self.ops.get_mut(&id) else {
+            return;
+        };
+        op.round += 1;
         let tag = Tag::Vote {
             op: id,
-            attempt: op.attempt,
+            round: op.round,
         };
         let compiled = self.scripts.get(script);
+        op.counters = vec![None; self.conns.len()];
         op.votes = self
             .conns
             .iter_mut()
             .map(|c| {
                 if c.is_up() {
-                    c.send_script(now, tag, compiled, &op.keys, &argv);
+                    c.send_script(now, tag, compiled, keys, argv);
                     None
                 } else {
                     Some(Outcome::NotReady)
@@ -495,42 +544,124 @@ impl Engine {
         tag: Tag,
         reply: Reply,
     ) -> Result<(), ConnError> {
-        let Tag::Vote { op, attempt } = tag else {
+        let (op, round) = match tag {
+            Tag::Vote { op, round } => (op, round),
+            Tag::Info => return self.on_info(now, node, &reply),
             // Handshake successes need no action; cleanup replies are best effort.
+            Tag::Handshake | Tag::Cleanup => return Ok(()),
+        };
+        let Some(o) = self.ops.get(&op) else {
             return Ok(());
         };
-        let Some(kind) = self.ops.get(&op).map(|o| o.kind) else {
-            return Ok(());
-        };
-        let outcome = match (kind, &reply) {
+        let fenced_main = o.fence_keys.is_some() && o.stage == Stage::Main;
+        let mut counter = None;
+        let outcome = match (o.kind, &reply) {
             (_, Reply::Error(e)) => Outcome::ErrorReply(e.clone()),
             (Kind::Release, Reply::Int(n)) if *n >= 0 => {
                 Outcome::Released(u32::try_from(*n).unwrap_or(u32::MAX))
             }
-            (Kind::Acquire | Kind::Extend { .. }, Reply::Int(1) | Reply::Bool(true)) => {
+            (Kind::Acquire, Reply::Array(items)) if fenced_main => match items.as_slice() {
+                [Reply::Int(0)] => Outcome::Refused,
+                [Reply::Int(1), Reply::Int(c)] if *c >= 0 => {
+                    counter = u64::try_from(*c).ok();
+                    Outcome::Granted
+                }
+                _ => return self.unexpected(now, op, round, node, &reply),
+            },
+            (Kind::Acquire | Kind::Extend { .. }, Reply::Int(1) | Reply::Bool(true))
+                if !fenced_main =>
+            {
                 Outcome::Granted
             }
             // Lua `false` arrives as a nil bulk string in RESP2.
             (
                 Kind::Acquire | Kind::Extend { .. },
                 Reply::Int(0) | Reply::Bool(false) | Reply::Nil,
-            ) => Outcome::Refused,
-            _ => {
-                let err = ConnError::UnexpectedReply(format!("{reply:?} to a lock script"));
-                self.vote(now, op, attempt, node, Outcome::Broken(err.clone()));
-                return Err(err);
-            }
+            ) if !fenced_main => Outcome::Refused,
+            _ => return self.unexpected(now, op, round, node, &reply),
         };
-        self.vote(now, op, attempt, node, outcome);
+        let outcome = match (outcome, self.sits_out(node, now)) {
+            (Outcome::Granted, Some(remaining)) => Outcome::SittingOut { remaining },
+            (outcome, _) => outcome,
+        };
+        if let Some(o) = self.ops.get_mut(&op) {
+            if o.round == round {
+                if let Some(slot) = o.counters.get_mut(node.0) {
+                    *slot = counter;
+                }
+            }
+        }
+        self.vote(now, op, round, node, outcome);
         Ok(())
     }
 
-    fn vote(&mut self, now: Instant, id: OpId, attempt: u32, node: NodeId, outcome: Outcome) {
+    fn unexpected(
+        &mut self,
+        now: Instant,
+        op: OpId,
+        round: u32,
+        node: NodeId,
+        reply: &Reply,
+    ) -> Result<(), ConnError> {
+        let err = ConnError::UnexpectedReply(format!("{reply:?} to a lock script"));
+        self.vote(now, op, round, node, Outcome::Broken(err.clone()));
+        Err(err)
+    }
+
+    /// How long `node` still sits out under restart-aware voting; `None` when its votes count.
+    fn sits_out(&self, node: NodeId, now: Instant) -> Option<Duration> {
+        let grace = self.options.restart_grace?;
+        match self.voters[node.0].eligible_at {
+            None => Some(grace),
+            Some(at) if now < at => Some(at - now),
+            Some(_) => None,
+        }
+    }
+
+    /// `INFO server` answered: decide from when this node's votes count.
+    fn on_info(&mut self, now: Instant, node: NodeId, reply: &Reply) -> Result<(), ConnError> {
+        let Some(grace) = self.options.restart_grace else {
+            return Ok(());
+        };
+        let text = match reply {
+            Reply::Bulk(b) | Reply::Status(b) => String::from_utf8_lossy(b).into_owned(),
+            other => {
+                return Err(ConnError::UnexpectedReply(format!(
+                    "{other:?} to INFO server"
+                )))
+            }
+        };
+        let field = |name: &str| {
+            text.lines()
+                .find_map(|l| l.strip_prefix(name)?.strip_prefix(':'))
+                .map(str::trim)
+        };
+        let (Some(run_id), Some(uptime)) = (
+            field("run_id"),
+            field("uptime_in_seconds").and_then(|u| u.parse::<u64>().ok()),
+        ) else {
+            return Err(ConnError::UnexpectedReply(
+                "INFO server without run_id and uptime_in_seconds".into(),
+            ));
+        };
+        let voter = &mut self.voters[node.0];
+        let restarted = voter.run_id.as_deref().is_some_and(|prev| prev != run_id);
+        // Up for less than the grace: it may have lost keys of locks still valid elsewhere.
+        let mut wait = grace.saturating_sub(Duration::from_secs(uptime));
+        if restarted {
+            wait = grace;
+        }
+        voter.run_id = Some(run_id.to_string());
+        voter.eligible_at = Some(now + wait);
+        Ok(())
+    }
+
+    fn vote(&mut self, now: Instant, id: OpId, round: u32, node: NodeId, outcome: Outcome) {
         let Some(op) = self.ops.get_mut(&id) else {
             return;
         };
-        if op.attempt != attempt || !matches!(op.phase, Phase::Voting { .. }) {
-            return; // a late vote for an attempt already decided
+        if op.round != round || !matches!(op.phase, Phase::Voting { .. }) {
+            return; // a late vote for a round already decided
         }
         match op.votes.get_mut(node.0) {
             Some(slot @ None) => *slot = Some(outcome),
@@ -541,8 +672,8 @@ impl Engine {
 
     fn fail_tags(&mut self, now: Instant, node: NodeId, tags: Vec<Tag>, outcome: &Outcome) {
         for tag in tags {
-            if let Tag::Vote { op, attempt } = tag {
-                self.vote(now, op, attempt, node, outcome.clone());
+            if let Tag::Vote { op, round } = tag {
+                self.vote(now, op, round, node, outcome.clone());
             }
         }
     }
@@ -580,12 +711,15 @@ impl Engine {
             Tally::Impossible => self.end_attempt(now, id, Outcome::NotAwaited, false),
             Tally::Granted => {
                 let valid_until = op.t0 + op.ttl - self.options.drift(op.ttl);
-                if now < valid_until {
+                if now < valid_until && op.stage == Stage::Main && op.fence_keys.is_some() {
+                    self.start_fence_round(now, id);
+                } else if now < valid_until {
                     let mut op = self.ops.remove(&id).expect("present");
                     let attempt = self.report(&op, now, &Outcome::NotAwaited);
                     op.attempts.push(attempt);
-                    let (fencing_token, done): (_, fn(Lock) -> Done) = match op.kind {
-                        Kind::Extend { fencing_token, .. } => (fencing_token, Done::Extended),
+                    let (fencing_token, done): (_, fn(Lock) -> Done) = match (op.kind, op.stage) {
+                        (Kind::Extend { fencing_token, .. }, _) => (fencing_token, Done::Extended),
+                        (_, Stage::Fence { token }) => (Some(token), Done::Acquired),
                         _ => (None, Done::Acquired),
                     };
                     let lock = Lock {
@@ -606,6 +740,29 @@ impl Engine {
                 }
             }
         }
+    }
+
+    /// A fenced acquire won its quorum: write `T = max(counters of the granting nodes) + 1`
+    /// back, to every node, while the keys are held. Only a quorum of write-backs makes the lock.
+    fn start_fence_round(&mut self, now: Instant, id: OpId) {
+        let Some(op) = self.ops.get_mut(&id) else {
+            return;
+        };
+        let top = op
+            .votes
+            .iter()
+            .zip(&op.counters)
+            .filter(|(v, _)| matches!(v, Some(Outcome::Granted)))
+            .filter_map(|(_, c)| *c)
+            .max()
+            .unwrap_or(0);
+        let token = top.saturating_add(1);
+        op.stage = Stage::Fence { token };
+        let fence = op.fence_keys.clone().expect("fenced acquire");
+        let keys: Arc<[Bytes]> = op.keys.iter().chain(fence.iter()).cloned().collect();
+        let argv: Arc<[Bytes]> =
+            Arc::from([op.token.bytes().clone(), Bytes::from(token.to_string())]);
+        self.send_round(now, id, ScriptId::Fence, &keys, &argv);
     }
 
     fn report(&self, op: &Op, now: Instant, unanswered: &Outcome) -> Attempt {
@@ -717,8 +874,36 @@ fn handshake(
     // Load the scripts up front. The NOSCRIPT fallback re-sends at the back of the pipeline, so
     // a release queued behind an acquire could otherwise run first and leave the acquire's keys
     // behind; with the scripts loaded, NOSCRIPT only follows a SCRIPT FLUSH mid-connection.
-    for id in [ScriptId::Acquire, ScriptId::Extend, ScriptId::Release] {
+    let fenced: &[ScriptId] = if options.fencing {
+        &[ScriptId::FencedAcquire, ScriptId::Fence]
+    } else {
+        &[]
+    };
+    for &id in [ScriptId::Acquire, ScriptId::Extend, ScriptId::Release]
+        .iter()
+        .chain(fenced)
+    {
         cmds.push(vec![b("SCRIPT"), b("LOAD"), scripts.get(id).source.clone()]);
     }
     cmds
+}
+
+/// The fence-counter key of a lock key, in the same cluster slot: `{K}:fence`, or `K:fence` when
+/// `K` already has a hash tag (a `{…}` with something inside: the slot then comes from the tag).
+fn fence_key(key: &[u8]) -> Bytes {
+    let has_tag = key
+        .iter()
+        .position(|b| *b == b'{')
+        .and_then(|open| key[open + 1..].iter().position(|b| *b == b'}'))
+        .is_some_and(|len| len > 0);
+    let mut out = Vec::with_capacity(key.len() + 8);
+    if has_tag {
+        out.extend_from_slice(key);
+    } else {
+        out.push(b'{');
+        out.extend_from_slice(key);
+        out.push(b'}');
+    }
+    out.extend_from_slice(b":fence");
+    Bytes::from(out)
 }

@@ -126,6 +126,12 @@ pub enum Outcome {
     NotReady,
     /// The attempt was decided before this node answered (quorum reached or impossible).
     NotAwaited,
+    /// The node granted, but its vote did not count: it restarted recently (uptime below
+    /// `restart_grace`, or a new `run_id`) and may have lost keys. It votes again after `remaining`.
+    SittingOut {
+        /// Until the node votes again.
+        remaining: Duration,
+    },
 }
 
 impl fmt::Display for Outcome {
@@ -140,6 +146,9 @@ impl fmt::Display for Outcome {
             Outcome::Broken(e) => write!(f, "connection broken: {e}"),
             Outcome::NotReady => f.write_str("not connected"),
             Outcome::NotAwaited => f.write_str("not awaited"),
+            Outcome::SittingOut { remaining } => {
+                write!(f, "restarted recently; sits out for another {remaining:?}")
+            }
         }
     }
 }

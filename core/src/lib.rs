@@ -33,5 +33,5 @@ pub use error::{Attempt, ConnError, Error, Failure, NodeReport, OpError, Outcome
 pub use event::{Done, Event, Released};
 pub use lock::Lock;
 pub use resp::Protocol;
-pub use script::{script_sha, Scripts, ACQUIRE, EXTEND, RELEASE};
+pub use script::{script_sha, Scripts, ACQUIRE, EXTEND, FENCE, FENCED_ACQUIRE, RELEASE};
 pub use token::{Token, MIN_TOKEN_BYTES};

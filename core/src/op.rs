@@ -17,6 +17,15 @@ pub(crate) enum Kind {
     Release,
 }
 
+/// Which round of an attempt is being voted on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Stage {
+    /// The script of the operation itself.
+    Main,
+    /// Fencing only: writing the fencing token back while holding the keys.
+    Fence { token: u64 },
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Phase {
     /// Votes outstanding. Past `deadline` no success is possible any more.
@@ -32,8 +41,15 @@ pub(crate) struct Op {
     pub(crate) keys: Arc<[Bytes]>,
     pub(crate) token: Token,
     pub(crate) ttl: Duration,
+    /// Fence-counter keys, one per lock key (fenced acquires only).
+    pub(crate) fence_keys: Option<Arc<[Bytes]>>,
     /// Number of the current (or last) attempt, from 1.
     pub(crate) attempt: u32,
+    /// Number of the current vote round; replies carry it so stale ones are ignored.
+    pub(crate) round: u32,
+    pub(crate) stage: Stage,
+    /// Fence counters reported with each grant (fenced acquires only).
+    pub(crate) counters: Vec<Option<u64>>,
     pub(crate) t0: Instant,
     /// This attempt's outcome per node; `None` while awaited.
     pub(crate) votes: Vec<Option<Outcome>>,

@@ -42,7 +42,43 @@ end
 return n
 "#;
 
-/// The three lock scripts. Override them to add behaviour (logging, extra bookkeeping), keeping
+/// Fenced acquire (with `fencing` on). `KEYS` holds the lock keys, then as many fence-counter
+/// keys. Refuses with `{0}` if any lock key exists; otherwise sets every lock key like
+/// [`ACQUIRE`] and replies `{1, c}`, `c` the largest fence counter (0 when none is set yet).
+pub const FENCED_ACQUIRE: &str = r#"
+local n = #KEYS / 2
+for i = 1, n do
+  if redis.call('EXISTS', KEYS[i]) == 1 then return {0} end
+end
+local top = 0
+for i = n + 1, 2 * n do
+  local c = tonumber(redis.call('GET', KEYS[i]) or '0') or 0
+  if c > top then top = c end
+end
+for i = 1, n do
+  redis.call('SET', KEYS[i], ARGV[1], 'PX', ARGV[2])
+end
+return {1, top}
+"#;
+
+/// Fence write-back (with `fencing` on): `KEYS` as for [`FENCED_ACQUIRE`], `ARGV[2]` the new
+/// fencing token. Only while every lock key still holds `ARGV[1]`, raises each counter to the
+/// token (never lowers it) and replies 1; otherwise changes nothing and replies 0. Counters have
+/// no expiry: they must outlive every lock.
+pub const FENCE: &str = r#"
+local n = #KEYS / 2
+for i = 1, n do
+  if redis.call('GET', KEYS[i]) ~= ARGV[1] then return 0 end
+end
+local t = tonumber(ARGV[2])
+for i = n + 1, 2 * n do
+  local c = tonumber(redis.call('GET', KEYS[i]) or '0') or 0
+  if t > c then redis.call('SET', KEYS[i], ARGV[2]) end
+end
+return 1
+"#;
+
+/// The lock scripts. Override them to add behaviour (logging, extra bookkeeping), keeping
 /// the contract in the module docs: acquire and extend reply with integer 1 (granted) or 0
 /// (refused); release replies with the integer count of keys it deleted.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -53,6 +89,10 @@ pub struct Scripts {
     pub extend: String,
     /// Source of the release script.
     pub release: String,
+    /// Source of the fenced acquire script (used with `fencing`).
+    pub fenced_acquire: String,
+    /// Source of the fence write-back script (used with `fencing`).
+    pub fence: String,
 }
 
 impl Default for Scripts {
@@ -61,6 +101,8 @@ impl Default for Scripts {
             acquire: ACQUIRE.into(),
             extend: EXTEND.into(),
             release: RELEASE.into(),
+            fenced_acquire: FENCED_ACQUIRE.into(),
+            fence: FENCE.into(),
         }
     }
 }
@@ -71,6 +113,8 @@ pub(crate) enum ScriptId {
     Acquire,
     Extend,
     Release,
+    FencedAcquire,
+    Fence,
 }
 
 /// A script's source with its precomputed SHA-1, as sent on the wire.
@@ -95,6 +139,8 @@ pub(crate) struct ScriptSet {
     acquire: Compiled,
     extend: Compiled,
     release: Compiled,
+    fenced_acquire: Compiled,
+    fence: Compiled,
 }
 
 impl ScriptSet {
@@ -103,6 +149,8 @@ impl ScriptSet {
             acquire: Compiled::new(&s.acquire),
             extend: Compiled::new(&s.extend),
             release: Compiled::new(&s.release),
+            fenced_acquire: Compiled::new(&s.fenced_acquire),
+            fence: Compiled::new(&s.fence),
         }
     }
 
@@ -111,6 +159,8 @@ impl ScriptSet {
             ScriptId::Acquire => &self.acquire,
             ScriptId::Extend => &self.extend,
             ScriptId::Release => &self.release,
+            ScriptId::FencedAcquire => &self.fenced_acquire,
+            ScriptId::Fence => &self.fence,
         }
     }
 }

@@ -1,0 +1,62 @@
+//! Fenced acquire through the public Engine API, with hand-written replies.
+
+use redlock_core::{
+    script_sha, Config, Done, Engine, Event, NodeId, Options, Token, FENCE, FENCED_ACQUIRE,
+};
+use std::time::{Duration, Instant};
+
+fn script_loads(n: usize) -> Vec<u8> {
+    let mut out = Vec::new();
+    for _ in 0..n {
+        out.extend_from_slice(format!("$40\r\n{}\r\n", "0".repeat(40)).as_bytes());
+    }
+    out
+}
+
+#[test]
+fn fenced_acquire_is_two_rounds_and_returns_max_plus_one() {
+    let mut options = Options::default();
+    options.fencing = true;
+    let config = Config::from_urls(["redis://127.0.0.1:1"], options).unwrap();
+    let now = Instant::now();
+    let mut engine = Engine::new(config, now, 1).unwrap();
+    let node = NodeId::new(0);
+    engine.handle_connected(now, node).unwrap();
+    engine
+        .acquire(
+            now,
+            ["r"],
+            Duration::from_secs(10),
+            Token::from_random(&[1; 20]).unwrap(),
+        )
+        .unwrap();
+    let (_, out) = engine.poll_transmit().unwrap();
+    let sha = script_sha(FENCED_ACQUIRE);
+    assert!(
+        out.windows(40).any(|w| w == sha.as_bytes()),
+        "round one runs the fenced acquire script"
+    );
+    assert!(
+        out.windows(9).any(|w| w == b"{r}:fence"),
+        "with the counter key"
+    );
+    let mut input = script_loads(5);
+    input.extend_from_slice(b"*2\r\n:1\r\n:41\r\n");
+    engine.handle_input(now, node, &input).unwrap();
+    assert_eq!(
+        engine.poll_event(),
+        None,
+        "not acquired before the write-back"
+    );
+    let (_, out) = engine.poll_transmit().expect("round two is sent");
+    assert!(out.windows(40).any(|w| w == script_sha(FENCE).as_bytes()));
+    assert!(out.windows(6).any(|w| w == b"$2\r\n42"), "T = max + 1 = 42");
+    engine.handle_input(now, node, b":1\r\n").unwrap();
+    match engine.poll_event() {
+        Some(Event::Completed {
+            result: Ok(Done::Acquired(lock)),
+            ..
+        }) => assert_eq!(lock.fencing_token(), Some(42)),
+        other => panic!("{other:?}"),
+    }
+}
