@@ -203,14 +203,7 @@ impl<R: Runtime> Future for OpFuture<R> {
             .waiters
             .take(op, Some(cx.waker()));
         match result {
-            Some(result) => {
-                if let Err(e) = &result {
-                    tracing::debug!(error = %e, "redlock: failed");
-                } else {
-                    tracing::trace!("redlock: done");
-                }
-                Poll::Ready(result.map_err(Error::from))
-            }
+            Some(result) => Poll::Ready(result.map_err(Error::from)),
             None => {
                 this.state = Some(Ok(op));
                 Poll::Pending

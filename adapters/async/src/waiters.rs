@@ -35,7 +35,10 @@ impl Waiters {
     /// on arrival and returns `None`.
     pub fn take(&mut self, op: OpId, waker: Option<&Waker>) -> Option<Result<Done, OpError>> {
         match self.slots.remove(&op) {
-            Some(Slot::Done(result)) => Some(result),
+            Some(Slot::Done(result)) => {
+                trace_result(&result);
+                Some(result)
+            }
             Some(Slot::Waiting(old)) => {
                 let w = waker.cloned().or(old);
                 self.slots.insert(op, Slot::Waiting(w));
@@ -92,5 +95,22 @@ impl Waiters {
                 _ => {}
             }
         }
+    }
+}
+
+/// One event per finished operation, inside the caller's span: what it produced and, for
+/// failures and releases, what every node did.
+fn trace_result(result: &Result<Done, OpError>) {
+    match result {
+        Ok(Done::Acquired(lock)) | Ok(Done::Extended(lock)) => tracing::debug!(
+            attempts = lock.attempts(),
+            fencing_token = lock.fencing_token(),
+            "redlock: held"
+        ),
+        Ok(Done::Released(r)) => {
+            tracing::debug!(confirmed = r.confirmed, nodes = %r.attempt, "redlock: released")
+        }
+        Ok(_) => {}
+        Err(e) => tracing::debug!(error = %e, "redlock: failed"),
     }
 }

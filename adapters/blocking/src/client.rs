@@ -206,9 +206,6 @@ impl Redlock {
         process(shared, &mut s, now);
         loop {
             if let Some(result) = s.waiters.take(op, None) {
-                if let Err(e) = &result {
-                    tracing::debug!(error = %e, "redlock: failed");
-                }
                 return result.map_err(Error::from);
             }
             s = shared.wait(s, TICK);
