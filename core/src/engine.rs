@@ -871,9 +871,9 @@ fn handshake(
     if node.db != 0 {
         cmds.push(vec![b("SELECT"), b(&node.db.to_string())]);
     }
-    // Load the scripts up front. The NOSCRIPT fallback re-sends at the back of the pipeline, so
-    // a release queued behind an acquire could otherwise run first and leave the acquire's keys
-    // behind; with the scripts loaded, NOSCRIPT only follows a SCRIPT FLUSH mid-connection.
+    // Load the scripts up front, so EVALSHA hits from the first request. A NOSCRIPT (after a
+    // SCRIPT FLUSH) is still handled, by re-sending everything queued behind it in order
+    // (see conn.rs), but each one costs a round of re-sends.
     let fenced: &[ScriptId] = if options.fencing {
         &[ScriptId::FencedAcquire, ScriptId::Fence]
     } else {
