@@ -14,8 +14,10 @@ fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let result = match args.first().map(String::as_str) {
         Some("test") => test(),
+        Some("demo") => demo(&args[1..]),
+        Some("bench") => bench(&args[1..]),
         _ => Err(format!(
-            "usage: cargo xtask <task>\n\ntasks:\n  test    fmt, clippy, sans-IO check and every test (what CI runs)\n\ngot: {}",
+            "usage: cargo xtask <task>\n\ntasks:\n  test    fmt, clippy, sans-IO check and every test (what CI runs)\n  demo    5 local redis-server nodes, 32 contending workers, verified\n  bench   the benchmark matrix (release), with rslock and redis-benchmark\n\ngot: {}",
             args.join(" ")
         )),
     };
@@ -156,4 +158,50 @@ fn test() -> Result<(), String> {
     run("cargo test --workspace", tests)?;
     eprintln!("xtask: all checks passed");
     Ok(())
+}
+
+/// `cargo xtask demo [ARGS]`: installs `redis-server` when missing, then builds and runs
+/// `redlock demo` (5 local nodes, 32 contending workers, verified; exits non-zero on a failure).
+fn demo(args: &[String]) -> Result<(), String> {
+    ensure_redis()?;
+    let mut demo = cargo();
+    demo.args(["run", "--quiet", "-p", "redlock-cli", "--", "demo"])
+        .args(args);
+    run("redlock demo", demo)
+}
+
+/// `cargo xtask bench [ARGS]`: installs `redis-server` and `redis-benchmark` when missing, builds
+/// `redlock` and `bench/rslock` (its own workspace) in release, and runs the `redlock bench`
+/// matrix with rslock as the comparison. ARGS go to `redlock bench` (e.g. `--duration 5`).
+fn bench(args: &[String]) -> Result<(), String> {
+    ensure_redis()?;
+    let mut build = cargo();
+    build.args(["build", "--release", "--quiet", "-p", "redlock-cli"]);
+    run("cargo build --release -p redlock-cli", build)?;
+    let rslock = root().join("bench/rslock");
+    let mut build = cargo();
+    build
+        .args(["build", "--release", "--quiet", "--manifest-path"])
+        .arg(rslock.join("Cargo.toml"));
+    let compare = match run("cargo build --release bench/rslock (rslock 0.10)", build) {
+        Ok(()) => {
+            let target = std::env::var_os("CARGO_TARGET_DIR")
+                .map(PathBuf::from)
+                .unwrap_or_else(|| rslock.join("target"));
+            Some(target.join("release/rslock-bench"))
+        }
+        Err(e) => {
+            eprintln!("xtask: {e}; benchmarking without the rslock comparison");
+            None
+        }
+    };
+    let mut bench = cargo();
+    bench
+        .args(["run", "--release", "--quiet", "-p", "redlock-cli"])
+        .args(["--", "bench"]);
+    if let Some(program) = compare {
+        bench.arg("--compare").arg(program);
+    }
+    bench.args(args);
+    run("redlock bench", bench)
 }
