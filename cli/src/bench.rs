@@ -59,6 +59,9 @@ pub struct BenchArgs {
     /// JSON line; run on every case (repeatable).
     #[arg(long, value_name = "PROGRAM")]
     compare: Vec<PathBuf>,
+    /// Matrix: run every case this many times (interleaved) and report the median by ops/s.
+    #[arg(long, default_value_t = 1, value_name = "R")]
+    repeat: usize,
     /// Matrix: node counts.
     #[arg(long, value_delimiter = ',', default_value = "1,5", value_name = "N,…")]
     node_counts: Vec<usize>,
@@ -853,31 +856,53 @@ fn matrix(args: &BenchArgs, verbose: u8) -> u8 {
         programs.extend(args.compare.iter().map(|p| (None, p.clone())));
         for &c in &args.concurrencies {
             for mode in [Mode::Uncontended, Mode::Contended] {
-                for (adapter, program) in &programs {
-                    let mut cmd = Command::new(program);
-                    if adapter.is_some() {
-                        cmd.arg("bench");
-                    }
-                    cmd.args(["--urls", &urls])
-                        .args(["--concurrency", &c.to_string()])
-                        .args(["--duration", &duration.as_secs_f64().to_string()])
-                        .args(["--mode", mode.name()])
-                        .args(["--ttl-ms", &args.ttl_ms.to_string()]);
-                    if let Some(a) = adapter {
-                        cmd.args(["--adapter", a.name()]);
-                    }
-                    let what = format!(
-                        "{n} node(s), C={c}, {}, {}",
-                        mode.name(),
-                        adapter.map_or_else(|| program.display().to_string(), |a| a.name().into())
-                    );
-                    eprintln!("redlock bench: {what}");
-                    match run_case(cmd, duration + Duration::from_secs(60), verbose) {
-                        Ok(row) => {
-                            println!("{}", row.json());
-                            rows.push(row);
+                // Every program once per round, rounds interleaved, so slow spells of a
+                // shared machine hit every client alike; the median round is reported.
+                let mut runs: Vec<Vec<Row>> = vec![Vec::new(); programs.len()];
+                for round in 0..args.repeat.max(1) {
+                    for (p, (adapter, program)) in programs.iter().enumerate() {
+                        let mut cmd = Command::new(program);
+                        if adapter.is_some() {
+                            cmd.arg("bench");
                         }
-                        Err(e) => eprintln!("redlock: case failed ({what}): {e}"),
+                        cmd.args(["--urls", &urls])
+                            .args(["--concurrency", &c.to_string()])
+                            .args(["--duration", &duration.as_secs_f64().to_string()])
+                            .args(["--mode", mode.name()])
+                            .args(["--ttl-ms", &args.ttl_ms.to_string()]);
+                        if let Some(a) = adapter {
+                            cmd.args(["--adapter", a.name()]);
+                        }
+                        let what = format!(
+                            "{n} node(s), C={c}, {}, {}{}",
+                            mode.name(),
+                            adapter
+                                .map_or_else(|| program.display().to_string(), |a| a.name().into()),
+                            if args.repeat > 1 {
+                                format!(" (round {})", round + 1)
+                            } else {
+                                String::new()
+                            }
+                        );
+                        eprintln!("redlock bench: {what}");
+                        match run_case(cmd, duration + Duration::from_secs(60), verbose) {
+                            Ok(row) => {
+                                println!("{}", row.json());
+                                runs[p].push(row);
+                            }
+                            Err(e) => eprintln!("redlock: case failed ({what}): {e}"),
+                        }
+                    }
+                }
+                for mut r in runs {
+                    r.sort_by(|a, b| a.m.ops_per_s.total_cmp(&b.m.ops_per_s));
+                    let violations: u64 = r.iter().map(|x| x.m.violations).sum();
+                    let max_holders = r.iter().map(|x| x.m.max_holders).max().unwrap_or(0);
+                    if let Some(mut median) = r.get(r.len() / 2).cloned() {
+                        // Safety figures from every round, not only the median one.
+                        median.m.violations = violations;
+                        median.m.max_holders = max_holders;
+                        rows.push(median);
                     }
                 }
             }

@@ -142,8 +142,9 @@ fn lost_lock_terminates_the_command() {
         Some(121),
         "status {status}; stderr: {stderr}"
     );
+    // ttl 1s: validity runs out at most ~1s after the pause; the rest is slack for a busy machine.
     assert!(
-        took < Duration::from_secs(3),
+        took < Duration::from_secs(5),
         "took {took:?} after the pause"
     );
     assert_eq!(
