@@ -12,7 +12,9 @@
 //!
 //! The lock scripts are not interpreted as Lua: the node knows the engine's default scripts
 //! ([`redlock_core::ACQUIRE`], [`EXTEND`](redlock_core::EXTEND),
-//! [`RELEASE`](redlock_core::RELEASE)) by source and SHA-1 and runs their semantics natively
+//! [`RELEASE`](redlock_core::RELEASE), and the fencing pair
+//! [`FENCED_ACQUIRE`](redlock_core::FENCED_ACQUIRE) / [`FENCE`](redlock_core::FENCE)) by source
+//! and SHA-1 and runs their semantics natively
 //! ([`ScriptKind`]); other sources can be taught with [`Node::learn_script`]. The script cache
 //! behaves as Redis's does: empty at start and after a restart or `SCRIPT FLUSH`, filled by `EVAL`
 //! and `SCRIPT LOAD`, and `EVALSHA` of an unknown SHA replies [`NOSCRIPT`].
@@ -36,7 +38,7 @@
 //! ```
 
 use bytes::{Buf, Bytes, BytesMut};
-use redlock_core::{script_sha, Protocol, ACQUIRE, EXTEND, RELEASE};
+use redlock_core::{script_sha, Protocol, ACQUIRE, EXTEND, FENCE, FENCED_ACQUIRE, RELEASE};
 use std::collections::{BTreeMap, HashMap};
 use std::fmt;
 use std::time::{Duration, Instant};
@@ -327,6 +329,17 @@ pub enum ScriptKind {
     Extend,
     /// Delete every key holding `ARGV[1]`; return how many.
     Release,
+    /// [`redlock_core::FENCED_ACQUIRE`]: `KEYS` are n lock keys then n fence-counter keys.
+    /// Refuse with `{0}` if any lock key exists; otherwise `SET` every lock key to `ARGV[1]`
+    /// with `PX ARGV[2]` and reply `{1, c}`, `c` the largest counter (0 when none is set).
+    FencedAcquire,
+    /// [`redlock_core::FENCE`]: `KEYS` as for [`FencedAcquire`](ScriptKind::FencedAcquire).
+    /// Only if every lock key holds `ARGV[1]`, raise each counter to `ARGV[2]` (never lower it;
+    /// no expiry) and reply 1; otherwise change nothing and reply 0.
+    Fence,
+    /// A script that touches nothing and replies this integer (for user-supplied scripts that
+    /// misbehave, e.g. a fence write-back that skips the write).
+    Reply(i64),
 }
 
 // ----- faults ---------------------------------------------------------------------------------
@@ -532,6 +545,8 @@ impl Node {
         node.learn_script(ACQUIRE, ScriptKind::Acquire);
         node.learn_script(EXTEND, ScriptKind::Extend);
         node.learn_script(RELEASE, ScriptKind::Release);
+        node.learn_script(FENCED_ACQUIRE, ScriptKind::FencedAcquire);
+        node.learn_script(FENCE, ScriptKind::Fence);
         node
     }
 
@@ -1297,7 +1312,74 @@ impl Node {
                 }
                 Value::Int(n)
             }
+            ScriptKind::FencedAcquire => {
+                let Some(ms) = args
+                    .get(1)
+                    .and_then(int_arg)
+                    .and_then(|n| u64::try_from(n).ok())
+                    .filter(|n| *n > 0)
+                else {
+                    return script_error("ERR invalid expire time in 'set' command");
+                };
+                let (locks, counters) = keys.split_at(keys.len() / 2);
+                if locks
+                    .iter()
+                    .any(|k| self.data.contains_key(&(db, k.clone())))
+                {
+                    return Value::Array(vec![Value::Int(0)]);
+                }
+                let top = counters
+                    .iter()
+                    .map(|k| self.counter(now, db, k))
+                    .max()
+                    .unwrap_or(0);
+                for k in locks {
+                    self.data.insert(
+                        (db, k.clone()),
+                        Entry {
+                            value: token.clone(),
+                            expires: Some(now + Duration::from_millis(ms)),
+                        },
+                    );
+                }
+                Value::Array(vec![Value::Int(1), Value::Int(top)])
+            }
+            ScriptKind::Fence => {
+                let Some(t) = args.get(1).and_then(int_arg) else {
+                    return script_error("attempt to compare nil with number");
+                };
+                let (locks, counters) = keys.split_at(keys.len() / 2);
+                let held = locks.iter().all(|k| {
+                    self.data
+                        .get(&(db, k.clone()))
+                        .is_some_and(|e| e.value == *token)
+                });
+                if !held {
+                    return Value::Int(0);
+                }
+                for k in counters {
+                    self.expire_key(now, db, k);
+                    if t > self.counter(now, db, k) {
+                        self.data.insert(
+                            (db, k.clone()),
+                            Entry {
+                                value: args[1].clone(),
+                                expires: None,
+                            },
+                        );
+                    }
+                }
+                Value::Int(1)
+            }
+            ScriptKind::Reply(n) => Value::Int(n),
         }
+    }
+
+    /// A fence counter as the scripts read it: `tonumber(GET k or '0') or 0`.
+    fn counter(&self, now: Instant, db: u32, key: &Bytes) -> i64 {
+        self.entry(now, db, key)
+            .and_then(|e| parse_int(&e.value))
+            .unwrap_or(0)
     }
 }
 
@@ -1506,6 +1588,79 @@ mod tests {
             &run(&mut n, t, &mut s, &["EVAL", ACQUIRE, "3", "k"]),
             "ERR Number of keys"
         ));
+    }
+
+    #[test]
+    fn fenced_scripts() {
+        let t = Instant::now();
+        let mut n = Node::new(t, 0);
+        let mut s = n.connect().unwrap();
+        let int = |v: i64| Reply::Int(v);
+        let acquire = |n: &mut Node, s: &mut Session, tok: &str| {
+            run(
+                n,
+                t,
+                s,
+                &[
+                    "EVAL",
+                    FENCED_ACQUIRE,
+                    "4",
+                    "a",
+                    "b",
+                    "{a}:fence",
+                    "{b}:fence",
+                    tok,
+                    "100",
+                ],
+            )
+        };
+        assert_eq!(
+            acquire(&mut n, &mut s, "x"),
+            Reply::Array(vec![int(1), int(0)])
+        );
+        assert_eq!(acquire(&mut n, &mut s, "y"), Reply::Array(vec![int(0)]));
+        let fence = |n: &mut Node, s: &mut Session, tok: &str, v: &str| {
+            run(
+                n,
+                t,
+                s,
+                &[
+                    "EVAL",
+                    FENCE,
+                    "4",
+                    "a",
+                    "b",
+                    "{a}:fence",
+                    "{b}:fence",
+                    tok,
+                    v,
+                ],
+            )
+        };
+        assert_eq!(fence(&mut n, &mut s, "y", "9"), int(0), "not the holder");
+        assert_eq!(n.get(t, 0, b"{a}:fence"), None);
+        assert_eq!(fence(&mut n, &mut s, "x", "7"), int(1));
+        assert_eq!(fence(&mut n, &mut s, "x", "5"), int(1), "never lowers");
+        assert_eq!(n.get(t, 0, b"{b}:fence"), Some(Bytes::from_static(b"7")));
+        assert_eq!(
+            n.ttl(t, 0, b"{b}:fence"),
+            Some(None),
+            "counters never expire"
+        );
+        n.set(t, 0, b"{b}:fence", b"11", None);
+        assert_eq!(
+            run(&mut n, t, &mut s, &["EVAL", RELEASE, "2", "a", "b", "x"]),
+            int(2)
+        );
+        assert_eq!(
+            acquire(&mut n, &mut s, "z"),
+            Reply::Array(vec![int(1), int(11)])
+        );
+        n.learn_script("return 1", ScriptKind::Reply(1));
+        assert_eq!(
+            run(&mut n, t, &mut s, &["EVAL", "return 1", "0", "tok"]),
+            int(1)
+        );
     }
 
     #[test]
