@@ -7,3 +7,4 @@ pub mod link;
 pub mod live;
 pub mod model;
 pub mod rig;
+pub mod sim;
