@@ -8,7 +8,7 @@
 
 use crate::engine::OpId;
 use crate::error::ConnError;
-use crate::resp::{encode_command, Decoder, Protocol, Reply};
+use crate::resp::{encode_command, Decoder, Protocol, Reply, StreamError};
 use crate::script::Compiled;
 use bytes::{Bytes, BytesMut};
 use std::collections::VecDeque;
@@ -28,12 +28,16 @@ pub(crate) enum Tag {
     Cleanup,
 }
 
-/// The parts of a script call needed to re-send it as `EVAL`.
+/// The parts of a lock request needed to send it again: a script call (re-sent as `EVAL`), or
+/// a plain command standing in for one (`SET … NX PX`), which must keep its place among the
+/// scripts when they are re-sent.
 #[derive(Debug)]
 struct ScriptCall {
     source: Bytes,
     keys: Arc<[Bytes]>,
     argv: Arc<[Bytes]>,
+    /// `Some(args)` for a plain command: re-sent as itself, never answered with NOSCRIPT.
+    plain: Option<Arc<[Bytes]>>,
     sent_as_eval: bool,
     /// Run again after a NOSCRIPT ahead of it (see [`Conn::input`]): this reply is ignored,
     /// the copy's reply counts.
@@ -52,6 +56,10 @@ pub(crate) struct Conn {
     up: bool,
     out: BytesMut,
     decoder: Decoder,
+    /// Decoded replies not yet matched to their requests.
+    inbox: VecDeque<Reply>,
+    /// Bad bytes seen after the replies in the inbox.
+    stream_error: Option<StreamError>,
     pending: VecDeque<Pending>,
     protocol: Protocol,
     cap: usize,
@@ -64,6 +72,8 @@ impl Conn {
             up: false,
             out: BytesMut::new(),
             decoder: Decoder::new(protocol, cap),
+            inbox: VecDeque::new(),
+            stream_error: None,
             pending: VecDeque::new(),
             protocol,
             cap,
@@ -106,6 +116,8 @@ impl Conn {
         self.up = false;
         self.out.clear();
         self.decoder = Decoder::new(self.protocol, self.cap);
+        self.inbox.clear();
+        self.stream_error = None;
         self.pending
             .drain(..)
             .filter(|p| !p.script.as_ref().is_some_and(|c| c.superseded))
@@ -130,7 +142,27 @@ impl Conn {
                 source: script.source.clone(),
                 keys: keys.clone(),
                 argv: argv.clone(),
+                plain: None,
                 sent_as_eval: false,
+                superseded: false,
+            }),
+        });
+    }
+
+    /// Queues a plain command that takes the place of a script call (see [`ScriptCall`]).
+    pub(crate) fn send_plain(&mut self, now: Instant, tag: Tag, args: Arc<[Bytes]>) {
+        encode_command(&mut self.out, &args);
+        let empty: Arc<[Bytes]> = Arc::from([]);
+        self.pending.push_back(Pending {
+            tag,
+            deadline: now + self.timeout,
+            script: Some(ScriptCall {
+                source: Bytes::new(),
+                keys: empty.clone(),
+                argv: empty,
+                plain: Some(args),
+                // Never eligible for the NOSCRIPT fallback.
+                sent_as_eval: true,
                 superseded: false,
             }),
         });
@@ -159,97 +191,98 @@ impl Conn {
         self.timeout
     }
 
-    /// Feeds socket bytes; pushes `(tag, reply)` for each answered request onto `out`.
-    ///
-    /// On error the connection must be shut by the caller (replies decoded before the error
-    /// are still pushed: they were matched correctly).
-    pub(crate) fn input(
-        &mut self,
-        now: Instant,
-        bytes: &[u8],
-        answered: &mut Vec<(Tag, Reply)>,
-    ) -> Result<(), ConnError> {
+    /// Feeds socket bytes. Complete replies wait in the inbox until [`Conn::next`] matches them
+    /// one at a time, so the engine reacts to each before the next is matched: what it sends
+    /// then does not depend on how the node's bytes were split into reads.
+    pub(crate) fn feed(&mut self, bytes: &[u8]) {
         if !self.up {
             // Bytes from a socket we already gave up on.
-            return Ok(());
+            return;
         }
+        let inbox = &mut self.inbox;
+        if let Err(e) = self.decoder.feed(bytes, |reply| inbox.push_back(reply)) {
+            // Replies decoded before the bad bytes are still good; the error comes after them.
+            self.stream_error = Some(e);
+        }
+    }
+
+    /// The next answered request `(tag, reply)` from the inbox, `None` when it is empty.
+    /// An `Err` means the connection must be shut by the caller.
+    pub(crate) fn next(&mut self, now: Instant) -> Option<Result<(Tag, Reply), ConnError>> {
+        loop {
+            let Some(reply) = self.inbox.pop_front() else {
+                return self.stream_error.take().map(|e| Err(ConnError::Stream(e)));
+            };
+            if matches!(reply, Reply::Push(_)) {
+                continue; // out-of-band (RESP3): never an answer
+            }
+            let Some(req) = self.pending.pop_front() else {
+                return Some(Err(ConnError::UnexpectedReply(format!(
+                    "{reply:?} with no request pending"
+                ))));
+            };
+            if req.script.as_ref().is_some_and(|c| c.superseded) {
+                continue;
+            }
+            if let Reply::Error(e) = &reply {
+                if matches!(req.tag, Tag::Handshake | Tag::Info) {
+                    return Some(Err(ConnError::Handshake(e.clone())));
+                }
+                if e.starts_with("NOSCRIPT") && req.script.as_ref().is_some_and(|c| !c.sent_as_eval)
+                {
+                    self.resend_after_noscript(now, req);
+                    continue;
+                }
+            }
+            return Some(Ok((req.tag, reply)));
+        }
+    }
+
+    /// The node lost its script cache (restart, SCRIPT FLUSH): send `req` again with the
+    /// script's source; the caller never sees NOSCRIPT.
+    fn resend_after_noscript(&mut self, now: Instant, mut req: Pending) {
         let Conn {
-            decoder,
             pending,
             out,
             timeout,
             ..
         } = self;
-        let mut failed: Option<ConnError> = None;
-        let fed = decoder.feed(bytes, |reply| {
-            if failed.is_some() {
-                return;
-            }
-            if matches!(reply, Reply::Push(_)) {
-                return; // out-of-band (RESP3): never an answer
-            }
-            let Some(mut req) = pending.pop_front() else {
-                failed = Some(ConnError::UnexpectedReply(format!(
-                    "{reply:?} with no request pending"
-                )));
-                return;
+        let Some(call) = req.script.as_mut() else {
+            return;
+        };
+        encode_script(out, b"EVAL", &call.source, &call.keys, &call.argv);
+        call.sent_as_eval = true;
+        req.deadline = now + *timeout;
+        // The scripts pipelined behind this one have already run, before the re-send: a
+        // cleanup release before the acquire it undoes, or a stale release after the next
+        // attempt's acquire (same token), deleting a key that attempt counts. Run them again
+        // after it, in order, and count only those replies: the node sees this connection's
+        // scripts in the order they were issued.
+        let behind = pending.len();
+        pending.push_back(req);
+        for i in 0..behind {
+            let tag = pending[i].tag;
+            let Some(call) = pending[i].script.as_mut().filter(|c| !c.superseded) else {
+                continue;
             };
-            if req.script.as_ref().is_some_and(|c| c.superseded) {
-                return;
+            call.superseded = true;
+            match &call.plain {
+                Some(args) => encode_command(out, args),
+                None => encode_script(out, b"EVAL", &call.source, &call.keys, &call.argv),
             }
-            if let Reply::Error(e) = &reply {
-                if matches!(req.tag, Tag::Handshake | Tag::Info) {
-                    failed = Some(ConnError::Handshake(e.clone()));
-                    return;
-                }
-                if e.starts_with("NOSCRIPT") {
-                    if let Some(call) = req.script.as_mut().filter(|c| !c.sent_as_eval) {
-                        // The node lost its script cache (restart, SCRIPT FLUSH): send the
-                        // source; the caller never sees NOSCRIPT.
-                        encode_script(out, b"EVAL", &call.source, &call.keys, &call.argv);
-                        call.sent_as_eval = true;
-                        req.deadline = now + *timeout;
-                        // The scripts pipelined behind this one have already run, before the
-                        // re-send: a cleanup release before the acquire it undoes, or a stale
-                        // release after the next attempt's acquire (same token), deleting a
-                        // key that attempt counts. Run them again after it, in order, and
-                        // count only those replies: the node sees this connection's scripts
-                        // in the order they were issued.
-                        let behind = pending.len();
-                        pending.push_back(req);
-                        for i in 0..behind {
-                            let tag = pending[i].tag;
-                            let Some(call) = pending[i].script.as_mut().filter(|c| !c.superseded)
-                            else {
-                                continue;
-                            };
-                            call.superseded = true;
-                            encode_script(out, b"EVAL", &call.source, &call.keys, &call.argv);
-                            let copy = Pending {
-                                tag,
-                                deadline: now + *timeout,
-                                script: Some(ScriptCall {
-                                    source: call.source.clone(),
-                                    keys: call.keys.clone(),
-                                    argv: call.argv.clone(),
-                                    sent_as_eval: true,
-                                    superseded: false,
-                                }),
-                            };
-                            pending.push_back(copy);
-                        }
-                        return;
-                    }
-                }
-            }
-            answered.push((req.tag, reply));
-        });
-        if let Err(e) = fed {
-            return Err(ConnError::Stream(e));
-        }
-        match failed {
-            Some(e) => Err(e),
-            None => Ok(()),
+            let copy = Pending {
+                tag,
+                deadline: now + *timeout,
+                script: Some(ScriptCall {
+                    source: call.source.clone(),
+                    keys: call.keys.clone(),
+                    argv: call.argv.clone(),
+                    plain: call.plain.clone(),
+                    sent_as_eval: true,
+                    superseded: false,
+                }),
+            };
+            pending.push_back(copy);
         }
     }
 }

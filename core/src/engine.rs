@@ -76,14 +76,15 @@ impl fmt::Display for OpId {
 /// let token = Token::from_random(&[7; 20]).unwrap();
 /// let op = engine.acquire(now, ["orders:42"], Duration::from_secs(10), token).unwrap();
 /// let (node, bytes) = engine.poll_transmit().unwrap();
-/// // The handshake loads the scripts (SCRIPT LOAD ×3), then the acquire runs as EVALSHA.
-/// assert!(bytes.windows(7).any(|w| w == b"EVALSHA"));
+/// // The handshake loads the scripts (SCRIPT LOAD ×3); a one-resource acquire is then a plain
+/// // `SET key token NX PX ttl`.
+/// assert!(bytes.windows(5).any(|w| w == b"$2\r\nNX"));
 /// let mut replies = Vec::new();
 /// for source in [redlock_core::ACQUIRE, redlock_core::EXTEND, redlock_core::RELEASE] {
 ///     replies.extend_from_slice(format!("$40\r\n{}\r\n", redlock_core::script_sha(source)).as_bytes());
 /// }
-/// // A node replying :1 grants the lock (1 node: quorum is 1).
-/// replies.extend_from_slice(b":1\r\n");
+/// // A node replying +OK grants the lock (1 node: quorum is 1).
+/// replies.extend_from_slice(b"+OK\r\n");
 /// engine.handle_input(now, node, &replies).unwrap();
 /// match engine.poll_event() {
 ///     Some(redlock_core::Event::Completed { op: done, result: Ok(redlock_core::Done::Acquired(lock)) }) => {
@@ -108,8 +109,9 @@ pub struct Engine {
     next_op: u64,
     now: Instant,
     transmit_cursor: usize,
-    answered: Vec<(Tag, Reply)>,
     voters: Vec<Voter>,
+    /// Single-key acquires may use `SET NX PX` (the acquire script is the default one).
+    plain_set: bool,
 }
 
 /// Restart-aware voting state of one node.
@@ -130,6 +132,7 @@ impl Engine {
         config.validate()?;
         let Config { nodes, options } = config;
         let n = nodes.len();
+        let plain_set = options.scripts.acquire == crate::script::ACQUIRE;
         let addrs = nodes.iter().map(|n| Arc::from(n.to_string())).collect();
         let scripts = ScriptSet::new(&options.scripts);
         let handshakes = nodes
@@ -159,8 +162,8 @@ impl Engine {
             next_op: 1,
             now,
             transmit_cursor: 0,
-            answered: Vec::new(),
             voters: vec![Voter::default(); n],
+            plain_set,
         })
     }
 
@@ -229,17 +232,18 @@ impl Engine {
     pub fn handle_input(&mut self, now: Instant, node: NodeId, bytes: &[u8]) -> Result<(), Error> {
         self.check_node(node)?;
         let now = self.clock(now);
-        let mut answered = std::mem::take(&mut self.answered);
-        let res = self.conns[node.0].input(now, bytes, &mut answered);
-        let mut broken = res.err();
-        for (tag, reply) in answered.drain(..) {
-            if let Err(e) = self.on_reply(now, node, tag, reply) {
-                broken.get_or_insert(e);
+        self.conns[node.0].feed(bytes);
+        // One reply at a time: the engine reacts to each (new requests, cleanups) before the
+        // next is matched, whatever the read boundaries were.
+        while let Some(next) = self.conns[node.0].next(now) {
+            let broken = match next {
+                Ok((tag, reply)) => self.on_reply(now, node, tag, reply).err(),
+                Err(e) => Some(e),
+            };
+            if let Some(reason) = broken {
+                self.poison(now, node, reason);
+                break;
             }
-        }
-        self.answered = answered;
-        if let Some(reason) = broken {
-            self.poison(now, node, reason);
         }
         Ok(())
     }
@@ -481,6 +485,14 @@ impl Engine {
                             Some(drift_end(op.ttl)),
                         )
                     }
+                    // One key with the default script: `SET key token NX PX ttl` does exactly
+                    // what the script does, without running Lua on the node.
+                    None if sends_set_nx(self.plain_set, op) => (
+                        ScriptId::SetNx,
+                        op.keys.clone(),
+                        Arc::from([token, ttl_ms]),
+                        Some(drift_end(op.ttl)),
+                    ),
                     None => (
                         ScriptId::Acquire,
                         op.keys.clone(),
@@ -519,12 +531,26 @@ impl Engine {
             round: op.round,
         };
         let compiled = self.scripts.get(script);
+        let plain: Option<Arc<[Bytes]>> = (script == ScriptId::SetNx).then(|| {
+            let b = Bytes::from_static;
+            Arc::from([
+                b(b"SET"),
+                keys[0].clone(),
+                argv[0].clone(),
+                b(b"NX"),
+                b(b"PX"),
+                argv[1].clone(),
+            ])
+        });
         op.counters = vec![None; self.conns.len()];
         op.votes = self
             .conns
             .iter_mut()
             .map(|c| {
-                if c.is_up() {
+                if let (true, Some(args)) = (c.is_up(), &plain) {
+                    c.send_plain(now, tag, args.clone());
+                    None
+                } else if c.is_up() {
                     c.send_script(now, tag, compiled, keys, argv);
                     None
                 } else {
@@ -554,6 +580,9 @@ impl Engine {
             return Ok(());
         };
         let fenced_main = o.fence_keys.is_some() && o.stage == Stage::Main;
+        let set_nx = sends_set_nx(self.plain_set, o);
+        // A script's replies and SET's replies differ: each request accepts only its own.
+        let script = !fenced_main && !set_nx;
         let mut counter = None;
         let outcome = match (o.kind, &reply) {
             (_, Reply::Error(e)) => Outcome::ErrorReply(e.clone()),
@@ -568,16 +597,16 @@ impl Engine {
                 }
                 _ => return self.unexpected(now, op, round, node, &reply),
             },
-            (Kind::Acquire | Kind::Extend { .. }, Reply::Int(1) | Reply::Bool(true))
-                if !fenced_main =>
-            {
+            (Kind::Acquire, Reply::Status(ok)) if set_nx && &ok[..] == b"OK" => Outcome::Granted,
+            (Kind::Acquire, Reply::Nil) if set_nx => Outcome::Refused,
+            (Kind::Acquire | Kind::Extend { .. }, Reply::Int(1) | Reply::Bool(true)) if script => {
                 Outcome::Granted
             }
             // Lua `false` arrives as a nil bulk string in RESP2.
             (
                 Kind::Acquire | Kind::Extend { .. },
                 Reply::Int(0) | Reply::Bool(false) | Reply::Nil,
-            ) if !fenced_main => Outcome::Refused,
+            ) if script => Outcome::Refused,
             _ => return self.unexpected(now, op, round, node, &reply),
         };
         let outcome = match (outcome, self.sits_out(node, now)) {
@@ -886,6 +915,12 @@ fn handshake(
         cmds.push(vec![b("SCRIPT"), b("LOAD"), scripts.get(id).source.clone()]);
     }
     cmds
+}
+
+/// Whether `op`'s main round goes out as `SET key token NX PX ttl` rather than a script: an
+/// acquire of one key, without fencing, while the acquire script is the default one.
+fn sends_set_nx(plain_set: bool, op: &Op) -> bool {
+    plain_set && op.kind == Kind::Acquire && op.fence_keys.is_none() && op.keys.len() == 1
 }
 
 /// The fence-counter key of a lock key, in the same cluster slot: `{K}:fence`, or `K:fence` when

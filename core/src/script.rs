@@ -115,6 +115,8 @@ pub(crate) enum ScriptId {
     Release,
     FencedAcquire,
     Fence,
+    /// Not a script: a single-key acquire sent as `SET key token NX PX ttl`.
+    SetNx,
 }
 
 /// A script's source with its precomputed SHA-1, as sent on the wire.
@@ -161,6 +163,8 @@ impl ScriptSet {
             ScriptId::Release => &self.release,
             ScriptId::FencedAcquire => &self.fenced_acquire,
             ScriptId::Fence => &self.fence,
+            // Carries the acquire script only so every request has one; it is never sent.
+            ScriptId::SetNx => &self.acquire,
         }
     }
 }

@@ -88,6 +88,8 @@ fn two_grants_and_one_refusal_acquire() {
 }
 
 #[test]
+// Scripted path: a two-resource lock (a single resource goes out as SET NX PX, see
+// core/tests/set_nx.rs).
 fn two_refusals_fail_as_locked_after_every_retry() {
     let mut o = options();
     o.retry_count = Some(2);
@@ -100,7 +102,7 @@ fn two_refusals_fail_as_locked_after_every_retry() {
     rig.connect_all();
     let op = rig
         .engine
-        .acquire(now, ["r"], ms(10_000), Rig::token(1))
+        .acquire(now, ["r", "r2"], ms(10_000), Rig::token(1))
         .unwrap();
     let err = failed(rig.run_until_complete(op, 10));
     assert_eq!(err.failure, Failure::Locked);
@@ -456,6 +458,7 @@ fn same_seed_and_inputs_give_identical_output() {
 }
 
 #[test]
+// Two resources, so the acquire is a script (one resource is a plain SET NX PX).
 fn noscript_is_handled_transparently() {
     let mut rig = Rig::new(3, options(), 1);
     rig.connect_all();
@@ -466,7 +469,7 @@ fn noscript_is_handled_transparently() {
     }
     let op = rig
         .engine
-        .acquire(rig.now, ["r"], ms(10_000), Rig::token(1))
+        .acquire(rig.now, ["r", "r2"], ms(10_000), Rig::token(1))
         .unwrap();
     let lock = acquired(rig.run_until_complete(op, 0));
     rig.pump();
@@ -523,7 +526,7 @@ fn noscript_to_eval_as_well_is_an_error_reply() {
     // Two healthy nodes still make a quorum.
     let op = rig
         .engine
-        .acquire(rig.now, ["r"], ms(10_000), Rig::token(1))
+        .acquire(rig.now, ["r", "r2"], ms(10_000), Rig::token(1))
         .unwrap();
     acquired(rig.run_until_complete(op, 0));
     // Alone, the broken node fails the operation with its error reply.
@@ -532,7 +535,7 @@ fn noscript_to_eval_as_well_is_an_error_reply() {
     rig.connect_all();
     let op = rig
         .engine
-        .acquire(rig.now, ["r"], ms(10_000), Rig::token(1))
+        .acquire(rig.now, ["r", "r2"], ms(10_000), Rig::token(1))
         .unwrap();
     let err = failed(rig.run_until_complete(op, 0));
     assert_eq!(err.failure, Failure::Unreachable);
@@ -556,7 +559,7 @@ fn a_reply_of_the_wrong_type_breaks_the_connection() {
     rig.connect_all();
     let op = rig
         .engine
-        .acquire(rig.now, ["r"], ms(10_000), Rig::token(1))
+        .acquire(rig.now, ["r", "r2"], ms(10_000), Rig::token(1))
         .unwrap();
     let err = failed(rig.run_until_complete(op, 0));
     assert!(matches!(
