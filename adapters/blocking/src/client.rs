@@ -7,6 +7,7 @@ use redlock_core::{Done, Engine, Lock, NodeConfig, NodeId, OpId, Options, Releas
 use std::io::{ErrorKind, Read, Write};
 use std::net::{Shutdown, TcpStream, ToSocketAddrs};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
+use std::task::{Wake, Waker};
 use std::time::{Duration, Instant};
 
 const BACKOFF_MIN: Duration = Duration::from_millis(20);
@@ -204,12 +205,30 @@ impl Redlock {
         let op = begin(&mut s.engine, now)?;
         s.waiters.register(op);
         process(shared, &mut s, now);
+        // Wake exactly this thread when the result arrives (waiting on the shared condition
+        // variable would wake every waiting caller on every event).
+        let waker = Waker::from(Arc::new(Unpark(std::thread::current())));
         loop {
-            if let Some(result) = s.waiters.take(op, None) {
+            if let Some(result) = s.waiters.take(op, Some(&waker)) {
                 return result.map_err(Error::from);
             }
-            s = shared.wait(s, TICK);
+            drop(s);
+            std::thread::park_timeout(TICK);
+            s = shared.lock();
         }
+    }
+}
+
+/// Unparks one thread: the waker a blocked caller leaves in the waiter table.
+struct Unpark(std::thread::Thread);
+
+impl Wake for Unpark {
+    fn wake(self: Arc<Self>) {
+        self.0.unpark();
+    }
+
+    fn wake_by_ref(self: &Arc<Self>) {
+        self.0.unpark();
     }
 }
 
