@@ -16,8 +16,9 @@ fn main() -> ExitCode {
         Some("test") => test(),
         Some("demo") => demo(&args[1..]),
         Some("bench") => bench(&args[1..]),
+        Some("fuzz") => fuzz(&args[1..]),
         _ => Err(format!(
-            "usage: cargo xtask <task>\n\ntasks:\n  test    fmt, clippy, sans-IO check and every test (what CI runs)\n  demo    5 local redis-server nodes, 32 contending workers, verified\n  bench   the benchmark matrix (release), with rslock and redis-benchmark\n\ngot: {}",
+            "usage: cargo xtask <task>\n\ntasks:\n  test    fmt, clippy, sans-IO check and every test (what CI runs)\n  demo    5 local redis-server nodes, 32 contending workers, verified\n  bench   the benchmark matrix (release), with rslock and redis-benchmark\n  fuzz    [SECONDS|smoke] each cargo-fuzz target for SECONDS (default 60; needs nightly)\n\ngot: {}",
             args.join(" ")
         )),
     };
@@ -156,7 +157,251 @@ fn test() -> Result<(), String> {
     let mut tests = cargo();
     tests.args(["test", "--workspace"]);
     run("cargo test --workspace", tests)?;
+    fuzz_smoke()?;
     eprintln!("xtask: all checks passed");
+    Ok(())
+}
+
+// ----- fuzz -------------------------------------------------------------------------------
+
+/// The cargo-fuzz targets in `fuzz/fuzz_targets/`.
+const FUZZ_TARGETS: [&str; 3] = ["reply_bytes", "op_sequence", "resp_roundtrip"];
+
+/// Seconds per target in the smoke `cargo xtask test` runs (the build takes longer).
+const FUZZ_SMOKE_SECS: u64 = 6;
+
+/// `cargo +nightly …` in `fuzz/`, through rustup's proxy whatever toolchain runs xtask.
+fn nightly_cargo() -> Command {
+    let mut c = Command::new("cargo");
+    c.arg("+nightly").current_dir(root().join("fuzz"));
+    for var in ["RUSTUP_TOOLCHAIN", "CARGO", "RUSTC", "RUSTDOC"] {
+        c.env_remove(var);
+    }
+    c
+}
+
+fn succeeds(mut cmd: Command) -> bool {
+    cmd.stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success())
+}
+
+/// Ok when `cargo +nightly fuzz` can run (installing cargo-fuzz if it is missing); else why not.
+fn fuzz_prereqs() -> Result<(), String> {
+    let mut version = nightly_cargo();
+    version.arg("--version");
+    if !succeeds(version) {
+        return Err("no nightly toolchain (`rustup toolchain install nightly` adds one)".into());
+    }
+    let fuzz_version = || {
+        let mut c = nightly_cargo();
+        c.args(["fuzz", "--version"]);
+        succeeds(c)
+    };
+    if fuzz_version() {
+        return Ok(());
+    }
+    let mut install = cargo();
+    install.args(["install", "cargo-fuzz", "--locked"]);
+    run("cargo install cargo-fuzz --locked", install)
+        .map_err(|e| format!("cargo-fuzz is not installed and could not be: {e}"))?;
+    if fuzz_version() {
+        Ok(())
+    } else {
+        Err("`cargo fuzz --version` still fails after installing cargo-fuzz".into())
+    }
+}
+
+/// The fuzz targets are built without a sanitizer: the code under test is safe Rust, and
+/// AddressSanitizer costs about 5x the executions and 15x the memory, which would also make
+/// `-rss_limit_mb` measure ASan's quarantine instead of the engine.
+fn fuzz_build() -> Result<(), String> {
+    let mut build = nightly_cargo();
+    build.args(["fuzz", "build", "--sanitizer", "none"]);
+    run("cargo +nightly fuzz build", build)
+}
+
+/// Runs `target` for `secs` seconds with `corpus` (plus the committed seeds); Err on a crash.
+fn fuzz_target(target: &str, secs: u64, corpus: &Path) -> Result<(), String> {
+    let fuzz = root().join("fuzz");
+    std::fs::create_dir_all(corpus).map_err(|e| format!("{}: {e}", corpus.display()))?;
+    let mut cmd = nightly_cargo();
+    cmd.args(["fuzz", "run", "--sanitizer", "none", target])
+        .arg(corpus);
+    let seeds = fuzz.join("seeds").join(target);
+    if seeds.is_dir() {
+        cmd.arg(seeds);
+    }
+    cmd.args([
+        "--".to_string(),
+        format!("-max_total_time={secs}"),
+        "-rss_limit_mb=1024".into(),
+        "-max_len=65536".into(),
+        "-timeout=30".into(),
+    ]);
+    eprintln!("xtask: fuzz {target} for {secs} s");
+    let out = cmd
+        .output()
+        .map_err(|e| format!("cargo fuzz run {target}: could not start: {e}"))?;
+    let log = String::from_utf8_lossy(&out.stderr);
+    if out.status.success() {
+        let done = log.lines().rev().find(|l| l.contains("DONE")).unwrap_or("");
+        eprintln!("xtask: fuzz {target}: {}", done.trim());
+        return Ok(());
+    }
+    eprintln!("{}", fuzz_failure_summary(&log));
+    Err(format!(
+        "fuzz target {target} failed ({}); the input is under fuzz/artifacts/{target}/",
+        out.status
+    ))
+}
+
+/// The lines of a failed libFuzzer run worth reading: the panic (with its assertion values),
+/// libFuzzer's verdict and where it saved the input; the log's tail when none of those is there.
+fn fuzz_failure_summary(log: &str) -> String {
+    let lines: Vec<&str> = log.lines().collect();
+    let mut keep = Vec::new();
+    let mut i = 0;
+    while i < lines.len() {
+        let line = lines[i];
+        if line.contains("panicked at") {
+            keep.extend(lines[i..lines.len().min(i + 4)].iter().copied());
+            i += 4;
+            continue;
+        }
+        if [
+            "SUMMARY:",
+            "ERROR: libFuzzer",
+            "Test unit written to",
+            "Base64:",
+        ]
+        .iter()
+        .any(|k| line.contains(k))
+        {
+            keep.push(line);
+        }
+        i += 1;
+    }
+    if keep.is_empty() {
+        keep = lines[lines.len().saturating_sub(40)..].to_vec();
+    }
+    keep.iter()
+        .map(|l| format!("  {l}"))
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+/// Replays `fuzz/regressions/<target>/*` (crashes found earlier) with the generators that reach
+/// known bugs switched on. Returns the ones that still crash, with their panic message.
+fn fuzz_replay_regressions() -> Result<Vec<String>, String> {
+    let fuzz = root().join("fuzz");
+    let scratch = fuzz.join("target").join("replay");
+    std::fs::create_dir_all(&scratch).map_err(|e| format!("{}: {e}", scratch.display()))?;
+    let mut still = Vec::new();
+    for target in FUZZ_TARGETS {
+        let dir = fuzz.join("regressions").join(target);
+        let Ok(entries) = std::fs::read_dir(&dir) else {
+            continue;
+        };
+        let mut files: Vec<PathBuf> = entries.flatten().map(|e| e.path()).collect();
+        files.sort();
+        for file in files.into_iter().filter(|f| f.is_file()) {
+            let mut cmd = nightly_cargo();
+            cmd.args(["fuzz", "run", "--sanitizer", "none", target])
+                .arg(&file)
+                .arg("--")
+                .arg(format!("-artifact_prefix={}/", scratch.display()))
+                .env("REDLOCK_FUZZ_KNOWN_BUGS", "1");
+            let out = cmd
+                .output()
+                .map_err(|e| format!("cargo fuzz run {target}: could not start: {e}"))?;
+            let name = file
+                .strip_prefix(&fuzz)
+                .unwrap_or(&file)
+                .display()
+                .to_string();
+            if out.status.success() {
+                eprintln!("xtask: fuzz/{name} no longer crashes (drop its known-bug guard)");
+                continue;
+            }
+            let log = String::from_utf8_lossy(&out.stderr);
+            let mut lines = log.lines();
+            let panic = lines
+                .find(|l| l.contains("panicked at"))
+                .map(|at| format!("{} {}", at.trim(), lines.next().unwrap_or("").trim()))
+                .unwrap_or_else(|| format!("exit {}", out.status));
+            still.push(format!("fuzz/{name}: {panic}"));
+        }
+    }
+    Ok(still)
+}
+
+/// `cargo xtask fuzz [SECONDS]`: every target for SECONDS (default 60), then the regressions.
+/// `cargo xtask fuzz smoke`: the short run `cargo xtask test` ends with.
+fn fuzz(args: &[String]) -> Result<(), String> {
+    let secs = match args.first() {
+        None => 60,
+        Some(s) if s == "smoke" => return fuzz_smoke(),
+        Some(s) => s
+            .parse::<u64>()
+            .ok()
+            .filter(|n| *n > 0)
+            .ok_or_else(|| format!("fuzz: SECONDS must be a positive number, got {s:?}"))?,
+    };
+    fuzz_prereqs()?;
+    fuzz_build()?;
+    let mut failed = Vec::new();
+    for target in FUZZ_TARGETS {
+        let corpus = root().join("fuzz").join("corpus").join(target);
+        if let Err(e) = fuzz_target(target, secs, &corpus) {
+            eprintln!("xtask: {e}");
+            failed.push(target);
+        }
+    }
+    let known = fuzz_replay_regressions()?;
+    for k in &known {
+        eprintln!("xtask: known crash still reproduces: {k}");
+    }
+    if failed.is_empty() && known.is_empty() {
+        eprintln!("xtask: fuzz: no crashes");
+        Ok(())
+    } else {
+        let mut why = Vec::new();
+        if !failed.is_empty() {
+            why.push(format!("crashed: {}", failed.join(", ")));
+        }
+        if !known.is_empty() {
+            why.push(format!(
+                "{} known reproducer(s) in fuzz/regressions still crash core",
+                known.len()
+            ));
+        }
+        Err(format!("fuzz: {}", why.join("; ")))
+    }
+}
+
+/// The short fuzz run inside `cargo xtask test`: only with a nightly toolchain and cargo-fuzz.
+/// A new crash fails the run; known ones (fuzz/regressions) are reported, not failed on.
+fn fuzz_smoke() -> Result<(), String> {
+    if let Err(why) = fuzz_prereqs() {
+        eprintln!("xtask: fuzz smoke skipped: {why}");
+        return Ok(());
+    }
+    let start = std::time::Instant::now();
+    fuzz_build()?;
+    for target in FUZZ_TARGETS {
+        let corpus = root().join("fuzz/target/smoke-corpus").join(target);
+        let _ = std::fs::remove_dir_all(&corpus);
+        fuzz_target(target, FUZZ_SMOKE_SECS, &corpus)?;
+    }
+    for k in fuzz_replay_regressions()? {
+        eprintln!("xtask: known crash still reproduces (not failing the run): {k}");
+    }
+    eprintln!(
+        "xtask: fuzz smoke passed in {:.0} s",
+        start.elapsed().as_secs_f64()
+    );
     Ok(())
 }
 
