@@ -1,0 +1,303 @@
+//! Core behaviour the simulator found wrong, as failing tests. Every test here FAILS against the
+//! current core and is `#[ignore]`d so that the suite stays green; run them with
+//! `cargo test -p redlock-tests --test sim_findings -- --ignored`. Each bug has a small
+//! deterministic reproduction through the public `Engine` API (model nodes driven by hand) and,
+//! where the simulator found it, the simulator sweep that finds it (with a replayable seed).
+//!
+//! 1. A failed attempt's cleanup release, sent on a connection the engine then gives up on, can
+//!    still reach the node after the next attempt (same token) took the key on a new connection,
+//!    and deletes it: the lock is believed held by a client whose keys are gone from a quorum.
+//!    Mutual exclusion breaks with clocks in bound, no restarts, no pauses.
+//! 2. Fence counters are keys: a node that restarts without persistence forgets them, and the
+//!    next quorum that includes it can hand out a token below one already handed out.
+//!    `restart_grace` does not help (counters never expire; waiting does not bring them back).
+//! 3. A reply is classified by the operation's *current* stage, not by the round it answers: a
+//!    late fenced-acquire reply after the fence round started (or a late fence reply after a
+//!    retry began) is "unexpected", and the connection is poisoned, failing the current round's
+//!    requests on it too. Under short ttls and contention this cascades (retries keep failing).
+//! 4. `extend` with a ttl shorter than the validity left shortens the keys on the nodes, while
+//!    the caller's current `Lock` (in use until the extend completes, and after it fails) still
+//!    claims the old validity; `Done::Extended` may also carry an *earlier* `valid_until`,
+//!    although `Lock`'s docs promise a later one.
+#![allow(clippy::print_stderr)]
+
+use redlock_core::{Done, Event, NodeId, Options};
+use redlock_tests::rig::Rig;
+use redlock_tests::sim::{self, Check, Scenario};
+use std::time::Duration;
+
+fn ms(n: u64) -> Duration {
+    Duration::from_millis(n)
+}
+
+fn acquired(rig: &Rig, op: redlock_core::OpId) -> redlock_core::Lock {
+    match rig.result(op) {
+        Some(Ok(Done::Acquired(lock))) => lock.clone(),
+        other => panic!("expected a lock, got {other:?}"),
+    }
+}
+
+fn holding(rig: &Rig, key: &[u8], token: &redlock_core::Token) -> usize {
+    rig.nodes
+        .iter()
+        .filter(|n| n.get(rig.now, 0, key).as_deref() == Some(token.as_str().as_bytes()))
+        .count()
+}
+
+fn sweep_finds_nothing(binary_test: &str, checks: &[Check], make: impl Fn(u64) -> Scenario + Sync) {
+    let sweep = sim::sweep(2000, checks, make);
+    if let Some((seed, what)) = sweep.failure {
+        panic!(
+            "{}",
+            sim::replay_message("sim_findings", binary_test, seed, &what)
+        );
+    }
+}
+
+// ----- 1. stale cleanup release ---------------------------------------------------------------
+
+#[test]
+#[ignore = "core bug 1: a delayed cleanup release (same token) deletes the retry's key"]
+fn stale_cleanup_release_cannot_delete_a_later_attempts_key() {
+    let mut o = Options::default();
+    o.retry_count = Some(1);
+    o.retry_delay = ms(100);
+    o.retry_jitter = Duration::ZERO;
+    let mut rig = Rig::new(3, o, 1);
+    rig.connect_all();
+    rig.pump();
+    // Someone else holds "r": on node 0 for long, on nodes 1 and 2 for 50 ms.
+    rig.nodes[0].set(
+        rig.now,
+        0,
+        b"r",
+        b"someone-else",
+        Some(Duration::from_secs(60)),
+    );
+    for n in 1..3 {
+        rig.nodes[n].set(rig.now, 0, b"r", b"someone-else", Some(ms(50)));
+    }
+    let token = Rig::token(7);
+    let op = rig
+        .engine
+        .acquire(rig.now, ["r"], Duration::from_secs(10), token.clone())
+        .unwrap();
+    rig.drain();
+    // Attempt 1: every node refuses; the engine sends its cleanup release to every node.
+    for n in 0..3 {
+        let link = rig.links[n].as_mut().unwrap();
+        link.deliver(&mut rig.nodes[n], rig.now, None);
+    }
+    for n in 0..3 {
+        let replies = rig.links[n].as_mut().unwrap().read(None);
+        rig.engine
+            .handle_input(rig.now, NodeId::new(n), &replies)
+            .unwrap();
+        rig.drain();
+    }
+    // The connection to node 2 goes quiet; the engine gives up on it and reconnects. The cleanup
+    // bytes already written to it are still on their way (FIN after data, a retransmission).
+    let mut stale = rig.links[2].take().unwrap();
+    assert!(stale.in_flight() > 0, "the cleanup release is in flight");
+    rig.engine
+        .handle_disconnected(rig.now, NodeId::new(2))
+        .unwrap();
+    rig.connect(2);
+    // Attempt 2 (same token) after the retry delay: nodes 1 and 2 grant.
+    rig.advance(ms(100));
+    let lock = acquired(&rig, op);
+    assert_eq!(holding(&rig, b"r", &token), 2);
+    // The stale cleanup reaches node 2 and runs.
+    stale.deliver(&mut rig.nodes[2], rig.now, None);
+    assert!(lock.is_valid(rig.now));
+    let n = holding(&rig, b"r", &token);
+    assert!(
+        n >= 2,
+        "the lock is valid but only {n} node holds its token: attempt 1's cleanup deleted \
+         attempt 2's key on node 2 (same token), so nodes 0 and 2 can be taken by another client"
+    );
+}
+
+#[test]
+#[ignore = "core bug 1, found by the simulator (safety profile, abandoned connections flush)"]
+fn sweep_safety_with_abandoned_connections_still_delivering() {
+    sweep_finds_nothing(
+        "sweep_safety_with_abandoned_connections_still_delivering",
+        &[Check::Exclusion],
+        |s| {
+            let mut sc = Scenario::safety(s);
+            sc.flush_on_close = 0.5;
+            sc
+        },
+    );
+}
+
+// ----- 2. fence counters lost in a restart ----------------------------------------------------
+
+#[test]
+#[ignore = "core bug 2: a restart without persistence loses fence counters, tokens go backwards"]
+fn fencing_tokens_keep_increasing_across_an_empty_restart() {
+    let mut o = Options::default();
+    o.fencing = true;
+    o.restart_grace = Some(Duration::from_secs(1));
+    o.retry_count = Some(0);
+    let mut a = Rig::new(3, o.clone(), 1);
+    a.now += Duration::from_secs(5); // the nodes have been up longer than the grace
+                                     // Client A reaches nodes 0 and 1 (node 2 is cut off from it).
+    a.connect(0);
+    a.connect(1);
+    a.pump();
+    for n in 0..2 {
+        a.nodes[n].set(a.now, 0, b"{r}:fence", b"41", None);
+    }
+    let op = a
+        .engine
+        .acquire(a.now, ["r"], Duration::from_secs(1), Rig::token(1))
+        .unwrap();
+    a.run_until_complete(op, 10).unwrap();
+    let first = acquired(&a, op);
+    assert_eq!(first.fencing_token(), Some(42));
+    let rel = a.engine.release(a.now, &first).unwrap();
+    a.run_until_complete(rel, 10).unwrap();
+    // Node 1 restarts without persistence; client B waits out the grace, reaches nodes 1 and 2.
+    a.nodes[1].restart(a.now, false);
+    let mut b = Rig::new(3, o, 2);
+    b.nodes = std::mem::take(&mut a.nodes);
+    b.now = a.now + Duration::from_secs(5);
+    b.connect(1);
+    b.connect(2);
+    b.pump();
+    let op = b
+        .engine
+        .acquire(b.now, ["r"], Duration::from_secs(1), Rig::token(2))
+        .unwrap();
+    b.run_until_complete(op, 10).unwrap();
+    let second = acquired(&b, op).fencing_token().unwrap();
+    assert!(
+        second > 42,
+        "token {second} handed out after token 42: node 1 forgot its counter in the restart"
+    );
+}
+
+#[test]
+#[ignore = "core bug 2, found by the simulator (fencing profile, restarts without persistence)"]
+fn sweep_fencing_with_empty_restarts() {
+    sweep_finds_nothing(
+        "sweep_fencing_with_empty_restarts",
+        &[Check::TokenOrder],
+        |s| {
+            let mut sc = Scenario::fencing(s);
+            sc.keep_data = 0.0;
+            sc
+        },
+    );
+}
+
+// ----- 3. late replies classified by the current stage ----------------------------------------
+
+#[test]
+#[ignore = "core bug 3: a late reply of a decided round is 'unexpected' and poisons the connection"]
+fn a_late_reply_of_a_decided_round_leaves_the_connection_alone() {
+    let mut o = Options::default();
+    o.fencing = true;
+    let mut rig = Rig::new(3, o, 1);
+    rig.connect_all();
+    let op = rig
+        .engine
+        .acquire(rig.now, ["r"], Duration::from_secs(10), Rig::token(1))
+        .unwrap();
+    rig.drain();
+    for n in 0..3 {
+        let link = rig.links[n].as_mut().unwrap();
+        link.deliver(&mut rig.nodes[n], rig.now, None);
+    }
+    // Nodes 0 and 1 answer first: a quorum of grants, the fence round goes out.
+    for n in 0..2 {
+        let replies = rig.links[n].as_mut().unwrap().read(None);
+        rig.engine
+            .handle_input(rig.now, NodeId::new(n), &replies)
+            .unwrap();
+        rig.drain();
+    }
+    // Node 2's (well-formed) grant of round one arrives after that.
+    let replies = rig.links[2].as_mut().unwrap().read(None);
+    rig.engine
+        .handle_input(rig.now, NodeId::new(2), &replies)
+        .unwrap();
+    rig.drain();
+    let broken: Vec<&Event> = rig
+        .events
+        .iter()
+        .filter(|e| matches!(e, Event::Reconnect { .. }))
+        .collect();
+    assert!(
+        broken.is_empty(),
+        "a late reply broke the connection: {broken:?}"
+    );
+    rig.run_until_complete(op, 10).unwrap();
+    acquired(&rig, op);
+}
+
+// ----- 4. extend with a shorter ttl -----------------------------------------------------------
+
+#[test]
+#[ignore = "core bug 4: extend with a shorter ttl shortens the keys under the caller's lock"]
+fn a_failed_extend_leaves_the_current_lock_intact() {
+    let mut o = Options::default();
+    o.retry_count = Some(0);
+    o.node_timeout = ms(50);
+    let mut rig = Rig::new(3, o, 1);
+    rig.connect_all();
+    let op = rig
+        .engine
+        .acquire(rig.now, ["r"], Duration::from_secs(10), Rig::token(1))
+        .unwrap();
+    rig.run_until_complete(op, 10).unwrap();
+    let lock = acquired(&rig, op);
+    // Extend to 100 ms: every node runs it, every reply is lost, the extend times out.
+    let ext = rig.engine.extend(rig.now, &lock, ms(100)).unwrap();
+    rig.drain();
+    for n in 0..3 {
+        let link = rig.links[n].as_mut().unwrap();
+        link.deliver(&mut rig.nodes[n], rig.now, None);
+        let _lost = link.read(None);
+    }
+    rig.advance(ms(200));
+    assert!(
+        matches!(rig.result(ext), Some(Err(_))),
+        "{:?}",
+        rig.result(ext)
+    );
+    assert!(
+        lock.is_valid(rig.now),
+        "the current lock still claims ~10 s"
+    );
+    let n = holding(&rig, b"r", lock.token());
+    assert!(
+        n >= 2,
+        "the lock is valid but {n} nodes hold it: the failed extend cut the keys to 100 ms"
+    );
+}
+
+#[test]
+#[ignore = "core bug 4, found by the simulator (contention, extends with a fresh ttl, loss)"]
+fn sweep_extends_with_shorter_ttls() {
+    sweep_finds_nothing(
+        "sweep_extends_with_shorter_ttls",
+        &[Check::Exclusion],
+        |s| {
+            let mut sc = Scenario::calm(s, 3, 3);
+            sc.extend_any_ttl = true;
+            sc.flush_on_close = 0.0;
+            sc.ttl = (ms(20), ms(300));
+            sc.options.retry_count = Some(20);
+            sc.options.retry_delay = ms(2);
+            sc.options.retry_jitter = ms(1);
+            sc.spike = 0.05;
+            sc.spike_max = ms(300);
+            sc.loss = 0.01;
+            sc.think = (ms(1), ms(5));
+            sc
+        },
+    );
+}
