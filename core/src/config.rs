@@ -6,6 +6,11 @@ use crate::script::Scripts;
 use std::fmt;
 use std::time::Duration;
 
+/// The longest ttl, timeout, delay or grace the engine accepts: 365 days. Longer ones are
+/// refused (as [`Error::TtlTooLong`] or [`Error::InvalidOption`]) rather than risk overflowing
+/// `Instant` arithmetic.
+pub const MAX_DURATION: Duration = Duration::from_secs(365 * 24 * 3600);
+
 /// Tunables, named after node-redlock's options in Rust form. Start from [`Options::default`]
 /// and change fields:
 ///
@@ -96,6 +101,23 @@ impl Options {
         }
         if self.node_timeout.is_zero() {
             return bad("node_timeout", "must be greater than zero");
+        }
+        // Durations are added to instants; past a year they are a mistake, and unbounded ones
+        // would overflow `Instant` arithmetic.
+        let durations = [
+            ("node_timeout", Some(self.node_timeout)),
+            ("retry_delay", Some(self.retry_delay)),
+            ("retry_jitter", Some(self.retry_jitter)),
+            (
+                "automatic_extension_threshold",
+                Some(self.automatic_extension_threshold),
+            ),
+            ("restart_grace", self.restart_grace),
+        ];
+        for (name, d) in durations {
+            if d.is_some_and(|d| d > MAX_DURATION) {
+                return bad(name, "must be at most a year (redlock_core::MAX_DURATION)");
+            }
         }
         if self.max_reply_bytes < 1024 {
             return bad("max_reply_bytes", "must be at least 1024");

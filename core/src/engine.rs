@@ -421,6 +421,9 @@ impl Engine {
     // ----- internals ----------------------------------------------------------------------
 
     fn check_ttl(&self, ttl: Duration) -> Result<(), Error> {
+        if ttl > crate::config::MAX_DURATION {
+            return Err(Error::TtlTooLong { ttl });
+        }
         let drift = self.options.drift(ttl);
         if ttl <= drift {
             return Err(Error::TtlTooShort { ttl, drift });

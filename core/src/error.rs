@@ -27,6 +27,11 @@ pub enum Error {
         /// The drift margin (`ttl × drift_factor + 2 ms`).
         drift: Duration,
     },
+    /// A ttl longer than [`MAX_DURATION`](crate::MAX_DURATION).
+    TtlTooLong {
+        /// The ttl asked for.
+        ttl: Duration,
+    },
     /// A token made from fewer than [`MIN_TOKEN_BYTES`](crate::MIN_TOKEN_BYTES) random bytes.
     TokenTooShort {
         /// How many bytes were given.
@@ -61,6 +66,11 @@ impl fmt::Display for Error {
             Error::TtlTooShort { ttl, drift } => write!(
                 f,
                 "ttl {ttl:?} leaves no validity after the {drift:?} drift margin; use a longer ttl"
+            ),
+            Error::TtlTooLong { ttl } => write!(
+                f,
+                "ttl {ttl:?} is longer than the {:?} maximum",
+                crate::MAX_DURATION
             ),
             Error::TokenTooShort { len } => write!(
                 f,

@@ -27,7 +27,7 @@ mod script;
 mod sha1;
 mod token;
 
-pub use config::{Config, NodeConfig, Options};
+pub use config::{Config, NodeConfig, Options, MAX_DURATION};
 pub use engine::{Engine, NodeId, OpId};
 pub use error::{Attempt, ConnError, Error, Failure, NodeReport, OpError, Outcome};
 pub use event::{Done, Event, Released};

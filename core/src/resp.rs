@@ -43,9 +43,10 @@ pub enum Reply {
     Bool(bool),
     /// A RESP3 double.
     Double(f64),
-    /// An array (also RESP3 sets).
+    /// An array (also RESP3 sets, whose order is not the wire order).
     Array(Vec<Reply>),
-    /// A RESP3 map, as key/value pairs in wire order.
+    /// A RESP3 map, as key/value pairs. redis-protocol stores maps in a hash table, so the order
+    /// is not the wire order and duplicate keys collapse to one.
     Map(Vec<(Reply, Reply)>),
     /// A RESP3 push frame: out-of-band data, never the answer to a request.
     Push(Vec<Reply>),
@@ -333,12 +334,25 @@ fn find_crlf(buf: &[u8], from: usize) -> Option<usize> {
     rest.windows(2).position(|w| w == b"\r\n").map(|i| from + i)
 }
 
+/// A length as Redis writes it: `-1`, or decimal digits without sign or leading zeros (at
+/// most 18, so it fits an `i64` and a header line stays far below the partial-line limit that
+/// `frame_len` applies; then whole and split input are judged alike).
 fn parse_len(line: &[u8]) -> Result<i64, DecodeError> {
-    std::str::from_utf8(line)
-        .ok()
-        .and_then(|s| s.parse::<i64>().ok())
-        .filter(|n| *n >= -1)
-        .ok_or_else(|| DecodeError(format!("bad length {:?}", String::from_utf8_lossy(line))))
+    let digits_ok = !line.is_empty()
+        && line.len() <= 18
+        && line.iter().all(u8::is_ascii_digit)
+        && (line.len() == 1 || line[0] != b'0');
+    if line == b"-1" {
+        return Ok(-1);
+    }
+    if !digits_ok {
+        return Err(DecodeError(format!(
+            "bad length {:?}",
+            String::from_utf8_lossy(line)
+        )));
+    }
+    // All digits, at most 18 of them: always fits.
+    Ok(line.iter().fold(0i64, |n, d| n * 10 + i64::from(d - b'0')))
 }
 
 #[cfg(test)]
@@ -400,6 +414,37 @@ mod tests {
         big.extend(std::iter::repeat_n(b'a', 5000));
         let err = d.feed(&big, |_| {}).unwrap_err();
         assert_eq!(err, StreamError::TooLarge(1024));
+    }
+
+    #[test]
+    fn lengths_are_strict_whole_or_split() {
+        // Leading zeros, signs and overlong lengths are refused both ways (fuzz regression
+        // resp_roundtrip/long-length-line-chunking: whole it decoded, split it was refused).
+        let mut long = b"*".to_vec();
+        long.extend(std::iter::repeat_n(b'0', 70));
+        long.extend_from_slice(b"\r\n");
+        for bad in [
+            &long[..],
+            b"*00\r\n",
+            b"$+3\r\nabc\r\n",
+            b"*-0\r\n",
+            b"$-2\r\n",
+        ] {
+            assert!(
+                decode_all(Protocol::Resp2, bad).is_err(),
+                "{:?}",
+                String::from_utf8_lossy(bad)
+            );
+            let mut d = Decoder::new(Protocol::Resp2, 1 << 20);
+            let split = bad
+                .iter()
+                .try_for_each(|b| d.feed(std::slice::from_ref(b), |_| {}));
+            assert!(split.is_err(), "split {:?}", String::from_utf8_lossy(bad));
+        }
+        assert_eq!(
+            decode_all(Protocol::Resp2, b"*0\r\n$-1\r\n").unwrap(),
+            vec![Reply::Array(vec![]), Reply::Nil]
+        );
     }
 
     #[test]

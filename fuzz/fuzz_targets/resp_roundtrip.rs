@@ -16,7 +16,6 @@ use libfuzzer_sys::fuzz_target;
 use redis_protocol::resp2::types::BytesFrame;
 use redlock_core::resp::{encode_command, Decoder, Reply, StreamError};
 use redlock_core::Protocol;
-use redlock_fuzz::known_bugs;
 
 fn encode_roundtrip(args: &[&[u8]]) {
     let mut buf = BytesMut::from(&b"prefix"[..]);
@@ -102,28 +101,6 @@ fn decode(
     (replies, None)
 }
 
-/// Whether some CRLF-delimited segment starts with a length-prefixed type byte and is longer
-/// than the framer's 64-byte limit for an unterminated header line.
-fn has_long_length_line(payload: &[u8]) -> bool {
-    let mut rest = payload;
-    loop {
-        let end = rest.windows(2).position(|w| w == b"\r\n");
-        let seg = &rest[..end.unwrap_or(rest.len())];
-        if seg.len() > 63
-            && matches!(
-                seg[0],
-                b'$' | b'*' | b'~' | b'>' | b'%' | b'|' | b'!' | b'='
-            )
-        {
-            return true;
-        }
-        match end {
-            Some(e) => rest = &rest[e + 2..],
-            None => return false,
-        }
-    }
-}
-
 struct Chunks<'a> {
     rest: &'a [u8],
     state: u32,
@@ -164,11 +141,8 @@ fuzz_target!(|data: &[u8]| {
         Protocol::Resp2
     };
     let cap = [0, 64, 100, 1024, 4096, 65536, 1 << 20, usize::MAX][usize::from(flags >> 1 & 7)];
-    // Known bug (fuzz/regressions/resp_roundtrip/long-length-line-chunking): a length line
-    // longer than 64 bytes (`*` and 70 zeros, `$+000…3`) is accepted when it arrives whole and
-    // refused ("header line too long") when it arrives in pieces. Unless asked to reproduce it,
-    // such inputs only get the no-panic and cap checks.
-    let compare = known_bugs() || !has_long_length_line(payload);
+    // Whole, chunked and byte-by-byte input must decode alike (regression
+    // long-length-line-chunking: an over-long length line used to be judged differently).
     let whole = decode(protocol, cap, &mut std::iter::once(payload));
     let state = u32::from_le_bytes([*s0, *s1, 0x5a, 0xa5]);
     let chunked = decode(
@@ -179,19 +153,15 @@ fuzz_target!(|data: &[u8]| {
             state,
         },
     );
-    if compare {
-        assert_eq!(whole, chunked, "chunking changed the decoded replies");
-    }
+    assert_eq!(whole, chunked, "chunking changed the decoded replies");
     let bytewise = decode(protocol, cap.min(1024), &mut payload.chunks(1).take(2048));
     let prefix = decode(
         protocol,
         cap.min(1024),
         &mut std::iter::once(&payload[..payload.len().min(2048)]),
     );
-    if compare {
-        assert_eq!(
-            prefix, bytewise,
-            "byte-at-a-time feeding changed the decoded replies"
-        );
-    }
+    assert_eq!(
+        prefix, bytewise,
+        "byte-at-a-time feeding changed the decoded replies"
+    );
 });

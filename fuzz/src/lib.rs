@@ -13,15 +13,6 @@ use redlock_core::{Config, Done, Engine, Event, Lock, NodeId, OpId, Options};
 use std::collections::{BTreeMap, VecDeque};
 use std::time::{Duration, Instant};
 
-/// Whether to generate inputs that reach crashes already known in core and not fixed yet
-/// (their reproducers are under `fuzz/regressions/`; see `fuzz/README.md`). Off by default, so
-/// a fuzzing run keeps exploring past them instead of stopping at the first hit; set
-/// `REDLOCK_FUZZ_KNOWN_BUGS=1` to replay the reproducers (`cargo xtask fuzz` does).
-pub fn known_bugs() -> bool {
-    static ON: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
-    *ON.get_or_init(|| std::env::var_os("REDLOCK_FUZZ_KNOWN_BUGS").is_some_and(|v| v == "1"))
-}
-
 /// Whether to print every event (`REDLOCK_FUZZ_TRACE=1`), for reading a reproducer.
 pub fn trace() -> bool {
     static ON: std::sync::OnceLock<bool> = std::sync::OnceLock::new();

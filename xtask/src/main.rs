@@ -292,8 +292,8 @@ fn fuzz_failure_summary(log: &str) -> String {
         .join("\n")
 }
 
-/// Replays `fuzz/regressions/<target>/*` (crashes found earlier) with the generators that reach
-/// known bugs switched on. Returns the ones that still crash, with their panic message.
+/// Replays `fuzz/regressions/<target>/*` (crashes found earlier, since fixed). Returns the ones
+/// that crash again, with their panic message.
 fn fuzz_replay_regressions() -> Result<Vec<String>, String> {
     let fuzz = root().join("fuzz");
     let scratch = fuzz.join("target").join("replay");
@@ -311,8 +311,7 @@ fn fuzz_replay_regressions() -> Result<Vec<String>, String> {
             cmd.args(["fuzz", "run", "--sanitizer", "none", target])
                 .arg(&file)
                 .arg("--")
-                .arg(format!("-artifact_prefix={}/", scratch.display()))
-                .env("REDLOCK_FUZZ_KNOWN_BUGS", "1");
+                .arg(format!("-artifact_prefix={}/", scratch.display()));
             let out = cmd
                 .output()
                 .map_err(|e| format!("cargo fuzz run {target}: could not start: {e}"))?;
@@ -322,7 +321,6 @@ fn fuzz_replay_regressions() -> Result<Vec<String>, String> {
                 .display()
                 .to_string();
             if out.status.success() {
-                eprintln!("xtask: fuzz/{name} no longer crashes (drop its known-bug guard)");
                 continue;
             }
             let log = String::from_utf8_lossy(&out.stderr);
@@ -361,7 +359,7 @@ fn fuzz(args: &[String]) -> Result<(), String> {
     }
     let known = fuzz_replay_regressions()?;
     for k in &known {
-        eprintln!("xtask: known crash still reproduces: {k}");
+        eprintln!("xtask: a fixed crash is back: {k}");
     }
     if failed.is_empty() && known.is_empty() {
         eprintln!("xtask: fuzz: no crashes");
@@ -373,7 +371,7 @@ fn fuzz(args: &[String]) -> Result<(), String> {
         }
         if !known.is_empty() {
             why.push(format!(
-                "{} known reproducer(s) in fuzz/regressions still crash core",
+                "{} reproducer(s) in fuzz/regressions crash core again",
                 known.len()
             ));
         }
@@ -382,7 +380,7 @@ fn fuzz(args: &[String]) -> Result<(), String> {
 }
 
 /// The short fuzz run inside `cargo xtask test`: only with a nightly toolchain and cargo-fuzz.
-/// A new crash fails the run; known ones (fuzz/regressions) are reported, not failed on.
+/// A new crash, or a reproducer in fuzz/regressions crashing again, fails the run.
 fn fuzz_smoke() -> Result<(), String> {
     if let Err(why) = fuzz_prereqs() {
         eprintln!("xtask: fuzz smoke skipped: {why}");
@@ -395,8 +393,12 @@ fn fuzz_smoke() -> Result<(), String> {
         let _ = std::fs::remove_dir_all(&corpus);
         fuzz_target(target, FUZZ_SMOKE_SECS, &corpus)?;
     }
-    for k in fuzz_replay_regressions()? {
-        eprintln!("xtask: known crash still reproduces (not failing the run): {k}");
+    let back = fuzz_replay_regressions()?;
+    if !back.is_empty() {
+        return Err(format!(
+            "fuzz smoke: fixed crashes are back:\n{}",
+            back.join("\n")
+        ));
     }
     eprintln!(
         "xtask: fuzz smoke passed in {:.0} s",

@@ -1,0 +1,49 @@
+//! Absurd durations are refused with an error, never a panic (fuzz regressions
+//! op_sequence/ttl-overflow-instant, node-timeout-overflow, retry-delay-overflow,
+//! retry-delay-sum-overflow).
+
+use redlock_core::{Config, Engine, Error, NodeId, Options, Token, MAX_DURATION};
+use std::time::{Duration, Instant};
+
+fn config(options: Options) -> Config {
+    Config::from_urls(["redis://127.0.0.1:1"], options).unwrap()
+}
+
+#[test]
+fn huge_ttls_are_refused() {
+    let now = Instant::now();
+    let mut engine = Engine::new(config(Options::default()), now, 1).unwrap();
+    engine.handle_connected(now, NodeId::new(0)).unwrap();
+    let token = || Token::from_random(&[3; 20]).unwrap();
+    for ttl in [
+        MAX_DURATION + Duration::from_secs(1),
+        Duration::new(u64::MAX / 4, 0),
+        Duration::MAX,
+    ] {
+        assert_eq!(
+            engine.acquire(now, ["r"], ttl, token()),
+            Err(Error::TtlTooLong { ttl })
+        );
+    }
+    assert!(
+        engine.acquire(now, ["r"], MAX_DURATION, token()).is_ok(),
+        "the maximum itself is fine"
+    );
+}
+
+#[test]
+fn huge_option_durations_are_refused() {
+    let fields: [fn(&mut Options); 5] = [
+        |o| o.node_timeout = Duration::new(u64::MAX / 2, 0),
+        |o| o.retry_delay = Duration::MAX,
+        |o| o.retry_jitter = Duration::MAX,
+        |o| o.automatic_extension_threshold = Duration::new(u64::MAX / 2, 0),
+        |o| o.restart_grace = Some(Duration::new(u64::MAX / 2, 0)),
+    ];
+    for set in fields {
+        let mut options = Options::default();
+        set(&mut options);
+        let err = Engine::new(config(options), Instant::now(), 1).unwrap_err();
+        assert!(matches!(err, Error::InvalidOption { .. }), "{err}");
+    }
+}
