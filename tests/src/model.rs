@@ -11,10 +11,8 @@
 //!   [`Value::encode`] are the two halves, usable on their own.
 //!
 //! The lock scripts are not interpreted as Lua: the node knows the engine's default scripts
-//! ([`redlock_core::ACQUIRE`], [`EXTEND`](redlock_core::EXTEND),
-//! [`RELEASE`](redlock_core::RELEASE), and the fencing pair
-//! [`FENCED_ACQUIRE`](redlock_core::FENCED_ACQUIRE) / [`FENCE`](redlock_core::FENCE)) by source
-//! and SHA-1 and runs their semantics natively
+//! ([`redlock_core::ACQUIRE`], [`EXTEND`], [`RELEASE`], and the fencing pair
+//! [`FENCED_ACQUIRE`] / [`FENCE`]) by source and SHA-1 and runs their semantics natively
 //! ([`ScriptKind`]); other sources can be taught with [`Node::learn_script`]. The script cache
 //! behaves as Redis's does: empty at start and after a restart or `SCRIPT FLUSH`, filled by `EVAL`
 //! and `SCRIPT LOAD`, and `EVALSHA` of an unknown SHA replies [`NOSCRIPT`].
