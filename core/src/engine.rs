@@ -371,7 +371,7 @@ impl Engine {
             return Err(Error::UnknownOp(op));
         };
         if o.kind == Kind::Acquire {
-            self.cleanup(now, &o.keys, &o.token);
+            self.cleanup(now, &o.keys, &o.attempt_token());
         }
         let failure = crate::error::Failure::Cancelled;
         self.events.push_back(Event::Completed {
@@ -475,7 +475,7 @@ impl Engine {
         op.t0 = now;
         op.stage = Stage::Main;
         let ttl_ms = Bytes::from(op.ttl.as_millis().max(1).to_string());
-        let token = op.token.bytes().clone();
+        let token = op.attempt_token().bytes().clone();
         let (script, keys, argv, deadline): (ScriptId, Arc<[Bytes]>, Arc<[Bytes]>, _) =
             match op.kind {
                 Kind::Acquire => match &op.fence_keys {
@@ -582,6 +582,12 @@ impl Engine {
         let Some(o) = self.ops.get(&op) else {
             return Ok(());
         };
+        if o.round != round {
+            // A late reply to a round already decided: its request was matched in order, so
+            // the stream is fine; what it says no longer matters (and its type belongs to
+            // that round's request, not the current one's).
+            return Ok(());
+        }
         let fenced_main = o.fence_keys.is_some() && o.stage == Stage::Main;
         let set_nx = sends_set_nx(self.plain_set, o);
         // A script's replies and SET's replies differ: each request accepts only its own.
@@ -754,10 +760,11 @@ impl Engine {
                         (_, Stage::Fence { token }) => (Some(token), Done::Acquired),
                         _ => (None, Done::Acquired),
                     };
+                    let token = op.attempt_token();
                     let lock = Lock {
                         resources: op.resources,
                         keys: op.keys,
-                        token: op.token,
+                        token,
                         ttl: op.ttl,
                         valid_until,
                         fencing_token,
@@ -792,8 +799,10 @@ impl Engine {
         op.stage = Stage::Fence { token };
         let fence = op.fence_keys.clone().expect("fenced acquire");
         let keys: Arc<[Bytes]> = op.keys.iter().chain(fence.iter()).cloned().collect();
-        let argv: Arc<[Bytes]> =
-            Arc::from([op.token.bytes().clone(), Bytes::from(token.to_string())]);
+        let argv: Arc<[Bytes]> = Arc::from([
+            op.attempt_token().bytes().clone(),
+            Bytes::from(token.to_string()),
+        ]);
         self.send_round(now, id, ScriptId::Fence, &keys, &argv);
     }
 
@@ -818,7 +827,7 @@ impl Engine {
     fn end_attempt(&mut self, now: Instant, id: OpId, unanswered: Outcome, too_late: bool) {
         let Some(op) = self.ops.get(&id) else { return };
         let attempt = self.report(op, now, &unanswered);
-        let (kind, keys, token, n) = (op.kind, op.keys.clone(), op.token.clone(), op.attempt);
+        let (kind, keys, token, n) = (op.kind, op.keys.clone(), op.attempt_token(), op.attempt);
         if kind == Kind::Acquire {
             // Release everywhere, not only where granted: a yes may be in flight or lost.
             self.cleanup(now, &keys, &token);

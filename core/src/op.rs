@@ -82,6 +82,15 @@ impl Op {
         }
     }
 
+    /// The token this attempt writes: per attempt for acquires (see `Token::for_attempt`); the
+    /// lock's own token for extend and release.
+    pub(crate) fn attempt_token(&self) -> Token {
+        match self.kind {
+            Kind::Acquire => self.token.for_attempt(self.attempt),
+            _ => self.token.clone(),
+        }
+    }
+
     pub(crate) fn all_answered(&self) -> bool {
         self.votes.iter().all(Option::is_some)
     }

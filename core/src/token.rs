@@ -47,6 +47,27 @@ impl Token {
     pub(crate) fn bytes(&self) -> &Bytes {
         &self.0
     }
+
+    /// The token an acquire's `attempt` (from 1) writes: the first attempt uses the token as
+    /// given; later ones flip bits of its last 32, so a cleanup release of one attempt that
+    /// reaches a node late (on a connection since given up) cannot delete the key a later
+    /// attempt of the same acquire took there.
+    pub(crate) fn for_attempt(&self, attempt: u32) -> Token {
+        if attempt <= 1 {
+            return self.clone();
+        }
+        let mut hex = self.0.to_vec();
+        let tail = hex.len() - 8;
+        let old = std::str::from_utf8(&hex[tail..])
+            .ok()
+            .and_then(|t| u32::from_str_radix(t, 16).ok());
+        let new = old.unwrap_or(0) ^ (attempt - 1);
+        for (i, b) in hex[tail..].iter_mut().enumerate() {
+            let nibble = (new >> (28 - 4 * i)) & 0xf;
+            *b = HEX[nibble as usize];
+        }
+        Token(Bytes::from(hex))
+    }
 }
 
 impl fmt::Debug for Token {
