@@ -755,6 +755,13 @@ impl Engine {
                     let mut op = self.ops.remove(&id).expect("present");
                     let attempt = self.report(&op, now, &Outcome::NotAwaited);
                     op.attempts.push(attempt);
+                    // The extend script never shortens a key, so the old validity still holds.
+                    let valid_until = match op.kind {
+                        Kind::Extend {
+                            valid_until: old, ..
+                        } => valid_until.max(old),
+                        _ => valid_until,
+                    };
                     let (fencing_token, done): (_, fn(Lock) -> Done) = match (op.kind, op.stage) {
                         (Kind::Extend { fencing_token, .. }, _) => (fencing_token, Done::Extended),
                         (_, Stage::Fence { token }) => (Some(token), Done::Acquired),

@@ -32,7 +32,8 @@ pub enum Event {
 pub enum Done {
     /// `acquire` took the lock.
     Acquired(Lock),
-    /// `extend` pushed its validity out; the new `Lock` replaces the old one.
+    /// `extend` pushed its validity out (never in: a shorter ttl leaves the keys and the
+    /// validity as they were); the new `Lock` replaces the old one.
     Extended(Lock),
     /// `release` ran on every node it could reach.
     Released(Released),

@@ -18,14 +18,18 @@ end
 return 1
 "#;
 
-/// Default extend script: if every key holds the token, resets each ttl and returns 1; otherwise
-/// changes nothing and returns 0.
+/// Default extend script: if every key holds the token, raises each key's remaining ttl to
+/// `ARGV[2]` (never lowers it: the caller's current lock stays true while the extend is in
+/// flight, and after it fails) and returns 1; otherwise changes nothing and returns 0.
 pub const EXTEND: &str = r#"
 for i = 1, #KEYS do
   if redis.call('GET', KEYS[i]) ~= ARGV[1] then return 0 end
 end
+local ttl = tonumber(ARGV[2])
 for i = 1, #KEYS do
-  redis.call('PEXPIRE', KEYS[i], ARGV[2])
+  if redis.call('PTTL', KEYS[i]) < ttl then
+    redis.call('PEXPIRE', KEYS[i], ttl)
+  end
 end
 return 1
 "#;

@@ -1295,7 +1295,17 @@ impl Node {
                     return Value::Int(0);
                 }
                 for k in keys {
-                    self.pexpire(now, db, k, ms);
+                    // As the script: raise the remaining ttl, never lower it.
+                    let left = self
+                        .data
+                        .get(&(db, k.clone()))
+                        .and_then(|e| e.expires)
+                        .map(|at| at.saturating_duration_since(now));
+                    if left.is_some_and(|left| {
+                        left < Duration::from_millis(u64::try_from(ms).unwrap_or(0))
+                    }) {
+                        self.pexpire(now, db, k, ms);
+                    }
                 }
                 Value::Int(1)
             }
