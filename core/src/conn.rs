@@ -36,8 +36,6 @@ struct ScriptCall {
     source: Bytes,
     keys: Arc<[Bytes]>,
     argv: Arc<[Bytes]>,
-    /// `Some(args)` for a plain command: re-sent as itself, never answered with NOSCRIPT.
-    plain: Option<Arc<[Bytes]>>,
     sent_as_eval: bool,
     /// Run again after a NOSCRIPT ahead of it (see [`Conn::input`]): this reply is ignored,
     /// the copy's reply counts.
@@ -142,25 +140,31 @@ impl Conn {
                 source: script.source.clone(),
                 keys: keys.clone(),
                 argv: argv.clone(),
-                plain: None,
                 sent_as_eval: false,
                 superseded: false,
             }),
         });
     }
 
-    /// Queues a plain command that takes the place of a script call (see [`ScriptCall`]).
-    pub(crate) fn send_plain(&mut self, now: Instant, tag: Tag, args: Arc<[Bytes]>) {
+    /// Queues a plain command that takes the place of `script` (see [`ScriptCall`]); if it must
+    /// be run again after a NOSCRIPT ahead of it, `script` is sent instead.
+    pub(crate) fn send_plain(
+        &mut self,
+        now: Instant,
+        tag: Tag,
+        args: Arc<[Bytes]>,
+        script: &Compiled,
+        keys: &Arc<[Bytes]>,
+        argv: &Arc<[Bytes]>,
+    ) {
         encode_command(&mut self.out, &args);
-        let empty: Arc<[Bytes]> = Arc::from([]);
         self.pending.push_back(Pending {
             tag,
             deadline: now + self.timeout,
             script: Some(ScriptCall {
-                source: Bytes::new(),
-                keys: empty.clone(),
-                argv: empty,
-                plain: Some(args),
+                source: script.source.clone(),
+                keys: keys.clone(),
+                argv: argv.clone(),
                 // Never eligible for the NOSCRIPT fallback.
                 sent_as_eval: true,
                 superseded: false,
@@ -266,10 +270,9 @@ impl Conn {
                 continue;
             };
             call.superseded = true;
-            match &call.plain {
-                Some(args) => encode_command(out, args),
-                None => encode_script(out, b"EVAL", &call.source, &call.keys, &call.argv),
-            }
+            // A plain SET NX re-run would refuse its own first run's key; its stand-in script
+            // (`source`, the acquire script) accepts a key holding the same token.
+            encode_script(out, b"EVAL", &call.source, &call.keys, &call.argv);
             let copy = Pending {
                 tag,
                 deadline: now + *timeout,
@@ -277,7 +280,6 @@ impl Conn {
                     source: call.source.clone(),
                     keys: call.keys.clone(),
                     argv: call.argv.clone(),
-                    plain: call.plain.clone(),
                     sent_as_eval: true,
                     superseded: false,
                 }),

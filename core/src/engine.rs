@@ -551,7 +551,7 @@ impl Engine {
             .iter_mut()
             .map(|c| {
                 if let (true, Some(args)) = (c.is_up(), &plain) {
-                    c.send_plain(now, tag, args.clone());
+                    c.send_plain(now, tag, args.clone(), compiled, keys, argv);
                     None
                 } else if c.is_up() {
                     c.send_script(now, tag, compiled, keys, argv);
@@ -608,6 +608,9 @@ impl Engine {
             },
             (Kind::Acquire, Reply::Status(ok)) if set_nx && &ok[..] == b"OK" => Outcome::Granted,
             (Kind::Acquire, Reply::Nil) if set_nx => Outcome::Refused,
+            // A SET NX re-run after a NOSCRIPT ahead of it goes out as the acquire script.
+            (Kind::Acquire, Reply::Int(1)) if set_nx => Outcome::Granted,
+            (Kind::Acquire, Reply::Int(0)) if set_nx => Outcome::Refused,
             (Kind::Acquire | Kind::Extend { .. }, Reply::Int(1) | Reply::Bool(true)) if script => {
                 Outcome::Granted
             }

@@ -6,11 +6,14 @@
 
 use crate::sha1::sha1_hex;
 
-/// Default acquire script: refuses (returns 0) if any key exists, otherwise sets every key to the
-/// token with the ttl and returns 1.
+/// Default acquire script: refuses (returns 0) if any key holds another token, otherwise sets
+/// every key to the token with the ttl and returns 1. A key already holding this very token is
+/// the same request run twice (see the NOSCRIPT re-send in `conn.rs`; tokens are unique per
+/// attempt), so it grants again rather than refuse its own lock.
 pub const ACQUIRE: &str = r#"
 for i = 1, #KEYS do
-  if redis.call('EXISTS', KEYS[i]) == 1 then return 0 end
+  local v = redis.call('GET', KEYS[i])
+  if v and v ~= ARGV[1] then return 0 end
 end
 for i = 1, #KEYS do
   redis.call('SET', KEYS[i], ARGV[1], 'PX', ARGV[2])
@@ -47,12 +50,13 @@ return n
 "#;
 
 /// Fenced acquire (with `fencing` on). `KEYS` holds the lock keys, then as many fence-counter
-/// keys. Refuses with `{0}` if any lock key exists; otherwise sets every lock key like
+/// keys. Refuses with `{0}` if any lock key holds another token; otherwise sets every lock key like
 /// [`ACQUIRE`] and replies `{1, c}`, `c` the largest fence counter (0 when none is set yet).
 pub const FENCED_ACQUIRE: &str = r#"
 local n = #KEYS / 2
 for i = 1, n do
-  if redis.call('EXISTS', KEYS[i]) == 1 then return {0} end
+  local v = redis.call('GET', KEYS[i])
+  if v and v ~= ARGV[1] then return {0} end
 end
 local top = 0
 for i = n + 1, 2 * n do
@@ -167,7 +171,7 @@ impl ScriptSet {
             ScriptId::Release => &self.release,
             ScriptId::FencedAcquire => &self.fenced_acquire,
             ScriptId::Fence => &self.fence,
-            // Carries the acquire script only so every request has one; it is never sent.
+            // The script a SET NX stands in for, sent instead when it must run again.
             ScriptId::SetNx => &self.acquire,
         }
     }

@@ -1265,10 +1265,12 @@ impl Node {
                 else {
                     return script_error("ERR invalid expire time in 'set' command");
                 };
-                if keys
-                    .iter()
-                    .any(|k| self.data.contains_key(&(db, k.clone())))
-                {
+                // As the script: refuse only a key held with another token.
+                if keys.iter().any(|k| {
+                    self.data
+                        .get(&(db, k.clone()))
+                        .is_some_and(|e| e.value != *token)
+                }) {
                     return Value::Int(0);
                 }
                 for k in keys {
@@ -1330,10 +1332,11 @@ impl Node {
                     return script_error("ERR invalid expire time in 'set' command");
                 };
                 let (locks, counters) = keys.split_at(keys.len() / 2);
-                if locks
-                    .iter()
-                    .any(|k| self.data.contains_key(&(db, k.clone())))
-                {
+                if locks.iter().any(|k| {
+                    self.data
+                        .get(&(db, k.clone()))
+                        .is_some_and(|e| e.value != *token)
+                }) {
                     return Value::Array(vec![Value::Int(0)]);
                 }
                 let top = counters
