@@ -2055,6 +2055,33 @@ pub fn sweep_seeds(
     }
 }
 
+/// Runs [`sweep`] as the test `test_binary::test_name`: prints the sweep's log and its
+/// seeds per second, and on a violation fails with the seed and the line that replays it.
+#[allow(clippy::print_stderr)] // progress for `--nocapture`, in test support code
+pub fn check_sweep(
+    test_binary: &str,
+    test_name: &str,
+    default_seeds: u64,
+    checks: &[Check],
+    make: impl Fn(u64) -> Scenario + Sync,
+) {
+    let started = std::time::Instant::now();
+    let sweep = sweep(default_seeds, checks, make);
+    for l in &sweep.log {
+        eprintln!("{l}");
+    }
+    let secs = started.elapsed().as_secs_f64();
+    eprintln!(
+        "{test_name}: {} seeds in {secs:.1}s ({:.0}/s): {:?}",
+        sweep.ran,
+        sweep.ran as f64 / secs,
+        sweep.stats
+    );
+    if let Some((seed, what)) = sweep.failure {
+        panic!("{}", replay_message(test_binary, test_name, seed, &what));
+    }
+}
+
 /// Formats a violation for a failing test: the seed, what broke, and the command that replays
 /// it (with the run's log when `SIM_LOG=1`).
 pub fn replay_message(test_binary: &str, test_name: &str, seed: u64, what: &str) -> String {

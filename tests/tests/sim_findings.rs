@@ -47,13 +47,7 @@ fn holding(rig: &Rig, key: &[u8], token: &redlock_core::Token) -> usize {
 
 fn sweep_finds_nothing(binary_test: &str, checks: &[Check], make: impl Fn(u64) -> Scenario + Sync) {
     // Regression guards: the bugs showed within the first few dozen seeds.
-    let sweep = sim::sweep(500, checks, make);
-    if let Some((seed, what)) = sweep.failure {
-        panic!(
-            "{}",
-            sim::replay_message("sim_findings", binary_test, seed, &what)
-        );
-    }
+    sim::check_sweep("sim_findings", binary_test, 500, checks, make);
 }
 
 // ----- 1. stale cleanup release ---------------------------------------------------------------
