@@ -5,7 +5,7 @@ use clap::Args;
 use redlock_cli::client::{describe, Conn, Reply};
 use redlock_cli::duration::{parse as parse_duration, show};
 use redlock_cli::exit;
-use redlock_core::NodeConfig;
+use redlock_core::{fence_key, NodeConfig};
 use std::time::Duration;
 
 /// Arguments of `redlock status`.
@@ -164,7 +164,7 @@ fn query(node: &NodeConfig, keys: &[String], timeout: Duration) -> Answer {
     for key in keys {
         cmds.push(vec![b"GET".to_vec(), key.as_bytes().to_vec()]);
         cmds.push(vec![b"PTTL".to_vec(), key.as_bytes().to_vec()]);
-        cmds.push(vec![b"GET".to_vec(), fence_key(key)]);
+        cmds.push(vec![b"GET".to_vec(), fence_key(key.as_bytes()).to_vec()]);
     }
     let replies = conn.pipeline(&cmds).map_err(|e| describe(&e))?;
     let mut out = Vec::new();
@@ -190,29 +190,16 @@ fn query(node: &NodeConfig, keys: &[String], timeout: Duration) -> Answer {
     Ok(out)
 }
 
-/// The fence-counter key of a lock key, as the engine derives it: `{K}:fence`, or `K:fence`
-/// when `K` already has a non-empty hash tag.
-fn fence_key(key: &str) -> Vec<u8> {
-    let has_tag = key
-        .find('{')
-        .and_then(|open| key[open + 1..].find('}'))
-        .is_some_and(|len| len > 0);
-    if has_tag {
-        format!("{key}:fence").into_bytes()
-    } else {
-        format!("{{{key}}}:fence").into_bytes()
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
 
     #[test]
     fn fence_keys() {
-        assert_eq!(fence_key("orders:42"), b"{orders:42}:fence");
-        assert_eq!(fence_key("{user1}:x"), b"{user1}:x:fence");
-        assert_eq!(fence_key("a{}b"), b"{a{}b}:fence");
+        // status reads the counters the engine writes: one derivation, redlock_core's.
+        assert_eq!(&fence_key(b"orders:42")[..], b"{orders:42}:fence");
+        assert_eq!(&fence_key(b"{user1}:x")[..], b"{user1}:x:fence");
+        assert_eq!(&fence_key(b"a{}b")[..], b"{a{}b}:fence");
     }
 
     #[test]

@@ -947,7 +947,14 @@ fn sends_set_nx(plain_set: bool, op: &Op) -> bool {
 
 /// The fence-counter key of a lock key, in the same cluster slot: `{K}:fence`, or `K:fence` when
 /// `K` already has a hash tag (a `{…}` with something inside: the slot then comes from the tag).
-fn fence_key(key: &[u8]) -> Bytes {
+/// `K` is the Redis key, i.e. the resource name with any `key_prefix` in front.
+///
+/// ```
+/// assert_eq!(&redlock_core::fence_key(b"orders:42")[..], b"{orders:42}:fence");
+/// assert_eq!(&redlock_core::fence_key(b"{user1}:x")[..], b"{user1}:x:fence");
+/// assert_eq!(&redlock_core::fence_key(b"a{}b")[..], b"{a{}b}:fence");
+/// ```
+pub fn fence_key(key: &[u8]) -> Bytes {
     let has_tag = key
         .iter()
         .position(|b| *b == b'{')

@@ -28,7 +28,7 @@ mod sha1;
 mod token;
 
 pub use config::{Config, NodeConfig, Options, MAX_DURATION};
-pub use engine::{Engine, NodeId, OpId};
+pub use engine::{fence_key, Engine, NodeId, OpId};
 pub use error::{Attempt, ConnError, Error, Failure, NodeReport, OpError, Outcome};
 pub use event::{Done, Event, Released};
 pub use lock::Lock;
