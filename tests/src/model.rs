@@ -1185,6 +1185,24 @@ impl Node {
         }
     }
 
+    /// Whether every key in `keys` holds `token` (the extend and fence scripts' condition).
+    fn all_hold(&self, db: u32, keys: &[Bytes], token: &Bytes) -> bool {
+        keys.iter().all(|k| {
+            self.data
+                .get(&(db, k.clone()))
+                .is_some_and(|e| e.value == *token)
+        })
+    }
+
+    /// Whether some key in `keys` holds another token (the acquire scripts' refusal).
+    fn any_held_by_other(&self, db: u32, keys: &[Bytes], token: &Bytes) -> bool {
+        keys.iter().any(|k| {
+            self.data
+                .get(&(db, k.clone()))
+                .is_some_and(|e| e.value != *token)
+        })
+    }
+
     /// `PEXPIRE`: whether the key existed. A non-positive time deletes the key, as Redis does.
     fn pexpire(&mut self, now: Instant, db: u32, key: &Bytes, ms: i64) -> bool {
         self.expire_key(now, db, key);
@@ -1266,11 +1284,7 @@ impl Node {
                     return script_error("ERR invalid expire time in 'set' command");
                 };
                 // As the script: refuse only a key held with another token.
-                if keys.iter().any(|k| {
-                    self.data
-                        .get(&(db, k.clone()))
-                        .is_some_and(|e| e.value != *token)
-                }) {
+                if self.any_held_by_other(db, keys, token) {
                     return Value::Int(0);
                 }
                 for k in keys {
@@ -1288,12 +1302,7 @@ impl Node {
                 let Some(ms) = args.get(1).and_then(int_arg) else {
                     return script_error("ERR value is not an integer or out of range");
                 };
-                let held = keys.iter().all(|k| {
-                    self.data
-                        .get(&(db, k.clone()))
-                        .is_some_and(|e| e.value == *token)
-                });
-                if !held {
+                if !self.all_hold(db, keys, token) {
                     return Value::Int(0);
                 }
                 for k in keys {
@@ -1332,11 +1341,7 @@ impl Node {
                     return script_error("ERR invalid expire time in 'set' command");
                 };
                 let (locks, counters) = keys.split_at(keys.len() / 2);
-                if locks.iter().any(|k| {
-                    self.data
-                        .get(&(db, k.clone()))
-                        .is_some_and(|e| e.value != *token)
-                }) {
+                if self.any_held_by_other(db, locks, token) {
                     return Value::Array(vec![Value::Int(0)]);
                 }
                 let top = counters
@@ -1360,12 +1365,7 @@ impl Node {
                     return script_error("attempt to compare nil with number");
                 };
                 let (locks, counters) = keys.split_at(keys.len() / 2);
-                let held = locks.iter().all(|k| {
-                    self.data
-                        .get(&(db, k.clone()))
-                        .is_some_and(|e| e.value == *token)
-                });
-                if !held {
+                if !self.all_hold(db, locks, token) {
                     return Value::Int(0);
                 }
                 for k in counters {
