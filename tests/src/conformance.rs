@@ -521,17 +521,25 @@ pub fn using_keeps_lock<C: Client>(nodes: usize) {
     let probe = C::connect(&cluster.urls(), once(&test_options())).expect("connect probe");
     let done = Arc::new(AtomicBool::new(false));
     let refusals = Arc::new(Mutex::new(Vec::new()));
+    let ttl = Duration::from_millis(800);
+    let hold = ttl * 4;
+    // The routine starts after `t0` and runs for `hold`, so until `t0 + hold` it certainly holds
+    // the lock. After that, `using` releases before `done` is set: a probe succeeding then is
+    // legitimate, not a violation.
+    let t0 = Instant::now();
+    let held_until = t0 + hold;
     let prober = {
         let (done, refusals, probe) = (done.clone(), refusals.clone(), probe.clone());
         std::thread::spawn(move || {
             std::thread::sleep(Duration::from_millis(100));
             while !done.load(Ordering::SeqCst) {
                 let r = probe.acquire(&["using:a"], TTL);
-                let still_running = !done.load(Ordering::SeqCst);
+                let returned = Instant::now();
                 match r {
-                    Ok(lock) if still_running => {
-                        panic!("probe acquired {lock:?} while using held it")
-                    }
+                    Ok(lock) if returned < held_until => panic!(
+                        "probe acquired {lock:?} {:?} into a {hold:?} routine that held it",
+                        returned - t0
+                    ),
                     Ok(lock) => {
                         let _ = probe.release(&lock);
                     }
@@ -541,8 +549,7 @@ pub fn using_keeps_lock<C: Client>(nodes: usize) {
             }
         })
     };
-    let ttl = Duration::from_millis(800);
-    let lost = holder.using_for(&["using:a"], ttl, ttl * 4).expect("using");
+    let lost = holder.using_for(&["using:a"], ttl, hold).expect("using");
     done.store(true, Ordering::SeqCst);
     prober.join().expect("probe saw the lock free while held");
     assert!(!lost, "{}: lease lost while nodes were healthy", C::NAME);
