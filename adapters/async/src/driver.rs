@@ -1,13 +1,17 @@
 //! The driver: one background task per client that owns every socket and moves bytes, time and
 //! events between them and the engine. Callers only touch the engine (under the mutex) to start
 //! operations and the waiter table to collect results, then wake the driver.
+//!
+//! Each pass reads every socket, then takes the lock once to feed the engine and collect what it
+//! sends, then writes each node's bytes in one call. The lock is never held across a syscall
+//! (callers on other threads would block on it), and a node gets one write per pass however
+//! many requests are queued for it: every write costs a syscall here and a wake-up in Redis.
 
 use crate::runtime::{BoxFuture, Connection, Runtime};
 use crate::waiters::Waiters;
-use bytes::Bytes;
 use redlock_core::{Engine, NodeConfig, NodeId};
-use std::collections::VecDeque;
 use std::future::Future;
+use std::ops::Range;
 use std::pin::Pin;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::task::{Context, Poll, Waker};
@@ -85,10 +89,31 @@ enum NodeIo<C> {
     },
     Up {
         conn: C,
-        out: VecDeque<Bytes>,
+        /// Bytes for the node; `out[written..]` is still to go.
+        out: Vec<u8>,
         written: usize,
     },
 }
+
+impl<C> NodeIo<C> {
+    fn has_output(&self) -> bool {
+        matches!(self, NodeIo::Up { out, written, .. } if *written < out.len())
+    }
+}
+
+/// What the unlocked I/O phase saw, applied to the engine in this order under the lock.
+enum Seen {
+    Connected(usize),
+    /// The first connection attempt failed or timed out (only `settled` cares).
+    ConnectFailed(usize),
+    /// Bytes from the node, at this range of `Driver::input`.
+    Input(usize, Range<usize>),
+    Disconnected(usize),
+}
+
+/// How much one pass reads from one node before letting the engine catch up: bounds the
+/// driver's buffer when a node floods it.
+const READ_PER_PASS: usize = 256 * 1024;
 
 /// The background task. Spawned by `Redlock::connect`.
 pub(crate) struct Driver<R: Runtime> {
@@ -99,7 +124,14 @@ pub(crate) struct Driver<R: Runtime> {
     backoff: Vec<Duration>,
     connect_timeout: Duration,
     sleep: Option<(Instant, BoxFuture<()>)>,
+    /// Scratch space reused across passes.
     buf: Box<[u8]>,
+    input: Vec<u8>,
+    seen: Vec<Seen>,
+    woken: Vec<Waker>,
+    reconnect: Vec<NodeId>,
+    /// Whether the last poll ended by yielding before a write.
+    yielded: bool,
 }
 
 impl<R: Runtime> Driver<R> {
@@ -122,6 +154,11 @@ impl<R: Runtime> Driver<R> {
             connect_timeout,
             sleep: None,
             buf: vec![0u8; 64 * 1024].into_boxed_slice(),
+            input: Vec::new(),
+            seen: Vec::new(),
+            woken: Vec::new(),
+            reconnect: Vec::new(),
+            yielded: false,
         }
     }
 
@@ -133,113 +170,154 @@ impl<R: Runtime> Driver<R> {
         };
     }
 
-    /// One pass over every node; returns whether anything happened.
-    fn step(&mut self, cx: &mut Context<'_>, s: &mut Shared, now: Instant) -> bool {
-        let mut progress = false;
-        if s.engine.poll_timeout().is_some_and(|t| now >= t) {
-            s.engine.handle_timeout(now);
-            progress = true;
-        }
+    /// Without the lock: starts and polls connection attempts and reads every socket until it
+    /// would block (or `READ_PER_PASS`). Returns whether a socket has more to read right away.
+    fn read_all(&mut self, cx: &mut Context<'_>, now: Instant) -> bool {
+        let mut more = false;
         for i in 0..self.io.len() {
-            let node = NodeId::new(i);
-            match &mut self.io[i] {
-                NodeIo::Idle { retry_at } => {
-                    if now >= *retry_at {
-                        let n = &self.nodes[i];
-                        let fut = self.rt.connect(n.host.clone(), n.port);
-                        self.io[i] = NodeIo::Connecting {
-                            fut,
-                            deadline: now + self.connect_timeout,
-                        };
-                        progress = true;
-                    }
+            if let NodeIo::Idle { retry_at } = self.io[i] {
+                if now < retry_at {
+                    continue;
                 }
+                let n = &self.nodes[i];
+                self.io[i] = NodeIo::Connecting {
+                    fut: self.rt.connect(n.host.clone(), n.port),
+                    deadline: now + self.connect_timeout,
+                };
+            }
+            match &mut self.io[i] {
+                NodeIo::Idle { .. } => {}
                 NodeIo::Connecting { fut, deadline } => match fut.as_mut().poll(cx) {
                     Poll::Ready(Ok(conn)) => {
-                        s.settled[i] = true;
                         self.backoff[i] = BACKOFF_MIN;
-                        let _ = s.engine.handle_connected(now, node);
                         self.io[i] = NodeIo::Up {
                             conn,
-                            out: VecDeque::new(),
+                            out: Vec::new(),
                             written: 0,
                         };
+                        self.seen.push(Seen::Connected(i));
                         tracing::debug!(node = %self.nodes[i], "redlock: connected");
-                        progress = true;
+                        // Its first read registers for readiness.
+                        more = true;
                     }
                     Poll::Ready(Err(e)) => {
-                        s.settled[i] = true;
                         tracing::debug!(node = %self.nodes[i], error = %e, "redlock: connect failed");
+                        self.seen.push(Seen::ConnectFailed(i));
                         self.drop_node(i, now);
-                        progress = true;
                     }
                     Poll::Pending if now >= *deadline => {
-                        s.settled[i] = true;
                         tracing::debug!(node = %self.nodes[i], "redlock: connect timed out");
+                        self.seen.push(Seen::ConnectFailed(i));
                         self.drop_node(i, now);
-                        progress = true;
                     }
                     Poll::Pending => {}
                 },
-                NodeIo::Up { conn, .. } => loop {
-                    match conn.poll_read(cx, &mut self.buf) {
-                        Poll::Ready(Ok(n)) if n > 0 => {
-                            let _ = s.engine.handle_input(now, node, &self.buf[..n]);
-                            progress = true;
+                NodeIo::Up { conn, .. } => {
+                    let start = self.input.len();
+                    let closed = loop {
+                        if self.input.len() - start >= READ_PER_PASS {
+                            more = true;
+                            break false;
                         }
-                        Poll::Ready(_) => {
-                            let _ = s.engine.handle_disconnected(now, node);
-                            tracing::debug!(node = %self.nodes[i], "redlock: disconnected");
-                            self.drop_node(i, now);
-                            progress = true;
-                            break;
+                        match conn.poll_read(cx, &mut self.buf) {
+                            Poll::Ready(Ok(n)) if n > 0 => {
+                                self.input.extend_from_slice(&self.buf[..n])
+                            }
+                            Poll::Ready(_) => break true,
+                            Poll::Pending => break false,
                         }
-                        Poll::Pending => break,
+                    };
+                    if self.input.len() > start {
+                        self.seen.push(Seen::Input(i, start..self.input.len()));
                     }
-                },
+                    if closed {
+                        tracing::debug!(node = %self.nodes[i], "redlock: disconnected");
+                        self.seen.push(Seen::Disconnected(i));
+                        self.drop_node(i, now);
+                    }
+                }
             }
+        }
+        more
+    }
+
+    /// Under the lock: feeds the engine what `read_all` and `write_all` saw and any timeout due,
+    /// moves what it sends into the nodes' output buffers, and collects the wakers of callers
+    /// whose results arrived into `self.woken`.
+    fn apply(&mut self, s: &mut Shared, now: Instant) {
+        for seen in self.seen.drain(..) {
+            match seen {
+                Seen::Connected(i) => {
+                    s.settled[i] = true;
+                    let _ = s.engine.handle_connected(now, NodeId::new(i));
+                }
+                Seen::ConnectFailed(i) => s.settled[i] = true,
+                Seen::Input(i, range) => {
+                    let _ = s
+                        .engine
+                        .handle_input(now, NodeId::new(i), &self.input[range]);
+                }
+                Seen::Disconnected(i) => {
+                    let _ = s.engine.handle_disconnected(now, NodeId::new(i));
+                }
+            }
+        }
+        self.input.clear();
+        if s.engine.poll_timeout().is_some_and(|t| now >= t) {
+            s.engine.handle_timeout(now);
+        }
+        // Dispatch first: releasing a lock nobody waits for queues more bytes.
+        let reconnect = &mut self.reconnect;
+        s.waiters.dispatch(
+            &mut s.engine,
+            now,
+            |node| reconnect.push(node),
+            &mut self.woken,
+        );
+        for node in std::mem::take(&mut self.reconnect) {
+            self.drop_node(node.index(), now);
         }
         while let Some((node, bytes)) = s.engine.poll_transmit() {
+            // A node that is not up was (or is about to be) reported disconnected; the engine
+            // does not count on these bytes.
             if let NodeIo::Up { out, .. } = &mut self.io[node.index()] {
-                out.push_back(bytes);
+                out.extend_from_slice(&bytes);
             }
         }
+        if s.settled.iter().all(|d| *d) {
+            self.woken.extend(s.settle_waker.take());
+        }
+    }
+
+    /// Without the lock: writes each node's buffered bytes, as much as its socket takes (and
+    /// registers for writability when it takes less). A node whose write fails is dropped and
+    /// reported in `self.seen`; returns whether that happened.
+    fn write_all(&mut self, cx: &mut Context<'_>, now: Instant) -> bool {
+        let mut failed = false;
         for i in 0..self.io.len() {
             let NodeIo::Up { conn, out, written } = &mut self.io[i] else {
                 continue;
             };
-            while let Some(front) = out.front() {
-                match conn.poll_write(cx, &front[*written..]) {
-                    Poll::Ready(Ok(n)) if n > 0 => {
-                        *written += n;
-                        if *written == front.len() {
-                            out.pop_front();
-                            *written = 0;
-                        }
-                    }
-                    Poll::Ready(_) => {
-                        let _ = s.engine.handle_disconnected(now, NodeId::new(i));
-                        self.drop_node(i, now);
-                        progress = true;
-                        break;
-                    }
-                    Poll::Pending => break,
+            let ok = loop {
+                if *written == out.len() {
+                    out.clear();
+                    *written = 0;
+                    break true;
                 }
+                match conn.poll_write(cx, &out[*written..]) {
+                    Poll::Ready(Ok(n)) if n > 0 => *written += n,
+                    Poll::Ready(_) => break false,
+                    Poll::Pending => break true,
+                }
+            };
+            if !ok {
+                tracing::debug!(node = %self.nodes[i], "redlock: write failed");
+                self.seen.push(Seen::Disconnected(i));
+                self.drop_node(i, now);
+                failed = true;
             }
         }
-        let mut reconnect = Vec::new();
-        s.waiters
-            .dispatch(&mut s.engine, now, |node| reconnect.push(node));
-        for node in reconnect {
-            self.drop_node(node.index(), now);
-            progress = true;
-        }
-        if s.settled.iter().all(|d| *d) {
-            if let Some(w) = s.settle_waker.take() {
-                w.wake();
-            }
-        }
-        progress
+        failed
     }
 
     fn next_wake(&self, s: &Shared) -> Option<Instant> {
@@ -258,18 +336,39 @@ impl<R: Runtime> Future for Driver<R> {
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
         let this = self.get_mut();
         let handle = this.handle.clone();
-        let mut s = handle.lock();
-        if s.closed {
-            // Dropping the sockets closes them; pending waiters died with their handles.
-            return Poll::Ready(());
-        }
-        if !s.driver.as_ref().is_some_and(|w| w.will_wake(cx.waker())) {
-            s.driver = Some(cx.waker().clone());
-        }
         loop {
             let now = Instant::now();
-            while this.step(cx, &mut s, now) {}
-            let Some(wake) = this.next_wake(&s) else {
+            let mut again = this.read_all(cx, now);
+            let wake_at = {
+                let mut s = handle.lock();
+                if s.closed {
+                    // Dropping the sockets closes them; pending waiters died with their handles.
+                    return Poll::Ready(());
+                }
+                if !s.driver.as_ref().is_some_and(|w| w.will_wake(cx.waker())) {
+                    s.driver = Some(cx.waker().clone());
+                }
+                this.apply(&mut s, now);
+                this.next_wake(&s)
+            };
+            if !this.yielded && this.io.iter().any(NodeIo::has_output) {
+                // Let the tasks that are ready run first: the requests they start join this
+                // write instead of each costing one (on tokio a caller's wake-up would
+                // otherwise run this task right after it, once per request).
+                this.yielded = true;
+                cx.waker().wake_by_ref();
+                return Poll::Pending;
+            }
+            this.yielded = false;
+            again |= this.write_all(cx, now);
+            // After the writes: a caller told its acquire failed finds the cleanup already sent.
+            for w in this.woken.drain(..) {
+                w.wake();
+            }
+            if again {
+                continue;
+            }
+            let Some(wake) = wake_at else {
                 this.sleep = None;
                 return Poll::Pending;
             };

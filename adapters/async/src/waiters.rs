@@ -65,13 +65,15 @@ impl Waiters {
         }
     }
 
-    /// Drains the engine's events: results go to their waiters (waking them); a lock acquired
-    /// for nobody is released; `on_reconnect` is called for each node to reconnect.
+    /// Drains the engine's events: results go to their waiters, whose wakers are pushed onto
+    /// `woken` (wake them after letting go of any lock the waiters need); a lock acquired for
+    /// nobody is released; `on_reconnect` is called for each node to reconnect.
     pub fn dispatch(
         &mut self,
         engine: &mut Engine,
         now: Instant,
         mut on_reconnect: impl FnMut(NodeId),
+        woken: &mut Vec<Waker>,
     ) {
         while let Some(event) = engine.poll_event() {
             match event {
@@ -79,7 +81,7 @@ impl Waiters {
                     Some(slot @ Slot::Waiting(_)) => {
                         if let Slot::Waiting(Some(w)) = std::mem::replace(slot, Slot::Done(result))
                         {
-                            w.wake();
+                            woken.push(w);
                         }
                     }
                     _ => {

@@ -63,12 +63,19 @@ fn process(shared: &Shared, s: &mut State, now: Instant) {
         writers,
         ..
     } = s;
-    waiters.dispatch(engine, now, |node| {
-        // The reader thread sees the shutdown, and reconnects.
-        if let Some(w) = writers[node.index()].take() {
-            let _ = w.shutdown(Shutdown::Both);
-        }
-    });
+    let mut woken = Vec::new();
+    waiters.dispatch(
+        engine,
+        now,
+        |node| {
+            // The reader thread sees the shutdown, and reconnects.
+            if let Some(w) = writers[node.index()].take() {
+                let _ = w.shutdown(Shutdown::Both);
+            }
+        },
+        &mut woken,
+    );
+    woken.into_iter().for_each(Waker::wake);
     shared.changed.notify_all();
 }
 
