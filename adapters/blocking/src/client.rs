@@ -18,14 +18,24 @@ const TICK: Duration = Duration::from_millis(100);
 struct State {
     engine: Engine,
     waiters: Waiters,
-    writers: Vec<Option<TcpStream>>,
+    /// Write handles (clones of the reader threads' sockets); `None` while a node is down.
+    writers: Vec<Option<Arc<TcpStream>>>,
+    /// Bytes the engine sent to each node that are not written yet.
+    out: Vec<Vec<u8>>,
+    /// A thread is writing `out`; others only append to it.
+    flushing: bool,
+    /// The latest the timer thread will look at the engine again.
+    timer_at: Instant,
     settled: Vec<bool>,
     closed: bool,
 }
 
 struct Shared {
     state: Mutex<State>,
+    /// Connection attempts settled, or the client closed.
     changed: Condvar,
+    /// The engine wants a timeout earlier than the timer thread's sleep.
+    timer: Condvar,
 }
 
 impl Shared {
@@ -39,44 +49,93 @@ impl Shared {
             Err(p) => p.into_inner().0,
         }
     }
-}
 
-/// Writes what the engine queued, hands results to waiters, drops sockets the engine gave up
-/// on, and wakes every waiting thread. Called after every input to the engine.
-fn process(shared: &Shared, s: &mut State, now: Instant) {
-    while let Some((node, bytes)) = s.engine.poll_transmit() {
-        let i = node.index();
-        let failed = match &mut s.writers[i] {
-            Some(w) => w.write_all(&bytes).is_err(),
-            None => false,
-        };
-        if failed {
-            if let Some(w) = s.writers[i].take() {
-                let _ = w.shutdown(Shutdown::Both);
+    /// After any input to the engine: moves what it sent into the output buffers, hands results
+    /// to waiters, drops sockets the engine gave up on, tells the timer thread about an earlier
+    /// timeout, then writes the buffers unless another thread already is, and finally wakes the
+    /// callers whose results arrived.
+    ///
+    /// Writing happens without the lock, one `write` per node for everything queued: while one
+    /// thread writes, the requests others start pile up and go out together in its next round.
+    fn settle<'a>(&'a self, mut s: MutexGuard<'a, State>, now: Instant) {
+        let mut woken = Vec::new();
+        self.collect(&mut s, now, &mut woken);
+        if !s.flushing {
+            s.flushing = true;
+            loop {
+                let State { out, writers, .. } = &mut *s;
+                let jobs: Vec<(usize, Arc<TcpStream>, Vec<u8>)> = out
+                    .iter_mut()
+                    .enumerate()
+                    .filter(|(_, bytes)| !bytes.is_empty())
+                    // Bytes for a node that is down are dropped: the engine knows it is down.
+                    .filter_map(|(i, bytes)| {
+                        let bytes = std::mem::take(bytes);
+                        Some((i, writers[i].clone()?, bytes))
+                    })
+                    .collect();
+                if jobs.is_empty() {
+                    break;
+                }
+                drop(s);
+                let failed: Vec<(usize, Arc<TcpStream>)> = jobs
+                    .into_iter()
+                    .filter_map(|(i, w, bytes)| (&*w).write_all(&bytes).is_err().then_some((i, w)))
+                    .collect();
+                s = self.lock();
+                let now = Instant::now();
+                for (i, w) in failed {
+                    // Unless the node already reconnected on a new socket.
+                    if s.writers[i]
+                        .as_ref()
+                        .is_some_and(|cur| Arc::ptr_eq(cur, &w))
+                    {
+                        s.writers[i] = None;
+                        let _ = w.shutdown(Shutdown::Both);
+                        let _ = s.engine.handle_disconnected(now, NodeId::new(i));
+                    }
+                }
+                self.collect(&mut s, now, &mut woken);
             }
-            let _ = s.engine.handle_disconnected(now, node);
+            s.flushing = false;
+        }
+        drop(s);
+        // After the writes: a caller told its acquire failed finds the cleanup already sent.
+        woken.into_iter().for_each(Waker::wake);
+    }
+
+    fn collect(&self, s: &mut State, now: Instant, woken: &mut Vec<Waker>) {
+        let State {
+            engine,
+            waiters,
+            writers,
+            out,
+            ..
+        } = s;
+        // Dispatch first: releasing a lock nobody waits for sends more.
+        waiters.dispatch(
+            engine,
+            now,
+            |node| {
+                // The reader thread sees the shutdown, and reconnects.
+                if let Some(w) = writers[node.index()].take() {
+                    let _ = w.shutdown(Shutdown::Both);
+                }
+            },
+            woken,
+        );
+        while let Some((node, bytes)) = engine.poll_transmit() {
+            if writers[node.index()].is_some() {
+                out[node.index()].extend_from_slice(&bytes);
+            }
+        }
+        if let Some(t) = s.engine.poll_timeout() {
+            if t < s.timer_at {
+                s.timer_at = t;
+                self.timer.notify_one();
+            }
         }
     }
-    let State {
-        engine,
-        waiters,
-        writers,
-        ..
-    } = s;
-    let mut woken = Vec::new();
-    waiters.dispatch(
-        engine,
-        now,
-        |node| {
-            // The reader thread sees the shutdown, and reconnects.
-            if let Some(w) = writers[node.index()].take() {
-                let _ = w.shutdown(Shutdown::Both);
-            }
-        },
-        &mut woken,
-    );
-    woken.into_iter().for_each(Waker::wake);
-    shared.changed.notify_all();
 }
 
 struct Inner {
@@ -92,6 +151,7 @@ impl Drop for Inner {
             let _ = w.shutdown(Shutdown::Both);
         }
         self.shared.changed.notify_all();
+        self.shared.timer.notify_all();
     }
 }
 
@@ -131,10 +191,14 @@ impl Redlock {
                 engine,
                 waiters: Waiters::default(),
                 writers: (0..n).map(|_| None).collect(),
+                out: vec![Vec::new(); n],
+                flushing: false,
+                timer_at: Instant::now(),
                 settled: vec![false; n],
                 closed: false,
             }),
             changed: Condvar::new(),
+            timer: Condvar::new(),
         });
         for (i, node) in nodes.into_iter().enumerate() {
             let shared = shared.clone();
@@ -210,18 +274,18 @@ impl Redlock {
         let mut s = shared.lock();
         let now = Instant::now();
         let op = begin(&mut s.engine, now)?;
-        s.waiters.register(op);
-        process(shared, &mut s, now);
         // Wake exactly this thread when the result arrives (waiting on the shared condition
-        // variable would wake every waiting caller on every event).
+        // variable would wake every waiting caller on every event). An unpark that comes before
+        // the park below makes the park return at once, so nothing is missed.
         let waker = Waker::from(Arc::new(Unpark(std::thread::current())));
+        s.waiters.register(op);
+        let _ = s.waiters.take(op, Some(&waker));
+        shared.settle(s, now);
         loop {
-            if let Some(result) = s.waiters.take(op, Some(&waker)) {
+            std::thread::park_timeout(TICK);
+            if let Some(result) = shared.lock().waiters.take(op, Some(&waker)) {
                 return result.map_err(Error::from);
             }
-            drop(s);
-            std::thread::park_timeout(TICK);
-            s = shared.lock();
         }
     }
 }
@@ -239,6 +303,8 @@ impl Wake for Unpark {
     }
 }
 
+/// Feeds the engine its timeouts. Sleeps until the engine's next one (at most `TICK`, to see
+/// `closed`); `Shared::collect` wakes it when an earlier one appears.
 fn timer_thread(shared: &Shared) {
     let mut s = shared.lock();
     while !s.closed {
@@ -246,10 +312,17 @@ fn timer_thread(shared: &Shared) {
         match s.engine.poll_timeout() {
             Some(t) if now >= t => {
                 s.engine.handle_timeout(now);
-                process(shared, &mut s, now);
+                shared.settle(s, now);
+                s = shared.lock();
             }
-            Some(t) => s = shared.wait(s, (t - now).min(TICK)),
-            None => s = shared.wait(s, TICK),
+            next => {
+                let until = next.map_or(now + TICK, |t| t.min(now + TICK));
+                s.timer_at = until;
+                s = match shared.timer.wait_timeout(s, until - now) {
+                    Ok((g, _)) => g,
+                    Err(p) => p.into_inner().0,
+                };
+            }
         }
     }
 }
@@ -275,10 +348,13 @@ fn node_thread(
             Ok((reader, writer)) if !s.closed => {
                 let _ = writer.set_write_timeout(Some(write_timeout));
                 let _ = reader.set_read_timeout(Some(TICK));
-                s.writers[i] = Some(writer);
+                s.writers[i] = Some(Arc::new(writer));
+                // Nothing meant for the last connection goes out on this one.
+                s.out[i].clear();
                 let now = Instant::now();
                 let _ = s.engine.handle_connected(now, id);
-                process(shared, &mut s, now);
+                shared.changed.notify_all();
+                shared.settle(s, now);
                 backoff = BACKOFF_MIN;
                 tracing::debug!(node = %node, "redlock: connected");
                 reader
@@ -295,7 +371,6 @@ fn node_thread(
                 continue;
             }
         };
-        drop(s);
         read_loop(shared, id, reader, &mut buf);
         let mut s = shared.lock();
         if let Some(w) = s.writers[i].take() {
@@ -303,8 +378,9 @@ fn node_thread(
         }
         let now = Instant::now();
         let _ = s.engine.handle_disconnected(now, id);
-        process(shared, &mut s, now);
+        shared.settle(s, now);
         tracing::debug!(node = %node, "redlock: disconnected");
+        let mut s = shared.lock();
         let until = now + backoff;
         backoff = (backoff * 2).min(BACKOFF_MAX);
         while !s.closed && Instant::now() < until {
@@ -322,7 +398,7 @@ fn read_loop(shared: &Shared, id: NodeId, mut reader: TcpStream, buf: &mut [u8])
                 let mut s = shared.lock();
                 let now = Instant::now();
                 let _ = s.engine.handle_input(now, id, &buf[..n]);
-                process(shared, &mut s, now);
+                shared.settle(s, now);
             }
             Err(e)
                 if matches!(
