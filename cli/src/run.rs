@@ -339,7 +339,7 @@ async fn release(redlock: &Redlock, lock: &Lock, verbose: u8) {
         Ok(Ok(r)) => {
             if verbose > 0 {
                 eprintln!(
-                    "redlock: released on {} of {} node(s)",
+                    "redlock: released (confirmed by {} of {} node(s))",
                     r.confirmed,
                     r.attempt.nodes.len()
                 );

@@ -351,6 +351,10 @@ impl Engine {
 
     /// Starts releasing `lock` on every node (best effort, one attempt, even when the lock has
     /// expired: deleting only keys that still hold its token is always safe).
+    ///
+    /// Completes once a majority of nodes confirmed a delete (the lock is then free for others)
+    /// or every node has answered; nodes not heard from by then are reported
+    /// [`Outcome::NotAwaited`], though their deletes were sent.
     pub fn release(&mut self, now: Instant, lock: &Lock) -> Result<OpId, Error> {
         Ok(self.start(
             now,
@@ -736,10 +740,17 @@ impl Engine {
             return;
         }
         if op.kind == Kind::Release {
-            if op.all_answered() {
+            let confirmed = op
+                .votes
+                .iter()
+                .filter(|v| matches!(v, Some(Outcome::Released(n)) if *n > 0))
+                .count();
+            // Once a majority has deleted, no quorum holds the token any more: the lock is free
+            // for others. The other nodes' deletes are already queued (ahead of anything this
+            // client sends them next); their replies are not awaited.
+            if confirmed >= self.quorum || op.all_answered() {
                 let op = self.ops.remove(&id).expect("present");
                 let attempt = self.report(&op, now, &Outcome::NotAwaited);
-                let confirmed = attempt.count(|o| matches!(o, Outcome::Released(n) if *n > 0));
                 self.events.push_back(Event::Completed {
                     op: id,
                     result: Ok(Done::Released(Released { confirmed, attempt })),

@@ -39,11 +39,14 @@ pub enum Done {
     Released(Released),
 }
 
-/// The result of a release: best effort on all nodes.
+/// The result of a release: sent to every node, returned once a majority confirmed a delete (the
+/// lock is then free for others) or every node answered.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Released {
-    /// How many nodes deleted at least one of the lock's keys.
+    /// How many nodes had confirmed deleting at least one of the lock's keys when the release
+    /// returned. A majority means the lock is released; nodes not yet heard from (reported
+    /// [`Outcome::NotAwaited`](crate::Outcome::NotAwaited)) still got the delete.
     pub confirmed: usize,
-    /// What every node did.
+    /// What every node did, as far as the release waited for it.
     pub attempt: Attempt,
 }

@@ -293,8 +293,14 @@ pub fn round_trip<C: Client>(nodes: usize) {
         "extend reset the ttl on the node"
     );
     let released = c.release(&extended).expect("release");
-    assert_eq!(released.confirmed, nodes);
-    assert_eq!(cluster.exists_any("rt:a"), 0);
+    // It returns once a majority confirmed; the rest got the delete too.
+    assert!(
+        released.confirmed > nodes / 2,
+        "{}: release returned after {} of {nodes} confirmations",
+        C::NAME,
+        released.confirmed
+    );
+    assert_eq!(cluster.exists_after("rt:a", Duration::from_secs(2)), 0);
     // Releasing again is harmless and confirms nothing.
     assert_eq!(c.release(&extended).expect("release twice").confirmed, 0);
     // Extending a released lock is refused as not held.
@@ -396,7 +402,10 @@ pub fn contention<C: Client>(nodes: usize) {
         "{}: lost updates: the lock let two writers interleave",
         C::NAME
     );
-    assert_eq!(cluster.exists_any("contention:lock"), 0);
+    assert_eq!(
+        cluster.exists_after("contention:lock", Duration::from_secs(2)),
+        0
+    );
 }
 
 /// 5 nodes, one paused: acquires still succeed promptly; after SIGCONT the node is used again.
@@ -561,7 +570,7 @@ pub fn using_keeps_lock<C: Client>(nodes: usize) {
         C::NAME
     );
     assert_eq!(
-        cluster.exists_any("using:a"),
+        cluster.exists_after("using:a", Duration::from_secs(2)),
         0,
         "released after the routine"
     );

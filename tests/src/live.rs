@@ -275,6 +275,19 @@ impl Cluster {
             .count()
     }
 
+    /// How many nodes still hold `key` once it is gone from all of them or `within` has passed.
+    /// A release returns when a majority confirmed; the other nodes' deletes land just after.
+    pub fn exists_after(&self, key: &str, within: Duration) -> usize {
+        let deadline = Instant::now() + within;
+        loop {
+            let n = self.exists_any(key);
+            if n == 0 || Instant::now() >= deadline {
+                return n;
+            }
+            std::thread::sleep(Duration::from_millis(5));
+        }
+    }
+
     /// `PTTL key` on node `i`: milliseconds left, `-1` for no expiry, `-2` for no such key.
     pub fn pttl(&self, i: usize, key: &str) -> i64 {
         expect_int(i, "PTTL", self.cmd(i, &["PTTL", key]))
