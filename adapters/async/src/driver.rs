@@ -369,10 +369,13 @@ impl<R: Runtime> Future for Driver<R> {
                 continue;
             }
             let Some(wake) = wake_at else {
-                this.sleep = None;
+                // An armed timer may stay: firing when nothing is due only costs a pass.
                 return Poll::Pending;
             };
-            if this.sleep.as_ref().is_none_or(|(at, _)| *at != wake) {
+            // Re-arm only for an earlier instant. The next deadline moves later with nearly
+            // every reply, and a new timer each pass costs an allocation and a timer-wheel
+            // update; one that fires early costs a pass and is re-armed then.
+            if this.sleep.as_ref().is_none_or(|(at, _)| wake < *at) {
                 this.sleep = Some((wake, this.rt.sleep_until(wake)));
             }
             let (_, sleep) = this.sleep.as_mut().expect("just set");
