@@ -65,6 +65,23 @@ fn failed(r: Result<Done, OpError>) -> OpError {
     }
 }
 
+/// Acquires `r` on every node of a connected rig (all grant).
+fn held_everywhere(rig: &mut Rig) -> redlock_core::Lock {
+    let op = rig
+        .engine
+        .acquire(rig.now, ["r"], ms(10_000), Rig::token(1))
+        .unwrap();
+    let lock = acquired(rig.run_until_complete(op, 0));
+    rig.pump();
+    assert_eq!(rig.holders(b"r"), rig.nodes.len());
+    lock
+}
+
+/// What each node did in a release.
+fn released_outcomes(r: &redlock_core::Released) -> Vec<Outcome> {
+    r.attempt.nodes.iter().map(|n| n.outcome.clone()).collect()
+}
+
 #[test]
 fn two_grants_and_one_refusal_acquire() {
     let mut rig = Rig::new(3, options(), 1);
@@ -301,13 +318,7 @@ fn extend_renews_and_refuses_expired_or_lost_locks() {
 fn release_reports_how_many_nodes_confirmed() {
     let mut rig = Rig::new(3, options(), 1);
     rig.connect_all();
-    let op = rig
-        .engine
-        .acquire(rig.now, ["r"], ms(10_000), Rig::token(1))
-        .unwrap();
-    let lock = acquired(rig.run_until_complete(op, 0));
-    rig.pump();
-    assert_eq!(rig.holders(b"r"), 3);
+    let lock = held_everywhere(&mut rig);
     let now = rig.now;
     assert!(rig.nodes[1].del(now, 0, b"r"));
     let op = rig.engine.release(rig.now, &lock).unwrap();
@@ -316,14 +327,8 @@ fn release_reports_how_many_nodes_confirmed() {
         other => panic!("{other:?}"),
     };
     assert_eq!(released.confirmed, 2);
-    let got: Vec<Outcome> = released
-        .attempt
-        .nodes
-        .iter()
-        .map(|r| r.outcome.clone())
-        .collect();
     assert_eq!(
-        got,
+        released_outcomes(&released),
         [
             Outcome::Released(1),
             Outcome::Released(0),
@@ -684,13 +689,7 @@ fn misuse_is_a_synchronous_error() {
 fn release_returns_once_a_majority_deleted_and_still_deletes_everywhere() {
     let mut rig = Rig::new(5, options(), 1);
     rig.connect_all();
-    let op = rig
-        .engine
-        .acquire(rig.now, ["r"], ms(10_000), Rig::token(1))
-        .unwrap();
-    let lock = acquired(rig.run_until_complete(op, 0));
-    rig.pump();
-    assert_eq!(rig.holders(b"r"), 5);
+    let lock = held_everywhere(&mut rig);
     // Two nodes hold their replies back: the release must not wait for them.
     rig.nodes[3].set_stalled(true);
     rig.nodes[4].set_stalled(true);
@@ -701,14 +700,8 @@ fn release_returns_once_a_majority_deleted_and_still_deletes_everywhere() {
         other => panic!("release waited for the stalled nodes: {other:?}"),
     };
     assert_eq!(released.confirmed, 3);
-    let got: Vec<Outcome> = released
-        .attempt
-        .nodes
-        .iter()
-        .map(|r| r.outcome.clone())
-        .collect();
     assert_eq!(
-        got,
+        released_outcomes(&released),
         [
             Outcome::Released(1),
             Outcome::Released(1),
@@ -732,12 +725,7 @@ fn release_returns_once_a_majority_deleted_and_still_deletes_everywhere() {
 fn release_without_a_majority_of_deletes_waits_for_every_node() {
     let mut rig = Rig::new(5, options(), 1);
     rig.connect_all();
-    let op = rig
-        .engine
-        .acquire(rig.now, ["r"], ms(10_000), Rig::token(1))
-        .unwrap();
-    let lock = acquired(rig.run_until_complete(op, 0));
-    rig.pump();
+    let lock = held_everywhere(&mut rig);
     // Three nodes lost the key (expired there, say): two deletes are not a majority.
     let now = rig.now;
     for i in 0..3 {
