@@ -140,8 +140,10 @@ impl<R: Runtime> Redlock<R> {
         }
     }
 
-    /// Releases `lock` on every node it can reach (best effort) and reports how many confirmed.
-    /// Releasing an expired lock is safe: only keys still holding its token are deleted.
+    /// Releases `lock`: sends the delete to every node it can reach (best effort) and returns
+    /// once a majority confirmed it (the lock is then free for others) or every node answered,
+    /// with how many had confirmed. Releasing an expired lock is safe: only keys still holding
+    /// its token are deleted.
     pub async fn release(&self, lock: &Lock) -> Result<Released, Error> {
         let span = tracing::debug_span!("redlock.release", resources = ?lock.resources());
         match self

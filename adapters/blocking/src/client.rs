@@ -256,7 +256,8 @@ impl Redlock {
         }
     }
 
-    /// Releases `lock` on every node it can reach and reports how many confirmed.
+    /// Releases `lock`: sends the delete to every node it can reach and returns once a majority
+    /// confirmed it or every node answered, with how many had confirmed.
     pub fn release(&self, lock: &Lock) -> Result<Released, Error> {
         let _span =
             tracing::debug_span!("redlock.release", resources = ?lock.resources()).entered();
