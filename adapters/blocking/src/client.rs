@@ -62,6 +62,13 @@ impl Shared {
         self.collect(&mut s, now, &mut woken);
         if !s.flushing {
             s.flushing = true;
+            if s.engine.in_flight() > 1 {
+                // Other callers are mid-operation: let the ones that are runnable start their
+                // requests first, so they join this write instead of each costing one.
+                drop(s);
+                std::thread::yield_now();
+                s = self.lock();
+            }
             loop {
                 let State { out, writers, .. } = &mut *s;
                 let jobs: Vec<(usize, Arc<TcpStream>, Vec<u8>)> = out
