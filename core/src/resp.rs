@@ -113,6 +113,7 @@ pub struct Decoder {
     protocol: Protocol,
     buf: BytesMut,
     cap: usize,
+    framer: Framer,
 }
 
 /// What went wrong while decoding a byte stream.
@@ -143,6 +144,7 @@ impl Decoder {
             protocol,
             buf: BytesMut::new(),
             cap: cap.max(64),
+            framer: Framer::default(),
         }
     }
 
@@ -179,7 +181,11 @@ impl Decoder {
 
     /// Decodes the next complete reply from the buffer, if there is one.
     pub fn next_reply(&mut self) -> Result<Option<Reply>, StreamError> {
-        let Some(len) = frame_len(&self.buf).map_err(StreamError::Invalid)? else {
+        let Some(len) = self
+            .framer
+            .frame_len(&self.buf)
+            .map_err(StreamError::Invalid)?
+        else {
             return Ok(None);
         };
         let mut frame = self.buf.split_to(len);
@@ -245,84 +251,108 @@ fn from_resp3(f: Frame3) -> Result<Reply, DecodeError> {
     })
 }
 
-/// Returns the length of the first complete frame in `buf`, `None` when more bytes are needed.
+/// Finds where the first frame in the decoder's buffer ends, resuming where it stopped last time:
+/// a frame that arrives in many small reads is scanned once in all, not once per read (which
+/// would be quadratic up to the input cap for a long line or a large array).
 ///
 /// Iterative, so nesting costs no stack; depth is capped at [`MAX_DEPTH`].
-fn frame_len(buf: &[u8]) -> Result<Option<usize>, DecodeError> {
-    // Remaining elements to read at each open aggregate level.
-    let mut stack: Vec<u64> = Vec::new();
-    let mut pos = 0usize;
-    loop {
-        let Some(&kind) = buf.get(pos) else {
-            return Ok(None);
-        };
-        let Some(line_end) = find_crlf(buf, pos + 1) else {
-            // A header line longer than any legal one is garbage, not a partial frame.
-            if buf.len() - pos > 64
-                && !matches!(kind, b'+' | b'-' | b',' | b'(' | b'#' | b'_' | b':')
-            {
-                return Err(DecodeError("header line too long".into()));
-            }
-            return Ok(None);
-        };
-        let line = &buf[pos + 1..line_end];
-        pos = line_end + 2;
-        let mut children: u64 = 0;
-        match kind {
-            b'+' | b'-' | b':' | b'_' | b',' | b'#' | b'(' => {}
-            b'$' | b'!' | b'=' => {
-                let n = parse_len(line)?;
-                if n >= 0 {
-                    let n =
-                        usize::try_from(n).map_err(|_| DecodeError("length overflow".into()))?;
-                    let end = pos.checked_add(n).and_then(|e| e.checked_add(2));
-                    let Some(end) = end else {
-                        return Err(DecodeError("length overflow".into()));
-                    };
-                    if buf.len() < end {
-                        return Ok(None);
-                    }
-                    if &buf[end - 2..end] != b"\r\n" {
-                        return Err(DecodeError("bulk string not terminated by CRLF".into()));
-                    }
-                    pos = end;
-                }
-            }
-            b'*' | b'~' | b'>' => {
-                let n = parse_len(line)?;
-                children = u64::try_from(n.max(0)).unwrap_or(0);
-            }
-            b'%' => {
-                let n = parse_len(line)?;
-                children = u64::try_from(n.max(0)).unwrap_or(0).saturating_mul(2);
-            }
-            b'|' => {
-                // An attribute map is followed by the value it annotates.
-                let n = parse_len(line)?;
-                children = u64::try_from(n.max(0))
-                    .unwrap_or(0)
-                    .saturating_mul(2)
-                    .saturating_add(1);
-            }
-            other => return Err(DecodeError(format!("unknown type byte 0x{other:02x}"))),
-        }
-        if children > 0 {
-            if stack.len() >= MAX_DEPTH {
-                return Err(DecodeError(format!("nesting deeper than {MAX_DEPTH}")));
-            }
-            stack.push(children);
-            continue;
-        }
-        // One element finished: pop every aggregate it completes.
+#[derive(Debug, Default)]
+struct Framer {
+    /// Where the first element not yet complete starts.
+    pos: usize,
+    /// Remaining elements to read at each open aggregate level.
+    stack: Vec<u64>,
+    /// How far the search for the CRLF ending the header at `pos` has looked.
+    scanned: usize,
+}
+
+impl Framer {
+    /// The length of the first complete frame in `buf`, or `None` when more bytes are needed.
+    /// `buf` may only have grown since the last call, except when that call returned a length
+    /// (the caller then takes that frame off the front and the framer starts over).
+    fn frame_len(&mut self, buf: &[u8]) -> Result<Option<usize>, DecodeError> {
         loop {
-            match stack.last_mut() {
-                None => return Ok(Some(pos)),
-                Some(top) => {
-                    *top -= 1;
-                    if *top > 0 {
-                        break;
+            let pos = self.pos;
+            let Some(&kind) = buf.get(pos) else {
+                return Ok(None);
+            };
+            let Some(line_end) = find_crlf(buf, (pos + 1).max(self.scanned)) else {
+                // A header line longer than any legal one is garbage, not a partial frame.
+                if buf.len() - pos > 64
+                    && !matches!(kind, b'+' | b'-' | b',' | b'(' | b'#' | b'_' | b':')
+                {
+                    return Err(DecodeError("header line too long".into()));
+                }
+                // The last byte may be a CR whose LF has not arrived.
+                self.scanned = buf.len().saturating_sub(1).max(pos + 1);
+                return Ok(None);
+            };
+            // Until this element completes, its header is found again at once.
+            self.scanned = line_end;
+            let line = &buf[pos + 1..line_end];
+            let mut next = line_end + 2;
+            let mut children: u64 = 0;
+            match kind {
+                b'+' | b'-' | b':' | b'_' | b',' | b'#' | b'(' => {}
+                b'$' | b'!' | b'=' => {
+                    let n = parse_len(line)?;
+                    if n >= 0 {
+                        let n = usize::try_from(n)
+                            .map_err(|_| DecodeError("length overflow".into()))?;
+                        let end = next.checked_add(n).and_then(|e| e.checked_add(2));
+                        let Some(end) = end else {
+                            return Err(DecodeError("length overflow".into()));
+                        };
+                        if buf.len() < end {
+                            return Ok(None);
+                        }
+                        if &buf[end - 2..end] != b"\r\n" {
+                            return Err(DecodeError("bulk string not terminated by CRLF".into()));
+                        }
+                        next = end;
                     }
-                    stack.pop();
+                }
+                b'*' | b'~' | b'>' => {
+                    let n = parse_len(line)?;
+                    children = u64::try_from(n.max(0)).unwrap_or(0);
+                }
+                b'%' => {
+                    let n = parse_len(line)?;
+                    children = u64::try_from(n.max(0)).unwrap_or(0).saturating_mul(2);
+                }
+                b'|' => {
+                    // An attribute map is followed by the value it annotates.
+                    let n = parse_len(line)?;
+                    children = u64::try_from(n.max(0))
+                        .unwrap_or(0)
+                        .saturating_mul(2)
+                        .saturating_add(1);
+                }
+                other => return Err(DecodeError(format!("unknown type byte 0x{other:02x}"))),
+            }
+            self.pos = next;
+            self.scanned = 0;
+            if children > 0 {
+                if self.stack.len() >= MAX_DEPTH {
+                    return Err(DecodeError(format!("nesting deeper than {MAX_DEPTH}")));
+                }
+                self.stack.push(children);
+                continue;
+            }
+            // One element finished: pop every aggregate it completes.
+            loop {
+                match self.stack.last_mut() {
+                    None => {
+                        *self = Framer::default();
+                        return Ok(Some(next));
+                    }
+                    Some(top) => {
+                        *top -= 1;
+                        if *top > 0 {
+                            break;
+                        }
+                        self.stack.pop();
+                    }
                 }
             }
         }
