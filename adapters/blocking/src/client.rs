@@ -24,6 +24,8 @@ struct State {
     out: Vec<Vec<u8>>,
     /// A thread is writing `out`; others only append to it.
     flushing: bool,
+    /// Callers woken since the last write: that many may be about to start operations.
+    woken_since_write: usize,
     /// The latest the timer thread will look at the engine again.
     timer_at: Instant,
     settled: Vec<bool>,
@@ -62,9 +64,11 @@ impl Shared {
         self.collect(&mut s, now, &mut woken);
         if !s.flushing {
             s.flushing = true;
-            if s.engine.in_flight() > 1 {
-                // Other callers are mid-operation: let the ones that are runnable start their
-                // requests first, so they join this write instead of each costing one.
+            let output = s.out.iter().any(|b| !b.is_empty());
+            if output && (s.engine.in_flight() > 1 || s.woken_since_write > 1) {
+                // Other callers are mid-operation or about to start one: let the ones that are
+                // runnable start their requests first, so they join this write instead of each
+                // costing one. (Not for a lone operation: nothing would join it.)
                 drop(s);
                 std::thread::yield_now();
                 s = self.lock();
@@ -84,6 +88,7 @@ impl Shared {
                 if jobs.is_empty() {
                     break;
                 }
+                s.woken_since_write = 0;
                 drop(s);
                 let failed: Vec<(usize, Arc<TcpStream>)> = jobs
                     .into_iter()
@@ -106,6 +111,7 @@ impl Shared {
             }
             s.flushing = false;
         }
+        s.woken_since_write += woken.len();
         drop(s);
         // After the writes: a caller told its acquire failed finds the cleanup already sent.
         woken.into_iter().for_each(Waker::wake);
@@ -200,6 +206,7 @@ impl Redlock {
                 writers: (0..n).map(|_| None).collect(),
                 out: vec![Vec::new(); n],
                 flushing: false,
+                woken_since_write: 0,
                 timer_at: Instant::now(),
                 settled: vec![false; n],
                 closed: false,
