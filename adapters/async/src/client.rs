@@ -117,7 +117,9 @@ impl<R: Runtime> Redlock<R> {
             .map(|r| r.as_ref().to_string())
             .collect();
         let span = tracing::debug_span!("redlock.acquire", resources = ?names, ttl_ms = ttl.as_millis() as u64);
-        let fut = self.start(|e, now| e.acquire(now, &names, ttl, crate::setup::fresh_token()));
+        // Drawn before `start` takes the client's lock: it is a syscall.
+        let token = crate::setup::fresh_token();
+        let fut = self.start(|e, now| e.acquire(now, &names, ttl, token));
         match fut.instrument(span).await? {
             Done::Acquired(lock) => Ok(lock),
             other => unreachable!("acquire produced {other:?}"),

@@ -255,7 +255,9 @@ impl Redlock {
             .map(|r| r.as_ref().to_string())
             .collect();
         let _span = tracing::debug_span!("redlock.acquire", resources = ?names).entered();
-        match self.run(|e, now| e.acquire(now, &names, ttl, fresh_token()))? {
+        // Drawn before `run` takes the client's lock: it is a syscall.
+        let token = fresh_token();
+        match self.run(|e, now| e.acquire(now, &names, ttl, token))? {
             Done::Acquired(lock) => Ok(lock),
             other => unreachable!("acquire produced {other:?}"),
         }
