@@ -7,6 +7,7 @@
 //! (callers on other threads would block on it), and a node gets one write per pass however
 //! many requests are queued for it: every write costs a syscall here and a wake-up in Redis.
 
+use crate::batching::Batching;
 use crate::runtime::{BoxFuture, Connection, Runtime};
 use crate::waiters::Waiters;
 use redlock_core::{Engine, NodeConfig, NodeId};
@@ -132,8 +133,8 @@ pub(crate) struct Driver<R: Runtime> {
     reconnect: Vec<NodeId>,
     /// Whether the last poll ended by yielding before a write.
     yielded: bool,
-    /// Callers woken since the last write: that many may be about to start operations.
-    woken_since_write: usize,
+    /// Whether a write should wait for other callers' requests.
+    batching: Batching,
 }
 
 impl<R: Runtime> Driver<R> {
@@ -161,7 +162,7 @@ impl<R: Runtime> Driver<R> {
             woken: Vec::new(),
             reconnect: Vec::new(),
             yielded: false,
-            woken_since_write: 0,
+            batching: Batching::default(),
         }
     }
 
@@ -342,7 +343,7 @@ impl<R: Runtime> Future for Driver<R> {
         loop {
             let now = Instant::now();
             let mut again = this.read_all(cx, now);
-            let (wake_at, others) = {
+            let (wake_at, in_flight) = {
                 let mut s = handle.lock();
                 if s.closed {
                     // Dropping the sockets closes them; pending waiters died with their handles.
@@ -352,27 +353,20 @@ impl<R: Runtime> Future for Driver<R> {
                     s.driver = Some(cx.waker().clone());
                 }
                 this.apply(&mut s, now);
-                (this.next_wake(&s), s.engine.in_flight() > 1)
+                (this.next_wake(&s), s.engine.in_flight())
             };
             let output = this.io.iter().any(NodeIo::has_output);
-            let company = others || this.woken_since_write > 1;
-            if !this.yielded && company && output {
+            if !this.yielded && output && this.batching.worth_waiting(in_flight) {
                 // Let the tasks that are ready run first: the requests they start join this
                 // write instead of each costing one (on tokio a caller's wake-up would
-                // otherwise run this task right after it, once per request). Not for a lone
-                // operation with no other caller about to start one: nothing would join it,
-                // and on tokio a yield also wakes a parked worker thread, one futex call and
-                // thread switch per round trip.
+                // otherwise run this task right after it, once per request).
                 this.yielded = true;
                 cx.waker().wake_by_ref();
                 return Poll::Pending;
             }
             this.yielded = false;
             again |= this.write_all(cx, now);
-            if output {
-                this.woken_since_write = 0;
-            }
-            this.woken_since_write += this.woken.len();
+            this.batching.record(output, this.woken.len());
             // After the writes: a caller told its acquire failed finds the cleanup already sent.
             for w in this.woken.drain(..) {
                 w.wake();

@@ -24,6 +24,7 @@
 //! # Ok(()) }
 //! ```
 
+pub mod batching;
 mod client;
 mod driver;
 mod error;

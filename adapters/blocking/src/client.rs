@@ -1,5 +1,6 @@
 //! The blocking client: threads move bytes, callers wait on a condition variable.
 
+use redlock_async::batching::Batching;
 use redlock_async::setup::{fresh_token, new_engine};
 use redlock_async::waiters::Waiters;
 use redlock_async::Error;
@@ -24,8 +25,8 @@ struct State {
     out: Vec<Vec<u8>>,
     /// A thread is writing `out`; others only append to it.
     flushing: bool,
-    /// Callers woken since the last write: that many may be about to start operations.
-    woken_since_write: usize,
+    /// Whether a flush should wait for other callers' requests.
+    batching: Batching,
     /// The latest the timer thread will look at the engine again.
     timer_at: Instant,
     settled: Vec<bool>,
@@ -65,10 +66,9 @@ impl Shared {
         if !s.flushing {
             s.flushing = true;
             let output = s.out.iter().any(|b| !b.is_empty());
-            if output && (s.engine.in_flight() > 1 || s.woken_since_write > 1) {
-                // Other callers are mid-operation or about to start one: let the ones that are
-                // runnable start their requests first, so they join this write instead of each
-                // costing one. (Not for a lone operation: nothing would join it.)
+            if output && s.batching.worth_waiting(s.engine.in_flight()) {
+                // Let the callers that are runnable start their requests first, so they join
+                // this write instead of each costing one.
                 drop(s);
                 std::thread::yield_now();
                 s = self.lock();
@@ -88,7 +88,7 @@ impl Shared {
                 if jobs.is_empty() {
                     break;
                 }
-                s.woken_since_write = 0;
+                s.batching.record(true, 0);
                 drop(s);
                 let failed: Vec<(usize, Arc<TcpStream>)> = jobs
                     .into_iter()
@@ -111,7 +111,7 @@ impl Shared {
             }
             s.flushing = false;
         }
-        s.woken_since_write += woken.len();
+        s.batching.record(false, woken.len());
         drop(s);
         // After the writes: a caller told its acquire failed finds the cleanup already sent.
         woken.into_iter().for_each(Waker::wake);
@@ -206,7 +206,7 @@ impl Redlock {
                 writers: (0..n).map(|_| None).collect(),
                 out: vec![Vec::new(); n],
                 flushing: false,
-                woken_since_write: 0,
+                batching: Batching::default(),
                 timer_at: Instant::now(),
                 settled: vec![false; n],
                 closed: false,
