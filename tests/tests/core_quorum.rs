@@ -58,6 +58,13 @@ fn acquired(r: Result<Done, OpError>) -> redlock_core::Lock {
     }
 }
 
+fn released(r: Result<Done, OpError>) -> redlock_core::Released {
+    match r {
+        Ok(Done::Released(r)) => r,
+        other => panic!("expected Released, got {other:?}"),
+    }
+}
+
 fn failed(r: Result<Done, OpError>) -> OpError {
     match r {
         Err(e) => e,
@@ -322,10 +329,7 @@ fn release_reports_how_many_nodes_confirmed() {
     let now = rig.now;
     assert!(rig.nodes[1].del(now, 0, b"r"));
     let op = rig.engine.release(rig.now, &lock).unwrap();
-    let released = match rig.run_until_complete(op, 0) {
-        Ok(Done::Released(r)) => r,
-        other => panic!("{other:?}"),
-    };
+    let released = released(rig.run_until_complete(op, 0));
     assert_eq!(released.confirmed, 2);
     assert_eq!(
         released_outcomes(&released),
@@ -496,10 +500,7 @@ fn noscript_is_handled_transparently() {
     // Cached now: the release goes out as EVALSHA, NOSCRIPT again after another flush.
     rig.nodes[1].flush_scripts();
     let op = rig.engine.release(rig.now, &lock).unwrap();
-    let r = match rig.run_until_complete(op, 0) {
-        Ok(Done::Released(r)) => r,
-        other => panic!("{other:?}"),
-    };
+    let r = released(rig.run_until_complete(op, 0));
     assert!(r.confirmed >= 2, "{r:?}");
     // The release returns at a majority; node 1's re-sent EVAL deletes there too.
     rig.pump();
@@ -695,10 +696,11 @@ fn release_returns_once_a_majority_deleted_and_still_deletes_everywhere() {
     rig.nodes[4].set_stalled(true);
     let op = rig.engine.release(rig.now, &lock).unwrap();
     rig.pump();
-    let released = match rig.result(op) {
-        Some(Ok(Done::Released(r))) => r.clone(),
-        other => panic!("release waited for the stalled nodes: {other:?}"),
-    };
+    let released = released(
+        rig.result(op)
+            .cloned()
+            .expect("release waited for the stalled nodes"),
+    );
     assert_eq!(released.confirmed, 3);
     assert_eq!(
         released_outcomes(&released),
@@ -740,10 +742,7 @@ fn release_without_a_majority_of_deletes_waits_for_every_node() {
     );
     rig.nodes[4].set_stalled(false);
     rig.pump();
-    let released = match rig.result(op) {
-        Some(Ok(Done::Released(r))) => r.clone(),
-        other => panic!("{other:?}"),
-    };
+    let released = released(rig.result(op).cloned().expect("released once all answered"));
     assert_eq!(released.confirmed, 2);
     assert_eq!(rig.holders(b"r"), 0);
 }
