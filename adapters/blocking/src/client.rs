@@ -46,11 +46,9 @@ impl Shared {
         self.state.lock().unwrap_or_else(|p| p.into_inner())
     }
 
+    /// Waits on `changed` (connections settled, client closed) for at most `timeout`.
     fn wait<'a>(&self, g: MutexGuard<'a, State>, timeout: Duration) -> MutexGuard<'a, State> {
-        match self.changed.wait_timeout(g, timeout) {
-            Ok((g, _)) => g,
-            Err(p) => p.into_inner().0,
-        }
+        wait_on(&self.changed, g, timeout)
     }
 
     /// After any input to the engine: moves what it sent into the output buffers, hands results
@@ -320,6 +318,14 @@ impl Wake for Unpark {
     }
 }
 
+/// Waits on `cv` for at most `timeout`; a poisoned lock is used as is (see `Shared::lock`).
+fn wait_on<'a>(cv: &Condvar, g: MutexGuard<'a, State>, timeout: Duration) -> MutexGuard<'a, State> {
+    match cv.wait_timeout(g, timeout) {
+        Ok((g, _)) => g,
+        Err(p) => p.into_inner().0,
+    }
+}
+
 /// Feeds the engine its timeouts. Sleeps until the engine's next one (at most `TICK`, to see
 /// `closed`); `Shared::collect` wakes it when an earlier one appears.
 fn timer_thread(shared: &Shared) {
@@ -335,10 +341,7 @@ fn timer_thread(shared: &Shared) {
             next => {
                 let until = next.map_or(now + TICK, |t| t.min(now + TICK));
                 s.timer_at = until;
-                s = match shared.timer.wait_timeout(s, until - now) {
-                    Ok((g, _)) => g,
-                    Err(p) => p.into_inner().0,
-                };
+                s = wait_on(&shared.timer, s, until - now);
             }
         }
     }
