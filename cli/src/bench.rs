@@ -461,7 +461,7 @@ fn single(args: &BenchArgs) -> u8 {
     if args.ceiling {
         match Conn::open_url(&case.urls[0], Duration::from_secs(2))
             .map_err(|e| e.to_string())
-            .and_then(|_| ceilings(&case.urls[0], case.duration))
+            .and_then(|_| ceilings(&case.urls[0], case.duration, &[1, 50]))
         {
             Ok(cs) => {
                 for c in cs {
@@ -480,6 +480,7 @@ fn single(args: &BenchArgs) -> u8 {
         duration_s: case.duration.as_secs_f64(),
         ttl_ms: args.ttl_ms,
         m,
+        server_cpu_us_per_op: None,
     };
     println!("{}", row.json());
     0
@@ -504,6 +505,9 @@ struct Row {
     duration_s: f64,
     ttl_ms: u64,
     m: Measured,
+    /// CPU time of the Redis servers over the case ÷ its operations: measured by the matrix,
+    /// which started the servers (a single case leaves it out).
+    server_cpu_us_per_op: Option<f64>,
 }
 
 impl Row {
@@ -513,7 +517,7 @@ impl Row {
             "{{\"client\":{},\"adapter\":{},\"mode\":{},\"nodes\":{},\"concurrency\":{},\
              \"duration_s\":{},\"ttl_ms\":{},\"ops\":{},\"errors\":{},\"ops_per_s\":{:.1},\
              \"p50_us\":{:.1},\"p99_us\":{:.1},\"max_us\":{:.1},\"cpu_us_per_op\":{:.2},\
-             \"max_holders\":{},\"violations\":{}}}",
+             \"max_holders\":{},\"violations\":{}{}}}",
             quote(&self.client),
             quote(&self.adapter),
             quote(&self.mode),
@@ -529,7 +533,10 @@ impl Row {
             m.max_us,
             m.cpu_us_per_op,
             m.max_holders,
-            m.violations
+            m.violations,
+            self.server_cpu_us_per_op
+                .map(|x| format!(",\"server_cpu_us_per_op\":{x:.2}"))
+                .unwrap_or_default()
         )
     }
 
@@ -572,6 +579,7 @@ impl Row {
                 max_holders: n("max_holders")? as u64,
                 violations: n("violations")? as u64,
             },
+            server_cpu_us_per_op: n("server_cpu_us_per_op"),
         })
     }
 
@@ -700,9 +708,13 @@ impl Ceiling {
     }
 }
 
-/// `SET key token NX PX ttl` and `EVALSHA compare-and-delete` with 1 and 50 clients against
-/// `url`, with random keys; each run sized to last about `duration`.
-fn ceilings(url: &str, duration: Duration) -> Result<Vec<Ceiling>, String> {
+/// `SET key token NX PX ttl` and `EVALSHA compare-and-delete` with each of `client_counts`
+/// clients against `url`, with random keys; each run sized to last about `duration`.
+fn ceilings(
+    url: &str,
+    duration: Duration,
+    client_counts: &[usize],
+) -> Result<Vec<Ceiling>, String> {
     let node = redlock_core::NodeConfig::from_url(url).map_err(|e| e.to_string())?;
     let mut conn = Conn::open(&node, Duration::from_secs(2)).map_err(|e| e.to_string())?;
     let sha = match conn
@@ -714,7 +726,7 @@ fn ceilings(url: &str, duration: Duration) -> Result<Vec<Ceiling>, String> {
     };
     let token = "0123456789abcdef0123456789abcdef01234567";
     let mut out = Vec::new();
-    for clients in [1usize, 50] {
+    for &clients in client_counts {
         let set: Vec<String> = [
             "SET",
             "redlock-ceiling:__rand_int__",
@@ -826,6 +838,9 @@ fn matrix(args: &BenchArgs, verbose: u8) -> u8 {
     };
     let mut rows: Vec<Row> = Vec::new();
     let mut ceiling: Vec<Ceiling> = Vec::new();
+    // Two one-client round trips (SET + EVALSHA p50), measured in every round of the 1-node
+    // C=1 uncontended case: target 1's yardstick, taken beside what it measures.
+    let mut trips: Vec<f64> = Vec::new();
     for &n in &args.node_counts {
         eprintln!("redlock bench: starting {n} local redis-server node(s)");
         let nodes = match LocalNodes::start(n) {
@@ -838,7 +853,7 @@ fn matrix(args: &BenchArgs, verbose: u8) -> u8 {
         let urls = nodes.nodes_arg();
         if ceiling.is_empty() {
             eprintln!("redlock bench: redis-benchmark ceiling (1 and 50 clients)");
-            match ceilings(&nodes.url(0), duration) {
+            match ceilings(&nodes.url(0), duration, &[1, 50]) {
                 Ok(cs) => {
                     for c in &cs {
                         println!("{}", c.json());
@@ -885,12 +900,33 @@ fn matrix(args: &BenchArgs, verbose: u8) -> u8 {
                             }
                         );
                         eprintln!("redlock bench: {what}");
+                        let server0 = servers_time(&nodes);
                         match run_case(cmd, duration + Duration::from_secs(60), verbose) {
-                            Ok(row) => {
+                            Ok(mut row) => {
+                                // Over the whole case (connect and warm-up included: a few
+                                // dozen operations against tens of thousands).
+                                if let (Some(a), Some(b)) = (server0, servers_time(&nodes)) {
+                                    if row.m.ops > 0 {
+                                        let us = b.saturating_sub(a).as_secs_f64() * 1e6;
+                                        row.server_cpu_us_per_op = Some(us / row.m.ops as f64);
+                                    }
+                                }
                                 println!("{}", row.json());
                                 runs[p].push(row);
                             }
                             Err(e) => eprintln!("redlock: case failed ({what}): {e}"),
+                        }
+                    }
+                    if n == 1 && c == 1 && mode == Mode::Uncontended {
+                        eprintln!("redlock bench: redis-benchmark round trips (1 client)");
+                        match ceilings(&nodes.url(0), duration, &[1]) {
+                            Ok(cs) => {
+                                for c in &cs {
+                                    println!("{}", c.json());
+                                }
+                                trips.push(cs.iter().map(|c| c.p50_us).sum());
+                            }
+                            Err(e) => eprintln!("redlock: round trips not measured: {e}"),
                         }
                     }
                 }
@@ -909,13 +945,21 @@ fn matrix(args: &BenchArgs, verbose: u8) -> u8 {
         }
     }
     println!();
-    print!("{}", table(&rows, &ceiling));
+    print!("{}", table(&rows, &ceiling, &trips));
     let bad = rows.iter().any(|r| r.m.violations > 0);
     if bad {
         eprintln!("redlock: a contended case saw two holders at once");
         return exit::FAILURE;
     }
     0
+}
+
+/// CPU time used so far by all the local nodes' `redis-server` processes (`None` when one
+/// cannot be read).
+fn servers_time(nodes: &LocalNodes) -> Option<Duration> {
+    (0..nodes.len())
+        .map(|i| nodes.pid(i).and_then(cpu::pid_time))
+        .sum()
 }
 
 /// Runs one case program and reads its last JSON line; kills it (by pid) after `limit`.
@@ -976,18 +1020,29 @@ fn run_case(mut cmd: Command, limit: Duration, verbose: u8) -> Result<Row, Strin
     }
 }
 
-/// The results table (Markdown), the ceiling, and the targets as ratios.
-fn table(rows: &[Row], ceiling: &[Ceiling]) -> String {
+/// The ops/s ratio of `ours` to `other` if both kept every core busy: the inverse ratio of their
+/// CPU per operation, the client's and the servers' together (client and servers share the
+/// machine's cores). `None` without the servers' figures.
+fn cpu_bound(ours: &Row, other: &Row) -> Option<f64> {
+    let total = |r: &Row| Some(r.m.cpu_us_per_op + r.server_cpu_us_per_op?);
+    let (a, b) = (total(ours)?, total(other)?);
+    (a > 0.0).then(|| b / a)
+}
+
+/// The results table (Markdown), the ceiling, and the targets as ratios. Target 1's yardstick is
+/// the median of `trips` (two one-client round trips, measured in each round), or the
+/// ceiling's one-client figures when there are none.
+fn table(rows: &[Row], ceiling: &[Ceiling], trips: &[f64]) -> String {
     let mut t = String::new();
     let _ = writeln!(
         t,
-        "| nodes | C | mode | client | ops/s | p50 µs | p99 µs | CPU µs/op | max holders | violations |"
+        "| nodes | C | mode | client | ops/s | p50 µs | p99 µs | CPU µs/op | server CPU µs/op | max holders | violations |"
     );
-    let _ = writeln!(t, "|---:|---:|---|---|---:|---:|---:|---:|---:|---:|");
+    let _ = writeln!(t, "|---:|---:|---|---|---:|---:|---:|---:|---:|---:|---:|");
     for r in rows {
         let _ = writeln!(
             t,
-            "| {} | {} | {} | {} | {:.0} | {:.0} | {:.0} | {:.1} | {} | {} |",
+            "| {} | {} | {} | {} | {:.0} | {:.0} | {:.0} | {:.1} | {} | {} | {} |",
             r.nodes,
             r.concurrency,
             r.mode,
@@ -996,6 +1051,8 @@ fn table(rows: &[Row], ceiling: &[Ceiling]) -> String {
             r.m.p50_us,
             r.m.p99_us,
             r.m.cpu_us_per_op,
+            r.server_cpu_us_per_op
+                .map_or_else(|| "–".to_string(), |x| format!("{x:.1}")),
             r.m.max_holders,
             r.m.violations
         );
@@ -1017,11 +1074,16 @@ fn table(rows: &[Row], ceiling: &[Ceiling]) -> String {
     }
     let _ = writeln!(t);
     // Target 1: 1 node, C=1, p50 vs two redis-benchmark round trips.
-    let two_trips: f64 = ceiling
-        .iter()
-        .filter(|c| c.clients == 1)
-        .map(|c| c.p50_us)
-        .sum();
+    let mut sorted = trips.to_vec();
+    sorted.sort_by(f64::total_cmp);
+    let two_trips: f64 = match sorted.get(sorted.len() / 2) {
+        Some(median) => *median,
+        None => ceiling
+            .iter()
+            .filter(|c| c.clients == 1)
+            .map(|c| c.p50_us)
+            .sum(),
+    };
     let ours = |nodes: usize, c: usize, mode: &str| {
         rows.iter()
             .filter(move |r| {
@@ -1044,7 +1106,12 @@ fn table(rows: &[Row], ceiling: &[Ceiling]) -> String {
         let _ = writeln!(
             t,
             "Target 1 (≤ 1.2×): 1 node, C=1, p50 of acquire+release ÷ (p50 SET NX PX + p50 EVALSHA, \
-             1 client = {two_trips:.0} µs): {}",
+             1 client = {two_trips:.0} µs{}): {}",
+            if trips.is_empty() {
+                String::new()
+            } else {
+                format!(", median of {} taken between the rounds", trips.len())
+            },
             parts.join(", ")
         );
     }
@@ -1060,9 +1127,12 @@ fn table(rows: &[Row], ceiling: &[Ceiling]) -> String {
             .iter()
             .map(|r| {
                 format!(
-                    "{} {:.2}× ops/s, {:.2}× CPU/op",
+                    "{} {:.2}× ops/s{}, {:.2}× CPU/op",
                     r.adapter,
                     r.m.ops_per_s / other.m.ops_per_s.max(f64::MIN_POSITIVE),
+                    cpu_bound(r, other)
+                        .map(|b| format!(" (the cores allow {b:.2}×)"))
+                        .unwrap_or_default(),
                     r.m.cpu_us_per_op / other.m.cpu_us_per_op.max(f64::MIN_POSITIVE)
                 )
             })
@@ -1105,14 +1175,83 @@ mod tests {
                 max_holders: 1,
                 violations: 0,
             },
+            server_cpu_us_per_op: Some(28.5),
         };
         let back = Row::from_json(&row.json()).expect("parses");
         assert_eq!(back.json(), row.json());
+        assert_eq!(back.server_cpu_us_per_op, Some(28.5));
+        // A single case does not know the servers' CPU: the field is left out, not zero.
+        let bare = Row {
+            server_cpu_us_per_op: None,
+            ..row
+        };
+        assert!(!bare.json().contains("server_cpu"));
+        assert_eq!(
+            Row::from_json(&bare.json()).unwrap().server_cpu_us_per_op,
+            None
+        );
         assert!(Row::from_json("not json").is_none());
         let fields = parse_flat_json(r#"{"a": "x\"y", "b": -1.5e3, "c": true}"#).unwrap();
         assert_eq!(fields[0], ("a".into(), Value::Str("x\"y".into())));
         assert_eq!(fields[1], ("b".into(), Value::Num(-1500.0)));
         assert_eq!(fields[2], ("c".into(), Value::Num(1.0)));
+    }
+
+    #[test]
+    fn cpu_bound_ratio() {
+        let row = |cpu, server| Row {
+            m: Measured {
+                cpu_us_per_op: cpu,
+                ..Measured::default()
+            },
+            server_cpu_us_per_op: server,
+            ..Row::default()
+        };
+        // 50 µs of client and server CPU per op against 100: at most twice the ops/s.
+        let b = cpu_bound(&row(20.0, Some(30.0)), &row(50.0, Some(50.0))).unwrap();
+        assert!((b - 2.0).abs() < 1e-9);
+        assert_eq!(cpu_bound(&row(20.0, None), &row(50.0, Some(50.0))), None);
+        assert_eq!(
+            cpu_bound(&row(0.0, Some(0.0)), &row(50.0, Some(50.0))),
+            None
+        );
+    }
+
+    #[test]
+    fn target_one_uses_the_round_trips_taken_between_rounds() {
+        let ours = Row {
+            client: "redlock".into(),
+            adapter: "tokio".into(),
+            mode: "uncontended".into(),
+            nodes: 1,
+            concurrency: 1,
+            m: Measured {
+                p50_us: 300.0,
+                ..Measured::default()
+            },
+            ..Row::default()
+        };
+        let ceiling: Vec<Ceiling> = ["SET NX PX", "EVALSHA compare-and-delete"]
+            .into_iter()
+            .map(|command| Ceiling {
+                command,
+                clients: 1,
+                rps: 10_000.0,
+                p50_us: 100.0,
+                p99_us: 200.0,
+            })
+            .collect();
+        let rows = [ours];
+        let with = table(&rows, &ceiling, &[150.0, 400.0, 250.0]);
+        assert!(
+            with.contains("1 client = 250 µs, median of 3") && with.contains("tokio 1.20×"),
+            "{with}"
+        );
+        let without = table(&rows, &ceiling, &[]);
+        assert!(
+            without.contains("1 client = 200 µs)") && without.contains("tokio 1.50×"),
+            "{without}"
+        );
     }
 
     #[test]

@@ -1,4 +1,5 @@
-//! CPU time used by this process (all threads, user + system), from `/proc/self/stat`.
+//! CPU time used by a process (all threads, user + system), from `/proc/<pid>/stat`: this one
+//! (the client's figure) or another (the Redis servers' figure in the benchmark).
 
 use std::time::Duration;
 
@@ -8,7 +9,16 @@ use std::time::Duration;
 /// The kernel counts in clock ticks ([`clock_ticks_per_second`], 100 on Linux), so the
 /// resolution is 10 ms: measure over seconds, not single operations.
 pub fn process_time() -> Option<Duration> {
-    let stat = std::fs::read_to_string("/proc/self/stat").ok()?;
+    stat_time("/proc/self/stat")
+}
+
+/// Like [`process_time`], for process `pid`. `None` when it is gone or `/proc` is not there.
+pub fn pid_time(pid: u32) -> Option<Duration> {
+    stat_time(&format!("/proc/{pid}/stat"))
+}
+
+fn stat_time(path: &str) -> Option<Duration> {
+    let stat = std::fs::read_to_string(path).ok()?;
     parse_stat(&stat, clock_ticks_per_second())
 }
 
@@ -64,6 +74,9 @@ mod tests {
             }
             assert!(x > 0);
             assert!(process_time().expect("readable") >= start);
+            let me = pid_time(std::process::id()).expect("readable by pid");
+            assert!(me >= start);
+            assert_eq!(pid_time(u32::MAX), None, "no such process");
         }
     }
 }

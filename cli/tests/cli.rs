@@ -437,3 +437,39 @@ fn status_shows_each_node_and_agreement() {
     );
     assert!(stdout.contains("other: free on 2 of 3 nodes"), "{stdout}");
 }
+
+#[test]
+fn bench_matrix_prints_the_table_with_server_cpu_and_round_trips() {
+    let out = output(redlock(&[
+        "bench",
+        "--node-counts",
+        "1",
+        "--concurrencies",
+        "1",
+        "--adapters",
+        "tokio",
+        "--duration",
+        "0.3",
+    ]));
+    let (stdout, stderr) = (text(&out.stdout), text(&out.stderr));
+    assert_eq!(code(&out), 0, "{stdout}\n{stderr}");
+    // The servers' CPU is measured by the matrix, which started them: a figure, not "–".
+    let row = stdout
+        .lines()
+        .find(|l| l.starts_with("| 1 | 1 | uncontended | redlock (tokio) |"))
+        .unwrap_or_else(|| panic!("no uncontended row:\n{stdout}"));
+    let cells: Vec<&str> = row.split('|').map(str::trim).collect();
+    let server: f64 = cells[9]
+        .parse()
+        .unwrap_or_else(|_| panic!("server CPU cell {:?} in {row}", cells[9]));
+    assert!(server > 0.0, "{row}");
+    assert!(
+        stdout.contains("\"server_cpu_us_per_op\":"),
+        "JSON lines carry it:\n{stdout}"
+    );
+    // Target 1's yardstick was measured beside the case, not only before the matrix.
+    assert!(
+        stdout.contains("1 client = ") && stdout.contains("median of 1 taken between the rounds"),
+        "{stdout}"
+    );
+}
