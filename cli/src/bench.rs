@@ -9,7 +9,9 @@
 //! Without `--urls`, the matrix: local nodes (1 and 5), every adapter, concurrency 1 and 32,
 //! both modes, each case in a fresh process (so its CPU time is its own), the programs given
 //! with `--compare` on the same cases, and the `redis-benchmark` ceiling for the same commands;
-//! then a table and the targets as ratios.
+//! then a table and the targets as ratios. The matrix also reads the servers' CPU time around
+//! each case: client and servers share the machine's cores, so their CPU per operation, added
+//! up, bounds how far apart two clients' ops/s can be.
 
 use clap::{Args, ValueEnum};
 use redlock_async::{BoxFuture, Runtime};
