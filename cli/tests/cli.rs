@@ -459,10 +459,10 @@ fn bench_matrix_prints_the_table_with_server_cpu_and_round_trips() {
         .find(|l| l.starts_with("| 1 | 1 | uncontended | redlock (tokio) |"))
         .unwrap_or_else(|| panic!("no uncontended row:\n{stdout}"));
     let cells: Vec<&str> = row.split('|').map(str::trim).collect();
-    let server: f64 = cells[9]
-        .parse()
-        .unwrap_or_else(|_| panic!("server CPU cell {:?} in {row}", cells[9]));
-    assert!(server > 0.0, "{row}");
+    // A number (it may round to 0 on a starved machine: the kernel counts in 10 ms ticks); "–"
+    // would mean it was not measured.
+    let server: Result<f64, _> = cells[9].parse();
+    assert!(server.is_ok(), "server CPU cell {:?} in {row}", cells[9]);
     assert!(
         stdout.contains("\"server_cpu_us_per_op\":"),
         "JSON lines carry it:\n{stdout}"
