@@ -133,17 +133,7 @@ impl Conn {
         argv: &Arc<[Bytes]>,
     ) {
         encode_script(&mut self.out, b"EVALSHA", &script.sha, keys, argv);
-        self.pending.push_back(Pending {
-            tag,
-            deadline: now + self.timeout,
-            script: Some(ScriptCall {
-                source: script.source.clone(),
-                keys: keys.clone(),
-                argv: argv.clone(),
-                sent_as_eval: false,
-                superseded: false,
-            }),
-        });
+        self.expect_reply(now, tag, script, keys, argv, false);
     }
 
     /// Queues a plain command that takes the place of `script` (see [`ScriptCall`]); if it must
@@ -158,6 +148,21 @@ impl Conn {
         argv: &Arc<[Bytes]>,
     ) {
         encode_command(&mut self.out, &args);
+        // Never eligible for the NOSCRIPT fallback: a plain command is never answered NOSCRIPT.
+        self.expect_reply(now, tag, script, keys, argv, true);
+    }
+
+    /// Records the request just encoded, so its reply is matched to `tag` (and `script` can be
+    /// sent again after a NOSCRIPT ahead of it).
+    fn expect_reply(
+        &mut self,
+        now: Instant,
+        tag: Tag,
+        script: &Compiled,
+        keys: &Arc<[Bytes]>,
+        argv: &Arc<[Bytes]>,
+        sent_as_eval: bool,
+    ) {
         self.pending.push_back(Pending {
             tag,
             deadline: now + self.timeout,
@@ -165,8 +170,7 @@ impl Conn {
                 source: script.source.clone(),
                 keys: keys.clone(),
                 argv: argv.clone(),
-                // Never eligible for the NOSCRIPT fallback.
-                sent_as_eval: true,
+                sent_as_eval,
                 superseded: false,
             }),
         });
