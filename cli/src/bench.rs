@@ -717,7 +717,7 @@ fn ceilings(
     duration: Duration,
     client_counts: &[usize],
 ) -> Result<Vec<Ceiling>, String> {
-    let node = redlock_core::NodeConfig::from_url(url).map_err(|e| e.to_string())?;
+    let node = redlock_async::parse_node_url(url).map_err(|e| e.to_string())?;
     let mut conn = Conn::open(&node, Duration::from_secs(2)).map_err(|e| e.to_string())?;
     let sha = match conn
         .call(&["SCRIPT", "LOAD", COMPARE_AND_DELETE])

@@ -62,9 +62,9 @@ impl Conn {
         Ok(conn)
     }
 
-    /// Connects to a `redis://` URL (see [`NodeConfig::from_url`]).
+    /// Connects to a `redis://` URL (see [`redlock_async::parse_node_url`]).
     pub fn open_url(url: &str, timeout: Duration) -> io::Result<Conn> {
-        let node = NodeConfig::from_url(url)
+        let node = redlock_async::parse_node_url(url)
             .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e.to_string()))?;
         Conn::open(&node, timeout)
     }

@@ -41,7 +41,7 @@ pub fn main(args: StatusArgs, verbose: u8) -> u8 {
     let urls = args.nodes.urls();
     let mut nodes = Vec::new();
     for url in &urls {
-        match NodeConfig::from_url(url) {
+        match redlock_async::parse_node_url(url) {
             Ok(n) => nodes.push(n),
             Err(e) => {
                 eprintln!("redlock: bad configuration: {e}");

@@ -3,20 +3,32 @@
 //! transport.
 //!
 //! ```text
-//! cargo run -p redlock-core --example std_net -- redis://127.0.0.1:6379 [more URLs…]
+//! cargo run -p redlock-core --example std_net -- 127.0.0.1:6379 [more HOST:PORT…]
 //! ```
 
-use redlock_core::{Config, Done, Engine, Event, NodeId, OpId, Options, Token};
+// A test (or example) plays the adapter: it owns the clock and the sockets.
+#![allow(clippy::disallowed_methods, clippy::disallowed_types)]
+
+use redlock_core::{Config, Engine, Event, NodeConfig, NodeId, OpId, Options, Token};
 use std::io::{ErrorKind, Read, Write};
 use std::net::TcpStream;
 use std::time::{Duration, Instant};
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
-    let mut urls: Vec<String> = std::env::args().skip(1).collect();
-    if urls.is_empty() {
-        urls.push("redis://127.0.0.1:6379".into());
+    let mut addrs: Vec<String> = std::env::args().skip(1).collect();
+    if addrs.is_empty() {
+        addrs.push("127.0.0.1:6379".into());
     }
-    let config = Config::from_urls(&urls, Options::default())?;
+    // The core takes node configurations, not URLs: a transport of your own decides what an
+    // address is. Here, `host:port`.
+    let nodes = addrs
+        .iter()
+        .map(|a| {
+            let (host, port) = a.rsplit_once(':').ok_or("expected HOST:PORT")?;
+            Ok(NodeConfig::new(host, port.parse()?))
+        })
+        .collect::<Result<Vec<_>, Box<dyn std::error::Error>>>()?;
+    let config = Config::new(nodes, Options::default());
     let mut sockets: Vec<Option<TcpStream>> = Vec::new();
     let start = Instant::now();
     let mut engine = Engine::new(config.clone(), start, seed())?;
@@ -26,7 +38,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         if let Some(s) = &sock {
             s.set_nonblocking(true)?;
             s.set_nodelay(true)?;
-            engine.handle_connected(Instant::now(), NodeId::new(i))?;
+            engine.handle_connected(Instant::now(), NodeId::new(i));
         }
         sockets.push(sock);
     }
@@ -38,9 +50,8 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         token()?,
     )?;
     let lock = match run_until_done(&mut engine, &mut sockets, op)? {
-        Ok(Done::Acquired(lock)) => lock,
-        Ok(other) => return Err(format!("unexpected {other:?}").into()),
-        Err(e) => return Err(e.into()),
+        Event::Acquired { result, .. } => result?,
+        other => return Err(format!("unexpected {other:?}").into()),
     };
     let validity = lock.remaining(Instant::now());
     writeln!(
@@ -50,11 +61,13 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         lock.token()
     )?;
 
-    let op = engine.release(Instant::now(), &lock)?;
+    let op = engine.release(Instant::now(), &lock);
     match run_until_done(&mut engine, &mut sockets, op)? {
-        Ok(Done::Released(r)) => {
-            writeln!(std::io::stdout(), "released on {} node(s)", r.confirmed)?
-        }
+        Event::Released { result, .. } => writeln!(
+            std::io::stdout(),
+            "released on {} node(s)",
+            result?.confirmed
+        )?,
         other => return Err(format!("unexpected {other:?}").into()),
     }
     Ok(())
@@ -65,7 +78,7 @@ fn run_until_done(
     engine: &mut Engine,
     sockets: &mut [Option<TcpStream>],
     op: OpId,
-) -> std::io::Result<Result<Done, redlock_core::OpError>> {
+) -> std::io::Result<Event> {
     let mut buf = [0u8; 16 * 1024];
     loop {
         while let Some((node, bytes)) = engine.poll_transmit() {
@@ -75,7 +88,8 @@ fn run_until_done(
         }
         while let Some(event) = engine.poll_event() {
             match event {
-                Event::Completed { op: done, result } if done == op => return Ok(result),
+                // Each operation completes with the event of its kind; this one is ours.
+                event if event.op() == Some(op) => return Ok(event),
                 Event::Reconnect { node, reason } => {
                     // A real adapter reconnects with backoff; the example just drops the node.
                     writeln!(std::io::stderr(), "node {node} broke: {reason}")?;
@@ -90,19 +104,13 @@ fn run_until_done(
             match sock.read(&mut buf) {
                 Ok(0) => {
                     *slot = None;
-                    engine
-                        .handle_disconnected(now, NodeId::new(i))
-                        .expect("known node");
+                    engine.handle_disconnected(now, NodeId::new(i));
                 }
-                Ok(n) => engine
-                    .handle_input(now, NodeId::new(i), &buf[..n])
-                    .expect("known node"),
+                Ok(n) => engine.handle_input(now, NodeId::new(i), &buf[..n]),
                 Err(e) if e.kind() == ErrorKind::WouldBlock => {}
                 Err(_) => {
                     *slot = None;
-                    engine
-                        .handle_disconnected(now, NodeId::new(i))
-                        .expect("known node");
+                    engine.handle_disconnected(now, NodeId::new(i));
                 }
             }
         }

@@ -1,15 +1,11 @@
 //! What the engine is told at construction: the nodes and the tunables.
 
 use crate::error::Error;
+use crate::limits::MAX_DURATION;
 use crate::resp::Protocol;
 use crate::script::Scripts;
 use std::fmt;
 use std::time::Duration;
-
-/// The longest ttl, timeout, delay or grace the engine accepts: 365 days. Longer ones are
-/// refused (as [`Error::TtlTooLong`] or [`Error::InvalidOption`]) rather than risk overflowing
-/// `Instant` arithmetic.
-pub const MAX_DURATION: Duration = Duration::from_secs(365 * 24 * 3600);
 
 /// Tunables, named after node-redlock's options in Rust form. Start from [`Options::default`]
 /// and change fields:
@@ -99,8 +95,10 @@ impl Options {
         if !(0.0..1.0).contains(&self.drift_factor) {
             return bad("drift_factor", "must be at least 0 and below 1");
         }
-        if self.node_timeout.is_zero() {
-            return bad("node_timeout", "must be greater than zero");
+        // Below a millisecond no reply from any network arrives in time: every request would
+        // fail as a timeout, which looks like an outage rather than a typo.
+        if self.node_timeout < Duration::from_millis(1) {
+            return bad("node_timeout", "must be at least 1 ms");
         }
         // Durations are added to instants; past a year they are a mistake, and unbounded ones
         // would overflow `Instant` arithmetic.
@@ -122,14 +120,15 @@ impl Options {
         if self.max_reply_bytes < 1024 {
             return bad("max_reply_bytes", "must be at least 1024");
         }
+        // What `CLIENT SETNAME` accepts: printable ASCII without spaces.
         if self
             .client_name
             .as_deref()
-            .is_some_and(|n| n.is_empty() || n.contains([' ', '\n']))
+            .is_some_and(|n| n.is_empty() || !n.bytes().all(|b| (b'!'..=b'~').contains(&b)))
         {
             return bad(
                 "client_name",
-                "must be non-empty and contain no spaces or newlines",
+                "must be non-empty printable ASCII without spaces (what CLIENT SETNAME accepts)",
             );
         }
         Ok(())
@@ -155,9 +154,11 @@ pub struct NodeConfig {
     pub password: Option<String>,
     /// Database number to `SELECT` (0, the default, sends nothing).
     pub db: u32,
-    /// Whether the URL asked for TLS (`rediss://`). The core does not care; adapters that cannot
-    /// do TLS refuse such nodes.
+    /// Whether the connection is to use TLS. The core does not care (it sees only bytes);
+    /// adapters that cannot do TLS refuse such nodes.
     pub tls: bool,
+    /// The RESP version to speak with this node; `None` for [`Options::protocol`].
+    pub protocol: Option<Protocol>,
 }
 
 impl NodeConfig {
@@ -170,99 +171,51 @@ impl NodeConfig {
             password: None,
             db: 0,
             tls: false,
+            protocol: None,
         }
     }
 
-    /// Parses `redis://[[user]:pass@]host[:port][/db]` (or `rediss://` for TLS). The port
-    /// defaults to 6379; user and password are percent-decoded.
+    /// The node with `password` for the ACL user `username` (`None`: the `default` user).
     ///
     /// ```
-    /// let n = redlock_core::NodeConfig::from_url("redis://app:s%3Acret@10.0.0.7:7001/2").unwrap();
-    /// assert_eq!((n.host.as_str(), n.port, n.db), ("10.0.0.7", 7001, 2));
-    /// assert_eq!(n.username.as_deref(), Some("app"));
-    /// assert_eq!(n.password.as_deref(), Some("s:cret"));
-    /// assert!(redlock_core::NodeConfig::from_url("http://x").is_err());
+    /// let node = redlock_core::NodeConfig::new("127.0.0.1", 6379).with_auth(Some("app"), "s3cret");
+    /// assert_eq!(node.username.as_deref(), Some("app"));
+    /// assert!(!format!("{node:?}").contains("s3cret"));
     /// ```
-    pub fn from_url(url: &str) -> Result<NodeConfig, Error> {
-        let bad = |reason: &str| Error::InvalidUrl {
-            url: redact(url),
-            reason: reason.to_string(),
+    pub fn with_auth(mut self, username: Option<&str>, password: impl Into<String>) -> NodeConfig {
+        self.username = username.map(str::to_string);
+        self.password = Some(password.into());
+        self
+    }
+
+    /// The node with database `db` selected on every connection.
+    pub fn with_db(mut self, db: u32) -> NodeConfig {
+        self.db = db;
+        self
+    }
+
+    /// Checks what can be checked before connecting; returns [`Error::InvalidNode`].
+    pub fn validate(&self) -> Result<(), Error> {
+        let bad = |reason: &str| {
+            Err(Error::InvalidNode {
+                node: self.to_string(),
+                reason: reason.to_string(),
+            })
         };
-        let (tls, rest) = if let Some(r) = url.strip_prefix("redis://") {
-            (false, r)
-        } else if let Some(r) = url.strip_prefix("rediss://") {
-            (true, r)
-        } else {
-            return Err(bad("must start with redis:// or rediss://"));
-        };
-        let (authority, path) = match rest.find('/') {
-            Some(i) => (&rest[..i], &rest[i + 1..]),
-            None => (rest, ""),
-        };
-        let (userinfo, hostport) = match authority.rfind('@') {
-            Some(i) => (Some(&authority[..i]), &authority[i + 1..]),
-            None => (None, authority),
-        };
-        let (host, port) = if let Some(v6) = hostport.strip_prefix('[') {
-            let end = v6
-                .find(']')
-                .ok_or_else(|| bad("unclosed '[' in IPv6 host"))?;
-            let port = v6[end + 1..].strip_prefix(':');
-            (&v6[..end], port)
-        } else {
-            match hostport.rfind(':') {
-                Some(i) => (&hostport[..i], Some(&hostport[i + 1..])),
-                None => (hostport, None),
-            }
-        };
-        if host.is_empty() {
-            return Err(bad("missing host"));
+        if self.host.is_empty() {
+            return bad("the host is empty");
         }
-        let port = match port {
-            None => 6379,
-            Some(p) => p
-                .parse::<u16>()
-                .ok()
-                .filter(|p| *p != 0)
-                .ok_or_else(|| bad("bad port"))?,
-        };
-        let db = match path.trim_end_matches('/') {
-            "" => 0,
-            p => p
-                .parse::<u32>()
-                .map_err(|_| bad("database must be a number"))?,
-        };
-        let (username, password) = match userinfo {
-            None => (None, None),
-            Some(ui) => {
-                let (u, p) = match ui.find(':') {
-                    Some(i) => (&ui[..i], Some(&ui[i + 1..])),
-                    None => (ui, None),
-                };
-                let u = percent_decode(u).ok_or_else(|| bad("bad percent-encoding in user"))?;
-                let p = p
-                    .map(|p| {
-                        percent_decode(p).ok_or_else(|| bad("bad percent-encoding in password"))
-                    })
-                    .transpose()?;
-                match (u.is_empty(), p) {
-                    // `redis://:pass@host` is the classic password-only form.
-                    (true, p) => (None, p),
-                    // `redis://pass@host` (no colon): treat the lone part as a password, as
-                    // redis-cli and most clients do.
-                    (false, None) => (None, Some(u)),
-                    (false, Some(p)) => (Some(u), Some(p)),
-                }
-            }
-        };
-        Ok(NodeConfig {
-            host: host.to_string(),
-            port,
-            username,
-            password,
-            db,
-            tls,
-        })
+        if self.port == 0 {
+            return bad("port 0 cannot be connected to");
+        }
+        // `SELECT` takes a C int, and a server has at most `databases` (an int) of them.
+        if self.db >= i32::MAX as u32 {
+            return bad("no Redis server has that many databases");
+        }
+        if self.username.is_some() && self.password.is_none() {
+            return bad("a user name needs a password (AUTH takes both)");
+        }
+        Ok(())
     }
 }
 
@@ -287,34 +240,8 @@ impl fmt::Debug for NodeConfig {
             .field("password", &self.password.as_ref().map(|_| "<redacted>"))
             .field("db", &self.db)
             .field("tls", &self.tls)
+            .field("protocol", &self.protocol)
             .finish()
-    }
-}
-
-fn percent_decode(s: &str) -> Option<String> {
-    let b = s.as_bytes();
-    let mut out = Vec::with_capacity(b.len());
-    let mut i = 0;
-    while i < b.len() {
-        if b[i] == b'%' {
-            let hex = std::str::from_utf8(b.get(i + 1..i + 3)?).ok()?;
-            out.push(u8::from_str_radix(hex, 16).ok()?);
-            i += 3;
-        } else {
-            out.push(b[i]);
-            i += 1;
-        }
-    }
-    String::from_utf8(out).ok()
-}
-
-/// The URL with any password replaced, for error messages.
-fn redact(url: &str) -> String {
-    match (url.find("://"), url.rfind('@')) {
-        (Some(s), Some(at)) if at > s => {
-            format!("{}://<credentials>@{}", &url[..s], &url[at + 1..])
-        }
-        _ => url.to_string(),
     }
 }
 
@@ -335,76 +262,29 @@ impl Config {
         Config { nodes, options }
     }
 
-    /// Parses each URL with [`NodeConfig::from_url`].
-    ///
-    /// ```
-    /// let c = redlock_core::Config::from_urls(
-    ///     ["redis://127.0.0.1:7001", "redis://127.0.0.1:7002", "redis://127.0.0.1:7003"],
-    ///     redlock_core::Options::default(),
-    /// ).unwrap();
-    /// assert_eq!(c.quorum(), 2);
-    /// ```
-    pub fn from_urls<I, S>(urls: I, options: Options) -> Result<Config, Error>
-    where
-        I: IntoIterator<Item = S>,
-        S: AsRef<str>,
-    {
-        let nodes = urls
-            .into_iter()
-            .map(|u| NodeConfig::from_url(u.as_ref()))
-            .collect::<Result<Vec<_>, _>>()?;
-        Ok(Config { nodes, options })
-    }
-
     /// How many nodes must agree: a strict majority, `N / 2 + 1`.
     pub fn quorum(&self) -> usize {
         self.nodes.len() / 2 + 1
     }
 
-    /// Checks the node list and options; see [`Options::validate`].
+    /// Checks the node list and options: at least one node, each valid
+    /// ([`NodeConfig::validate`]), no node twice (it would count two votes), and
+    /// [`Options::validate`].
     pub fn validate(&self) -> Result<(), Error> {
         if self.nodes.is_empty() {
             return Err(Error::NoNodes);
         }
-        self.options.validate()
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn urls() {
-        let n = NodeConfig::from_url("redis://localhost").unwrap();
-        assert_eq!(
-            (n.host.as_str(), n.port, n.db, n.tls),
-            ("localhost", 6379, 0, false)
-        );
-        let n = NodeConfig::from_url("rediss://:pw@[::1]:7000/3").unwrap();
-        assert_eq!(
-            (n.host.as_str(), n.port, n.db, n.tls),
-            ("::1", 7000, 3, true)
-        );
-        assert_eq!(n.password.as_deref(), Some("pw"));
-        assert_eq!(n.username, None);
-        assert_eq!(n.to_string(), "[::1]:7000");
-        for bad in [
-            "redis://",
-            "redis://h:0",
-            "redis://h:x",
-            "redis://h/x",
-            "redis://:%zz@h",
-        ] {
-            assert!(NodeConfig::from_url(bad).is_err(), "{bad}");
+        for (i, node) in self.nodes.iter().enumerate() {
+            node.validate()?;
+            let same = |other: &NodeConfig| {
+                other.host.eq_ignore_ascii_case(&node.host) && other.port == node.port
+            };
+            if self.nodes[..i].iter().any(same) {
+                return Err(Error::DuplicateNode {
+                    node: node.to_string(),
+                });
+            }
         }
-        let e = NodeConfig::from_url("redis://u:secret@h:x")
-            .unwrap_err()
-            .to_string();
-        assert!(!e.contains("secret"), "{e}");
-        assert!(
-            !format!("{:?}", NodeConfig::from_url("redis://u:secret@h").unwrap())
-                .contains("secret")
-        );
+        self.options.validate()
     }
 }

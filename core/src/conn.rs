@@ -6,47 +6,21 @@
 //! parse, a reply with nothing pending) poisons the connection: every pending request fails, and
 //! nothing is matched again until the adapter reconnects.
 
-use crate::engine::OpId;
 use crate::error::ConnError;
+use crate::request::{Answer, Asked, Call, Request};
 use crate::resp::{encode_command, Decoder, Protocol, Reply, StreamError};
-use crate::script::Compiled;
 use bytes::{Bytes, BytesMut};
 use std::collections::VecDeque;
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-/// Who is waiting for a reply.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Tag {
-    /// A handshake command; an error reply breaks the connection.
-    Handshake,
-    /// `INFO server`, read for restart-aware voting; an error reply breaks the connection.
-    Info,
-    /// An operation's vote in one round (an attempt has one round, or two with fencing).
-    Vote { op: OpId, round: u32 },
-    /// A best-effort release nobody waits for.
-    Cleanup,
-}
-
-/// The parts of a lock request needed to send it again: a script call (re-sent as `EVAL`), or
-/// a plain command standing in for one (`SET … NX PX`), which must keep its place among the
-/// scripts when they are re-sent.
+/// Why a connection must be shut: the request it broke on (when a reply could not answer it)
+/// and the reason.
 #[derive(Debug)]
-struct ScriptCall {
-    source: Bytes,
-    keys: Arc<[Bytes]>,
-    argv: Arc<[Bytes]>,
-    sent_as_eval: bool,
-    /// Run again after a NOSCRIPT ahead of it (see [`Conn::input`]): this reply is ignored,
-    /// the copy's reply counts.
-    superseded: bool,
-}
-
-#[derive(Debug)]
-struct Pending {
-    tag: Tag,
-    deadline: Instant,
-    script: Option<ScriptCall>,
+pub(crate) struct Broken {
+    /// The request whose reply made no sense; `None` for a stream error or an unasked reply.
+    pub(crate) asked: Option<Asked>,
+    /// Why.
+    pub(crate) reason: ConnError,
 }
 
 #[derive(Debug)]
@@ -58,7 +32,7 @@ pub(crate) struct Conn {
     inbox: VecDeque<Reply>,
     /// Bad bytes seen after the replies in the inbox.
     stream_error: Option<StreamError>,
-    pending: VecDeque<Pending>,
+    pending: VecDeque<Request>,
     protocol: Protocol,
     cap: usize,
     timeout: Duration,
@@ -86,31 +60,27 @@ impl Conn {
     }
 
     /// A fresh socket: forget the old stream and queue the handshake (then `INFO server` when
-    /// `info`). Returns the tags of requests that were pending on the old stream (they can never
-    /// be answered now).
+    /// `info`). Returns what was asked on the old stream (it can never be answered now).
     pub(crate) fn connect(
         &mut self,
         now: Instant,
         handshake: &[Vec<Bytes>],
         info: bool,
-    ) -> Vec<Tag> {
+    ) -> Vec<Asked> {
         let lost = self.shut();
         self.up = true;
         let info_cmd = [Bytes::from_static(b"INFO"), Bytes::from_static(b"server")];
-        let cmds = handshake.iter().map(|c| (Tag::Handshake, &c[..]));
-        for (tag, cmd) in cmds.chain(info.then_some((Tag::Info, &info_cmd[..]))) {
+        let cmds = handshake.iter().map(|c| (Asked::Handshake, &c[..]));
+        for (asked, cmd) in cmds.chain(info.then_some((Asked::Info, &info_cmd[..]))) {
             encode_command(&mut self.out, cmd);
-            self.pending.push_back(Pending {
-                tag,
-                deadline: now + self.timeout,
-                script: None,
-            });
+            self.pending
+                .push_back(Request::plain(asked, now + self.timeout));
         }
         lost
     }
 
-    /// The stream is gone: drop buffers, return the tags of everything pending.
-    pub(crate) fn shut(&mut self) -> Vec<Tag> {
+    /// The stream is gone: drop buffers, return what every pending request asked.
+    pub(crate) fn shut(&mut self) -> Vec<Asked> {
         self.up = false;
         self.out.clear();
         self.decoder = Decoder::new(self.protocol, self.cap);
@@ -118,62 +88,16 @@ impl Conn {
         self.stream_error = None;
         self.pending
             .drain(..)
-            .filter(|p| !p.script.as_ref().is_some_and(|c| c.superseded))
-            .map(|p| p.tag)
+            .filter(|r| !r.superseded)
+            .map(|r| r.asked)
             .collect()
     }
 
-    /// Queues `EVALSHA sha numkeys keys… argv…`.
-    pub(crate) fn send_script(
-        &mut self,
-        now: Instant,
-        tag: Tag,
-        script: &Compiled,
-        keys: &Arc<[Bytes]>,
-        argv: &Arc<[Bytes]>,
-    ) {
-        encode_script(&mut self.out, b"EVALSHA", &script.sha, keys, argv);
-        self.expect_reply(now, tag, script, keys, argv, false);
-    }
-
-    /// Queues a plain command that takes the place of `script` (see [`ScriptCall`]); if it must
-    /// be run again after a NOSCRIPT ahead of it, `script` is sent instead.
-    pub(crate) fn send_plain(
-        &mut self,
-        now: Instant,
-        tag: Tag,
-        args: Arc<[Bytes]>,
-        script: &Compiled,
-        keys: &Arc<[Bytes]>,
-        argv: &Arc<[Bytes]>,
-    ) {
-        encode_command(&mut self.out, &args);
-        // Never eligible for the NOSCRIPT fallback: a plain command is never answered NOSCRIPT.
-        self.expect_reply(now, tag, script, keys, argv, true);
-    }
-
-    /// Records the request just encoded, so its reply is matched to `tag` (and `script` can be
-    /// sent again after a NOSCRIPT ahead of it).
-    fn expect_reply(
-        &mut self,
-        now: Instant,
-        tag: Tag,
-        script: &Compiled,
-        keys: &Arc<[Bytes]>,
-        argv: &Arc<[Bytes]>,
-        sent_as_eval: bool,
-    ) {
-        self.pending.push_back(Pending {
-            tag,
-            deadline: now + self.timeout,
-            script: Some(ScriptCall {
-                source: script.source.clone(),
-                keys: keys.clone(),
-                argv: argv.clone(),
-                sent_as_eval,
-                superseded: false,
-            }),
-        });
+    /// Queues a lock request: `call` goes out in its form, and its reply is read as `asked` says.
+    pub(crate) fn send(&mut self, now: Instant, asked: Asked, call: Call) {
+        call.encode(&mut self.out);
+        self.pending
+            .push_back(Request::call(asked, now + self.timeout, call));
     }
 
     /// Everything queued for the socket since the last call.
@@ -214,92 +138,72 @@ impl Conn {
         }
     }
 
-    /// The next answered request `(tag, reply)` from the inbox, `None` when it is empty.
+    /// The next answered request, read as it asked, from the inbox; `None` when it is empty.
     /// An `Err` means the connection must be shut by the caller.
-    pub(crate) fn next(&mut self, now: Instant) -> Option<Result<(Tag, Reply), ConnError>> {
+    pub(crate) fn next(&mut self, now: Instant) -> Option<Result<Answer, Broken>> {
         loop {
             let Some(reply) = self.inbox.pop_front() else {
-                return self.stream_error.take().map(|e| Err(ConnError::Stream(e)));
+                return self.stream_error.take().map(|e| {
+                    Err(Broken {
+                        asked: None,
+                        reason: ConnError::Stream(e),
+                    })
+                });
             };
             if matches!(reply, Reply::Push(_)) {
                 continue; // out-of-band (RESP3): never an answer
             }
             let Some(req) = self.pending.pop_front() else {
-                return Some(Err(ConnError::UnexpectedReply(format!(
-                    "{reply:?} with no request pending"
-                ))));
+                return Some(Err(Broken {
+                    asked: None,
+                    reason: ConnError::UnexpectedReply(format!(
+                        "{reply:?} with no request pending"
+                    )),
+                }));
             };
-            if req.script.as_ref().is_some_and(|c| c.superseded) {
+            if req.superseded {
                 continue;
             }
             if let Reply::Error(e) = &reply {
-                if matches!(req.tag, Tag::Handshake | Tag::Info) {
-                    return Some(Err(ConnError::Handshake(e.clone())));
-                }
-                if e.starts_with("NOSCRIPT") && req.script.as_ref().is_some_and(|c| !c.sent_as_eval)
-                {
-                    self.resend_after_noscript(now, req);
+                if e.starts_with("NOSCRIPT") && req.may_get_noscript() {
+                    self.resend_after_noscript(now, &req);
                     continue;
                 }
             }
-            return Some(Ok((req.tag, reply)));
+            return Some(req.asked.read(&reply).map_err(|reason| Broken {
+                asked: Some(req.asked),
+                reason,
+            }));
         }
     }
 
     /// The node lost its script cache (restart, SCRIPT FLUSH): send `req` again with the
     /// script's source; the caller never sees NOSCRIPT.
-    fn resend_after_noscript(&mut self, now: Instant, mut req: Pending) {
-        let Conn {
-            pending,
-            out,
-            timeout,
-            ..
-        } = self;
-        let Some(call) = req.script.as_mut() else {
+    fn resend_after_noscript(&mut self, now: Instant, req: &Request) {
+        let deadline = now + self.timeout;
+        let Some(again) = req.as_eval(deadline) else {
             return;
         };
-        encode_script(out, b"EVAL", &call.source, &call.keys, &call.argv);
-        call.sent_as_eval = true;
-        req.deadline = now + *timeout;
         // The scripts pipelined behind this one have already run, before the re-send: a
         // cleanup release before the acquire it undoes, or a stale release after the next
         // attempt's acquire (same token), deleting a key that attempt counts. Run them again
         // after it, in order, and count only those replies: the node sees this connection's
-        // scripts in the order they were issued.
-        let behind = pending.len();
-        pending.push_back(req);
+        // scripts in the order they were issued. A plain SET NX re-run would refuse its own
+        // first run's key; it goes again as the acquire script, which accepts a key holding the
+        // same token (and its reply is read as that script's).
+        let behind = self.pending.len();
+        again.call.iter().for_each(|c| c.encode(&mut self.out));
+        self.pending.push_back(again);
         for i in 0..behind {
-            let tag = pending[i].tag;
-            let Some(call) = pending[i].script.as_mut().filter(|c| !c.superseded) else {
+            if self.pending[i].superseded {
+                continue;
+            }
+            let Some(copy) = self.pending[i].as_eval(deadline) else {
                 continue;
             };
-            call.superseded = true;
-            // A plain SET NX re-run would refuse its own first run's key; its stand-in script
-            // (`source`, the acquire script) accepts a key holding the same token.
-            encode_script(out, b"EVAL", &call.source, &call.keys, &call.argv);
-            let copy = Pending {
-                tag,
-                deadline: now + *timeout,
-                script: Some(ScriptCall {
-                    source: call.source.clone(),
-                    keys: call.keys.clone(),
-                    argv: call.argv.clone(),
-                    sent_as_eval: true,
-                    superseded: false,
-                }),
-            };
-            pending.push_back(copy);
+            self.pending[i].superseded = true;
+            copy.call.iter().for_each(|c| c.encode(&mut self.out));
+            self.pending.push_back(copy);
         }
     }
-}
-
-fn encode_script(out: &mut BytesMut, cmd: &[u8], script: &[u8], keys: &[Bytes], argv: &[Bytes]) {
-    let numkeys = keys.len().to_string();
-    let mut args: Vec<&[u8]> = Vec::with_capacity(3 + keys.len() + argv.len());
-    args.push(cmd);
-    args.push(script);
-    args.push(numkeys.as_bytes());
-    args.extend(keys.iter().map(|k| &k[..]));
-    args.extend(argv.iter().map(|a| &a[..]));
-    encode_command(out, &args);
 }

@@ -1,6 +1,7 @@
 //! Errors: caller misuse (returned at once) and what the nodes did (data in an operation's result).
 
-use crate::engine::{NodeId, OpId};
+use crate::ids::{NodeId, OpId};
+use crate::limits::{MAX_DURATION, MIN_TOKEN_BYTES};
 use crate::resp::StreamError;
 use std::fmt;
 use std::sync::Arc;
@@ -12,8 +13,6 @@ use std::time::Duration;
 pub enum Error {
     /// The configuration lists no nodes.
     NoNodes,
-    /// A node id outside `0..nodes.len()`.
-    UnknownNode(NodeId),
     /// The operation id is not in flight (already completed or cancelled, or never existed).
     UnknownOp(OpId),
     /// An operation named no resources.
@@ -27,12 +26,12 @@ pub enum Error {
         /// The drift margin (`ttl × drift_factor + 2 ms`).
         drift: Duration,
     },
-    /// A ttl longer than [`MAX_DURATION`](crate::MAX_DURATION).
+    /// A ttl longer than [`MAX_DURATION`].
     TtlTooLong {
         /// The ttl asked for.
         ttl: Duration,
     },
-    /// A token made from fewer than [`MIN_TOKEN_BYTES`](crate::MIN_TOKEN_BYTES) random bytes.
+    /// A token made from fewer than [`MIN_TOKEN_BYTES`] random bytes.
     TokenTooShort {
         /// How many bytes were given.
         len: usize,
@@ -46,12 +45,17 @@ pub enum Error {
         /// What is wrong with it.
         reason: String,
     },
-    /// A node URL that does not parse (passwords are redacted).
-    InvalidUrl {
-        /// The URL, credentials removed.
-        url: String,
+    /// A node configuration that cannot work.
+    InvalidNode {
+        /// The node, as `host:port`.
+        node: String,
         /// What is wrong with it.
         reason: String,
+    },
+    /// The same `host:port` appears twice: it would cast two votes.
+    DuplicateNode {
+        /// The node, as `host:port`.
+        node: String,
     },
 }
 
@@ -59,8 +63,7 @@ impl fmt::Display for Error {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Error::NoNodes => f.write_str("no Redis nodes configured"),
-            Error::UnknownNode(n) => write!(f, "node id {} is not in the configuration", n.index()),
-            Error::UnknownOp(op) => write!(f, "operation {} is not in flight", op.0),
+            Error::UnknownOp(op) => write!(f, "operation {op} is not in flight"),
             Error::NoResources => f.write_str("a lock needs at least one resource name"),
             Error::EmptyResource => f.write_str("resource names must not be empty"),
             Error::TtlTooShort { ttl, drift } => write!(
@@ -70,16 +73,20 @@ impl fmt::Display for Error {
             Error::TtlTooLong { ttl } => write!(
                 f,
                 "ttl {ttl:?} is longer than the {:?} maximum",
-                crate::MAX_DURATION
+                MAX_DURATION
             ),
             Error::TokenTooShort { len } => write!(
                 f,
                 "lock token made from {len} random bytes; at least {} are required",
-                crate::MIN_TOKEN_BYTES
+                MIN_TOKEN_BYTES
             ),
             Error::Expired => f.write_str("the lock's validity has run out; acquire it again"),
             Error::InvalidOption { name, reason } => write!(f, "option {name} {reason}"),
-            Error::InvalidUrl { url, reason } => write!(f, "invalid node URL {url:?}: {reason}"),
+            Error::InvalidNode { node, reason } => write!(f, "node {node}: {reason}"),
+            Error::DuplicateNode { node } => write!(
+                f,
+                "node {node} is listed twice; each node must be independent and appear once"
+            ),
         }
     }
 }

@@ -1,19 +1,39 @@
 //! What the engine reports back through [`Engine::poll_event`](crate::Engine::poll_event).
 
-use crate::engine::{NodeId, OpId};
 use crate::error::{Attempt, ConnError, OpError};
+use crate::ids::{NodeId, OpId};
 use crate::lock::Lock;
 
 /// Something the adapter must act on or deliver.
+///
+/// Each operation completes with the event of its kind, exactly once (cancelled ones included):
+/// an `acquire` with [`Event::Acquired`], an `extend` with [`Event::Extended`], a `release` with
+/// [`Event::Released`], so what an operation produces is known from its kind, never matched at
+/// run time.
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub enum Event {
-    /// An operation finished. Emitted exactly once per operation (cancelled ones included).
-    Completed {
-        /// The id `acquire` / `extend` / `release` returned.
+    /// An `acquire` finished: the lock, or why not.
+    Acquired {
+        /// The id `acquire` returned.
         op: OpId,
-        /// What it produced.
-        result: Result<Done, OpError>,
+        /// The lock, valid until [`Lock::valid_until`](crate::Lock::valid_until).
+        result: Result<Lock, OpError>,
+    },
+    /// An `extend` finished: the lock with its later validity (it replaces the old one), or why
+    /// not. A shorter ttl than the lock's leaves the keys and the validity as they were.
+    Extended {
+        /// The id `extend` returned.
+        op: OpId,
+        /// The extended lock.
+        result: Result<Lock, OpError>,
+    },
+    /// A `release` finished.
+    Released {
+        /// The id `release` returned.
+        op: OpId,
+        /// How many nodes confirmed the delete.
+        result: Result<Released, OpError>,
     },
     /// The engine stopped trusting a node's byte stream. Close that socket (do not feed its
     /// bytes any more), reconnect with backoff, then call
@@ -26,17 +46,16 @@ pub enum Event {
     },
 }
 
-/// A successful operation's product.
-#[derive(Debug, Clone, PartialEq)]
-#[non_exhaustive]
-pub enum Done {
-    /// `acquire` took the lock.
-    Acquired(Lock),
-    /// `extend` pushed its validity out (never in: a shorter ttl leaves the keys and the
-    /// validity as they were); the new `Lock` replaces the old one.
-    Extended(Lock),
-    /// `release` ran on every node it could reach.
-    Released(Released),
+impl Event {
+    /// The operation this event completes; `None` for [`Event::Reconnect`].
+    pub fn op(&self) -> Option<OpId> {
+        match self {
+            Event::Acquired { op, .. }
+            | Event::Extended { op, .. }
+            | Event::Released { op, .. } => Some(*op),
+            Event::Reconnect { .. } => None,
+        }
+    }
 }
 
 /// The result of a release: sent to every node, returned once a majority confirmed a delete (the

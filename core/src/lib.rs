@@ -12,26 +12,38 @@
 //! `examples/std_net.rs` drives it over the standard library's blocking sockets.
 //!
 //! Errors come in two kinds: caller misuse ([`Error`], returned at once) and what the nodes did
-//! ([`OpError`], inside [`Event::Completed`], with every attempt's per-node [`Outcome`]).
+//! ([`OpError`], inside an operation's completion [`Event`], with every attempt's per-node
+//! [`Outcome`]).
 
 mod config;
 mod conn;
 mod engine;
 mod error;
 mod event;
+mod handshake;
+mod ids;
+mod key;
+mod limits;
 mod lock;
 mod op;
+mod request;
 pub mod resp;
 mod rng;
 mod script;
 mod sha1;
 mod token;
+mod voter;
 
-pub use config::{Config, NodeConfig, Options, MAX_DURATION};
-pub use engine::{fence_key, Engine, NodeId, OpId};
+pub use config::{Config, NodeConfig, Options};
+pub use engine::Engine;
 pub use error::{Attempt, ConnError, Error, Failure, NodeReport, OpError, Outcome};
-pub use event::{Done, Event, Released};
+pub use event::{Event, Released};
+pub use ids::{NodeId, OpId};
+pub use key::fence_key;
+pub use limits::{MAX_DURATION, MIN_TOKEN_BYTES};
 pub use lock::Lock;
 pub use resp::Protocol;
-pub use script::{script_sha, Scripts, ACQUIRE, EXTEND, FENCE, FENCED_ACQUIRE, RELEASE};
-pub use token::{Token, MIN_TOKEN_BYTES};
+pub use script::{
+    script_sha, ScriptKind, Scripts, ACQUIRE, EXTEND, FENCE, FENCED_ACQUIRE, RELEASE,
+};
+pub use token::Token;

@@ -86,45 +86,86 @@ end
 return 1
 "#;
 
-/// The lock scripts. Override them to add behaviour (logging, extra bookkeeping), keeping
-/// the contract in the module docs: acquire and extend reply with integer 1 (granted) or 0
-/// (refused); release replies with the integer count of keys it deleted.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// The lock scripts. Each field is `None` for the built-in script (the constants in this module)
+/// or `Some(source)` to override it, e.g. to add logging or extra bookkeeping, keeping the
+/// contract in the module docs: acquire and extend reply with integer 1 (granted) or 0 (refused);
+/// release replies with the integer count of keys it deleted.
+///
+/// While the acquire script is the built-in one, a single-key, unfenced acquire goes out as
+/// `SET key token NX PX ttl`, which does the same without running Lua; overriding it makes every
+/// acquire run the given script.
+///
+/// ```
+/// let mut scripts = redlock_core::Scripts::default();
+/// assert_eq!(scripts.source(redlock_core::ScriptKind::Acquire), redlock_core::ACQUIRE);
+/// scripts.acquire = Some(format!("-- audited\n{}", redlock_core::ACQUIRE));
+/// assert!(scripts.overrides_acquire());
+/// ```
+#[derive(Clone, Default, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct Scripts {
-    /// Source of the acquire script.
-    pub acquire: String,
-    /// Source of the extend script.
-    pub extend: String,
-    /// Source of the release script.
-    pub release: String,
-    /// Source of the fenced acquire script (used with `fencing`).
-    pub fenced_acquire: String,
-    /// Source of the fence write-back script (used with `fencing`).
-    pub fence: String,
+    /// The acquire script, `None` for [`ACQUIRE`].
+    pub acquire: Option<String>,
+    /// The extend script, `None` for [`EXTEND`].
+    pub extend: Option<String>,
+    /// The release script, `None` for [`RELEASE`].
+    pub release: Option<String>,
+    /// The fenced acquire script (used with `fencing`), `None` for [`FENCED_ACQUIRE`].
+    pub fenced_acquire: Option<String>,
+    /// The fence write-back script (used with `fencing`), `None` for [`FENCE`].
+    pub fence: Option<String>,
 }
 
-impl Default for Scripts {
-    fn default() -> Self {
-        Scripts {
-            acquire: ACQUIRE.into(),
-            extend: EXTEND.into(),
-            release: RELEASE.into(),
-            fenced_acquire: FENCED_ACQUIRE.into(),
-            fence: FENCE.into(),
-        }
+/// Names one of the lock scripts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum ScriptKind {
+    /// Takes the keys.
+    Acquire,
+    /// Pushes their expiry out.
+    Extend,
+    /// Deletes them.
+    Release,
+    /// Takes the keys and reads the fence counters.
+    FencedAcquire,
+    /// Writes the fencing token back.
+    Fence,
+}
+
+impl Scripts {
+    /// The source in force for `kind`: the override, or the built-in script.
+    pub fn source(&self, kind: ScriptKind) -> &str {
+        let (custom, builtin) = match kind {
+            ScriptKind::Acquire => (&self.acquire, ACQUIRE),
+            ScriptKind::Extend => (&self.extend, EXTEND),
+            ScriptKind::Release => (&self.release, RELEASE),
+            ScriptKind::FencedAcquire => (&self.fenced_acquire, FENCED_ACQUIRE),
+            ScriptKind::Fence => (&self.fence, FENCE),
+        };
+        custom.as_deref().unwrap_or(builtin)
+    }
+
+    /// Whether the acquire script is overridden (then no acquire goes out as `SET NX`).
+    pub fn overrides_acquire(&self) -> bool {
+        self.acquire.is_some()
     }
 }
 
-/// Which of the scripts a request runs.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum ScriptId {
-    Acquire,
-    Extend,
-    Release,
-    FencedAcquire,
-    Fence,
-    /// Not a script: a single-key acquire sent as `SET key token NX PX ttl`.
-    SetNx,
+/// Names the overridden scripts by their SHA-1, never printing their sources.
+impl std::fmt::Debug for Scripts {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let show = |s: &Option<String>| match s {
+            None => "built-in".to_string(),
+            Some(src) => format!("custom (sha1 {})", sha1_hex(src.as_bytes())),
+        };
+        f.debug_struct("Scripts")
+            .field("acquire", &show(&self.acquire))
+            .field("extend", &show(&self.extend))
+            .field("release", &show(&self.release))
+            .field("fenced_acquire", &show(&self.fenced_acquire))
+            .field("fence", &show(&self.fence))
+            .finish()
+    }
 }
 
 /// A script's source with its precomputed SHA-1, as sent on the wire.
@@ -156,23 +197,21 @@ pub(crate) struct ScriptSet {
 impl ScriptSet {
     pub(crate) fn new(s: &Scripts) -> ScriptSet {
         ScriptSet {
-            acquire: Compiled::new(&s.acquire),
-            extend: Compiled::new(&s.extend),
-            release: Compiled::new(&s.release),
-            fenced_acquire: Compiled::new(&s.fenced_acquire),
-            fence: Compiled::new(&s.fence),
+            acquire: Compiled::new(s.source(ScriptKind::Acquire)),
+            extend: Compiled::new(s.source(ScriptKind::Extend)),
+            release: Compiled::new(s.source(ScriptKind::Release)),
+            fenced_acquire: Compiled::new(s.source(ScriptKind::FencedAcquire)),
+            fence: Compiled::new(s.source(ScriptKind::Fence)),
         }
     }
 
-    pub(crate) fn get(&self, id: ScriptId) -> &Compiled {
+    pub(crate) fn get(&self, id: ScriptKind) -> &Compiled {
         match id {
-            ScriptId::Acquire => &self.acquire,
-            ScriptId::Extend => &self.extend,
-            ScriptId::Release => &self.release,
-            ScriptId::FencedAcquire => &self.fenced_acquire,
-            ScriptId::Fence => &self.fence,
-            // The script a SET NX stands in for, sent instead when it must run again.
-            ScriptId::SetNx => &self.acquire,
+            ScriptKind::Acquire => &self.acquire,
+            ScriptKind::Extend => &self.extend,
+            ScriptKind::Release => &self.release,
+            ScriptKind::FencedAcquire => &self.fenced_acquire,
+            ScriptKind::Fence => &self.fence,
         }
     }
 }

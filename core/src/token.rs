@@ -1,12 +1,10 @@
 //! Lock tokens: the value written under each key, proving who holds it.
 
 use crate::error::Error;
+use crate::limits::MIN_TOKEN_BYTES;
 use crate::sha1::HEX;
 use bytes::Bytes;
 use std::fmt;
-
-/// The fewest random bytes a token may be made from.
-pub const MIN_TOKEN_BYTES: usize = 16;
 
 /// A lock token: random bytes from the caller, stored on the nodes as lowercase hex, as other
 /// Redlock clients do (so `redis-cli GET resource` shows a readable holder id).

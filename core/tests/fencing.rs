@@ -1,7 +1,10 @@
 //! Fenced acquire through the public Engine API, with hand-written replies.
 
+// A test (or example) plays the adapter: it owns the clock and the sockets.
+#![allow(clippy::disallowed_methods, clippy::disallowed_types)]
+
 use redlock_core::{
-    script_sha, Config, Done, Engine, Event, NodeId, Options, Token, FENCE, FENCED_ACQUIRE,
+    script_sha, Config, Engine, Event, NodeConfig, NodeId, Options, Token, FENCE, FENCED_ACQUIRE,
 };
 use std::time::{Duration, Instant};
 
@@ -17,11 +20,11 @@ fn script_loads(n: usize) -> Vec<u8> {
 fn fenced_acquire_is_two_rounds_and_returns_max_plus_one() {
     let mut options = Options::default();
     options.fencing = true;
-    let config = Config::from_urls(["redis://127.0.0.1:1"], options).unwrap();
+    let config = Config::new(vec![NodeConfig::new("127.0.0.1", 1)], options);
     let now = Instant::now();
     let mut engine = Engine::new(config, now, 1).unwrap();
     let node = NodeId::new(0);
-    engine.handle_connected(now, node).unwrap();
+    engine.handle_connected(now, node);
     engine
         .acquire(
             now,
@@ -42,7 +45,7 @@ fn fenced_acquire_is_two_rounds_and_returns_max_plus_one() {
     );
     let mut input = script_loads(5);
     input.extend_from_slice(b"*2\r\n:1\r\n:41\r\n");
-    engine.handle_input(now, node, &input).unwrap();
+    engine.handle_input(now, node, &input);
     assert_eq!(
         engine.poll_event(),
         None,
@@ -51,11 +54,10 @@ fn fenced_acquire_is_two_rounds_and_returns_max_plus_one() {
     let (_, out) = engine.poll_transmit().expect("round two is sent");
     assert!(out.windows(40).any(|w| w == script_sha(FENCE).as_bytes()));
     assert!(out.windows(6).any(|w| w == b"$2\r\n42"), "T = max + 1 = 42");
-    engine.handle_input(now, node, b":1\r\n").unwrap();
+    engine.handle_input(now, node, b":1\r\n");
     match engine.poll_event() {
-        Some(Event::Completed {
-            result: Ok(Done::Acquired(lock)),
-            ..
+        Some(Event::Acquired {
+            result: Ok(lock), ..
         }) => assert_eq!(lock.fencing_token(), Some(42)),
         other => panic!("{other:?}"),
     }

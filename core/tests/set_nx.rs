@@ -1,15 +1,18 @@
 //! A one-resource acquire with the default script is a plain `SET key token NX PX ttl`.
 
-use redlock_core::{Config, Done, Engine, Event, Failure, NodeId, Options, Token};
+// A test (or example) plays the adapter: it owns the clock and the sockets.
+#![allow(clippy::disallowed_methods, clippy::disallowed_types)]
+
+use redlock_core::{Config, Engine, Event, Failure, NodeConfig, NodeId, Options, Token};
 use std::time::{Duration, Instant};
 
 const LOADED: &[u8] = b"$40\r\n0000000000000000000000000000000000000000\r\n";
 
 fn new_engine(options: Options) -> (Engine, Instant) {
-    let config = Config::from_urls(["redis://127.0.0.1:1"], options).unwrap();
+    let config = Config::new(vec![NodeConfig::new("127.0.0.1", 1)], options);
     let now = Instant::now();
     let mut engine = Engine::new(config, now, 1).unwrap();
-    engine.handle_connected(now, NodeId::new(0)).unwrap();
+    engine.handle_connected(now, NodeId::new(0));
     (engine, now)
 }
 
@@ -37,13 +40,10 @@ fn one_resource_is_a_plain_set_nx_px() {
     );
     let mut input = LOADED.repeat(3);
     input.extend_from_slice(b"+OK\r\n");
-    engine.handle_input(now, NodeId::new(0), &input).unwrap();
+    engine.handle_input(now, NodeId::new(0), &input);
     assert!(matches!(
         engine.poll_event(),
-        Some(Event::Completed {
-            result: Ok(Done::Acquired(_)),
-            ..
-        })
+        Some(Event::Acquired { result: Ok(_), .. })
     ));
 }
 
@@ -55,9 +55,9 @@ fn a_nil_reply_is_a_refusal() {
     acquire(&mut engine, now, &["orders:42"]);
     let mut input = LOADED.repeat(3);
     input.extend_from_slice(b"$-1\r\n");
-    engine.handle_input(now, NodeId::new(0), &input).unwrap();
+    engine.handle_input(now, NodeId::new(0), &input);
     match engine.poll_event() {
-        Some(Event::Completed { result: Err(e), .. }) => assert_eq!(e.failure, Failure::Locked),
+        Some(Event::Acquired { result: Err(e), .. }) => assert_eq!(e.failure, Failure::Locked),
         other => panic!("{other:?}"),
     }
 }
@@ -72,7 +72,7 @@ fn several_resources_or_a_custom_script_use_the_script() {
     );
 
     let mut options = Options::default();
-    options.scripts.acquire = format!("-- audited\n{}", redlock_core::ACQUIRE);
+    options.scripts.acquire = Some(format!("-- audited\n{}", redlock_core::ACQUIRE));
     let (mut engine, now) = new_engine(options);
     let out = acquire(&mut engine, now, &["a"]);
     assert!(

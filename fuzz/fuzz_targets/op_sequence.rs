@@ -239,7 +239,7 @@ fn main_steps(h: &mut Harness, input: &Input) {
                 let Some(l) = pick(&h.locks, *lock).cloned() else {
                     continue;
                 };
-                let op = h.engine.release(now, &l).expect("release never refuses");
+                let op = h.engine.release(now, &l);
                 h.clock.observe(now);
                 h.started(op, OpKind::Release, l.resources().to_vec());
                 ops.push(op);
@@ -289,11 +289,9 @@ fn main_steps(h: &mut Harness, input: &Input) {
             Step::Connect { node } => h.connect(usize::from(*node) % nodes),
             Step::Disconnect { node } => h.disconnect(usize::from(*node) % nodes),
             Step::BadNode { offset } => {
+                // Feeding a node id from outside the configuration is caller misuse (a panic,
+                // like an index out of bounds, tested in core/tests); the queries answer safely.
                 let bad = NodeId::new(nodes + usize::from(*offset));
-                let e = Error::UnknownNode(bad);
-                assert_eq!(h.engine.handle_connected(now, bad), Err(e.clone()));
-                assert_eq!(h.engine.handle_disconnected(now, bad), Err(e.clone()));
-                assert_eq!(h.engine.handle_input(now, bad, b":1\r\n"), Err(e));
                 assert!(!h.engine.is_connected(bad));
                 assert!(h.engine.node_addr(bad).is_none());
                 h.drain();

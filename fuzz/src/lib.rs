@@ -9,7 +9,13 @@
 //! - `poll_timeout` answers.
 
 use bytes::Bytes;
-use redlock_core::{Config, Done, Engine, Event, Lock, NodeId, OpId, Options};
+use redlock_core::{Config, Engine, Event, Lock, NodeConfig, NodeId, OpId, Options, Released};
+
+/// What a successful operation produced.
+enum Done {
+    Lock(Lock),
+    Released(Released),
+}
 use std::collections::{BTreeMap, VecDeque};
 use std::time::{Duration, Instant};
 
@@ -19,15 +25,19 @@ pub fn trace() -> bool {
     *ON.get_or_init(|| std::env::var_os("REDLOCK_FUZZ_TRACE").is_some_and(|v| v == "1"))
 }
 
-/// Node URLs; targets use the first `n`. The third one logs in and selects a database, so its
-/// handshake is longer than the others'.
-pub const URLS: [&str; 5] = [
-    "redis://127.0.0.1:7001",
-    "redis://127.0.0.1:7002",
-    "redis://app:pw@127.0.0.1:7003/2",
-    "redis://127.0.0.1:7004",
-    "redis://:pw@127.0.0.1:7005",
-];
+/// How many fixed nodes there are; targets use the first `n` ([`node`]).
+pub const NODES: usize = 5;
+
+/// The `i`-th of the five fixed nodes (ports 7001…7005), two of them with credentials and one
+/// with a database: the handshake paths are fuzzed too.
+pub fn node(i: usize) -> NodeConfig {
+    let node = NodeConfig::new("127.0.0.1", 7001 + i as u16);
+    match i {
+        2 => node.with_auth(Some("app"), "pw").with_db(2),
+        4 => node.with_auth(None, "pw"),
+        _ => node,
+    }
+}
 
 /// A fuzzer-driven clock. It starts an hour past `base` so it can go backwards without leaving
 /// the range every platform's `Instant` can represent.
@@ -134,12 +144,12 @@ pub struct Harness {
 }
 
 impl Harness {
-    /// An engine over the first `nodes` of [`URLS`] (clamped to 1..=5) with `options`.
+    /// An engine over the first `nodes` of [`NODES`] fixed nodes (clamped to 1..=5) with `options`.
     /// `None` when the options are rejected (that must be an `Err`, checked here).
     pub fn new(nodes: usize, options: Options, seed: u64) -> Option<Harness> {
-        let nodes = nodes.clamp(1, URLS.len());
+        let nodes = nodes.clamp(1, NODES);
         let valid = options.validate().is_ok();
-        let config = Config::from_urls(&URLS[..nodes], options).expect("fixed URLs parse");
+        let config = Config::new((0..nodes).map(node).collect(), options);
         let clock = Clock::new();
         let engine = match Engine::new(config, clock.now(), seed) {
             Ok(e) => e,
@@ -183,9 +193,7 @@ impl Harness {
     /// `handle_connected` on a valid node.
     pub fn connect(&mut self, node: usize) {
         let now = self.clock.now();
-        self.engine
-            .handle_connected(now, NodeId::new(node))
-            .expect("known node");
+        self.engine.handle_connected(now, NodeId::new(node));
         self.clock.observe(now);
         self.wire[node].clear();
         self.up[node] = true;
@@ -196,9 +204,7 @@ impl Harness {
     /// `handle_disconnected` on a valid node.
     pub fn disconnect(&mut self, node: usize) {
         let now = self.clock.now();
-        self.engine
-            .handle_disconnected(now, NodeId::new(node))
-            .expect("known node");
+        self.engine.handle_disconnected(now, NodeId::new(node));
         self.clock.observe(now);
         self.wire[node].clear();
         self.up[node] = false;
@@ -210,9 +216,7 @@ impl Harness {
     /// socket is closed: the engine must ignore them).
     pub fn input(&mut self, node: usize, bytes: &[u8]) {
         let now = self.clock.now();
-        self.engine
-            .handle_input(now, NodeId::new(node), bytes)
-            .expect("known node");
+        self.engine.handle_input(now, NodeId::new(node), bytes);
         self.clock.observe(now);
         self.drain();
     }
@@ -246,57 +250,52 @@ impl Harness {
             if trace() {
                 eprintln!("event: {event:?}");
             }
-            match event {
-                Event::Completed { op, result } => {
-                    let Some(started) = self.open.remove(&op) else {
-                        panic!(
-                            "{op} completed but is not open (completed before: {})",
-                            self.done.contains_key(&op)
-                        );
-                    };
-                    self.done.insert(op, started.kind);
-                    match result {
-                        Ok(Done::Acquired(lock)) | Ok(Done::Extended(lock)) => {
-                            assert_ne!(started.kind, OpKind::Release, "{op}: release gave a lock");
-                            assert!(
-                                lock.is_valid(self.clock.latest()),
-                                "{op}: lock handed out already expired: valid until {} s, \
-                                 engine time {} s (harness clock {} s), ttl {:?}",
-                                self.clock.secs(lock.valid_until()),
-                                self.clock.secs(self.clock.latest()),
-                                self.clock.secs(self.clock.now()),
-                                lock.ttl()
-                            );
-                            assert_eq!(lock.resources(), &started.resources[..]);
-                            assert!(lock.attempts() >= 1);
-                            self.locks.push(lock);
-                        }
-                        Ok(Done::Released(r)) => {
-                            assert_eq!(started.kind, OpKind::Release, "{op}: not a release");
-                            assert_eq!(r.attempt.nodes.len(), nodes);
-                            assert!(r.confirmed <= nodes);
-                        }
-                        Ok(_) => {}
-                        Err(e) => {
-                            for a in &e.attempts {
-                                assert_eq!(a.nodes.len(), nodes, "{op}: attempt report size");
-                            }
-                            let _ = e.to_string();
-                        }
-                    }
+            // Each operation completes with the event of its kind.
+            let (op, kind, result) = match event {
+                Event::Acquired { op, result } => (op, OpKind::Acquire, result.map(Done::Lock)),
+                Event::Extended { op, result } => (op, OpKind::Extend, result.map(Done::Lock)),
+                Event::Released { op, result } => (op, OpKind::Release, result.map(Done::Released)),
+                other => {
+                    self.other_event(other, nodes);
+                    continue;
                 }
-                Event::Reconnect { node, reason } => {
-                    assert!(node.index() < nodes);
+            };
+            let Some(started) = self.open.remove(&op) else {
+                panic!(
+                    "{op} completed but is not open (completed before: {})",
+                    self.done.contains_key(&op)
+                );
+            };
+            assert_eq!(
+                started.kind, kind,
+                "{op} completed as another kind of operation"
+            );
+            self.done.insert(op, started.kind);
+            match result {
+                Ok(Done::Lock(lock)) => {
                     assert!(
-                        !self.engine.is_connected(node),
-                        "Reconnect for {node}, still connected"
+                        lock.is_valid(self.clock.latest()),
+                        "{op}: lock handed out already expired: valid until {} s, \
+                         engine time {} s (harness clock {} s), ttl {:?}",
+                        self.clock.secs(lock.valid_until()),
+                        self.clock.secs(self.clock.latest()),
+                        self.clock.secs(self.clock.now()),
+                        lock.ttl()
                     );
-                    let _ = reason.to_string();
-                    self.wire[node.index()].clear();
-                    self.up[node.index()] = false;
-                    self.reconnects += 1;
+                    assert_eq!(lock.resources(), &started.resources[..]);
+                    assert!(lock.attempts() >= 1);
+                    self.locks.push(lock);
                 }
-                _ => {}
+                Ok(Done::Released(r)) => {
+                    assert_eq!(r.attempt.nodes.len(), nodes);
+                    assert!(r.confirmed <= nodes);
+                }
+                Err(e) => {
+                    for a in &e.attempts {
+                        assert_eq!(a.nodes.len(), nodes, "{op}: attempt report size");
+                    }
+                    let _ = e.to_string();
+                }
             }
         }
         assert_eq!(
@@ -305,6 +304,21 @@ impl Harness {
             "in_flight disagrees"
         );
         let _ = self.engine.poll_timeout();
+    }
+
+    /// An event that completes no operation.
+    fn other_event(&mut self, event: Event, nodes: usize) {
+        if let Event::Reconnect { node, reason } = event {
+            assert!(node.index() < nodes);
+            assert!(
+                !self.engine.is_connected(node),
+                "Reconnect for {node}, still connected"
+            );
+            let _ = reason.to_string();
+            self.wire[node.index()].clear();
+            self.up[node.index()] = false;
+            self.reconnects += 1;
+        }
     }
 
     /// A plausible reply to the oldest unanswered command on `node` (`grant` picks yes/no for

@@ -639,7 +639,19 @@ pub fn cancellation<C: Client>(nodes: usize) {
 /// Bad configuration is reported at once, before any connection.
 pub fn bad_config<C: Client>() {
     let err = C::connect(&["http://127.0.0.1:1".to_string()], test_options()).expect_err("bad url");
-    assert!(matches!(err, Error::Config(_)), "{err}");
+    assert!(matches!(err, Error::InvalidUrl(_)), "{err}");
+    let twice = [
+        "redis://127.0.0.1:1".to_string(),
+        "redis://127.0.0.1:1/".to_string(),
+    ];
+    let err = C::connect(&twice, test_options()).expect_err("a node listed twice");
+    assert!(
+        matches!(
+            err,
+            Error::Config(redlock_core::Error::DuplicateNode { .. })
+        ),
+        "{err}"
+    );
     let err = C::connect(&[], test_options()).expect_err("no nodes");
     assert!(matches!(err, Error::Config(_)), "{err}");
     let cluster = Cluster::start(1);

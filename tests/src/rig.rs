@@ -103,9 +103,7 @@ impl Rig {
         match Link::open(&mut self.nodes[i]) {
             Some(link) => {
                 self.links[i] = Some(link);
-                self.engine
-                    .handle_connected(self.now, NodeId::new(i))
-                    .expect("known node");
+                self.engine.handle_connected(self.now, NodeId::new(i));
                 true
             }
             None => false,
@@ -124,9 +122,7 @@ impl Rig {
         if let Some(old) = self.links[i].take() {
             old.close(&mut self.nodes[i], self.now, 0);
         }
-        self.engine
-            .handle_disconnected(self.now, NodeId::new(i))
-            .expect("known node");
+        self.engine.handle_disconnected(self.now, NodeId::new(i));
     }
 
     /// Moves the engine's queued output onto the links and collects its events (closing the
@@ -182,9 +178,7 @@ impl Rig {
                 let closed = link.is_closed(&self.nodes[i]);
                 if !replies.is_empty() {
                     moved = true;
-                    self.engine
-                        .handle_input(self.now, NodeId::new(i), &replies)
-                        .expect("known node");
+                    self.engine.handle_input(self.now, NodeId::new(i), &replies);
                 }
                 if closed {
                     self.disconnect(i);

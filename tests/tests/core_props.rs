@@ -272,10 +272,7 @@ impl Sim {
         }
         if let Some(link) = Link::open(&mut self.nodes[n]) {
             client.links[n] = Some(link);
-            client
-                .engine
-                .handle_connected(self.now, NodeId::new(n))
-                .expect("known node");
+            client.engine.handle_connected(self.now, NodeId::new(n));
         }
     }
 
@@ -284,8 +281,7 @@ impl Sim {
             link.close(&mut self.nodes[n], self.now, flush);
             self.clients[c]
                 .engine
-                .handle_disconnected(self.now, NodeId::new(n))
-                .expect("known node");
+                .handle_disconnected(self.now, NodeId::new(n));
         }
     }
 
@@ -311,10 +307,7 @@ impl Sim {
         if let Some(link) = &mut client.links[n] {
             let bytes = link.read(max);
             if !bytes.is_empty() {
-                client
-                    .engine
-                    .handle_input(self.now, NodeId::new(n), &bytes)
-                    .expect("known node");
+                client.engine.handle_input(self.now, NodeId::new(n), &bytes);
             }
         }
         self.check_eof(c, n);
@@ -665,10 +658,7 @@ impl Sim {
                     let bytes = link.read(None);
                     if !bytes.is_empty() {
                         moved = true;
-                        client
-                            .engine
-                            .handle_input(self.now, NodeId::new(n), &bytes)
-                            .expect("known node");
+                        client.engine.handle_input(self.now, NodeId::new(n), &bytes);
                     }
                     self.check_eof(c, n);
                     self.drain()?;
@@ -994,33 +984,26 @@ impl Solo {
                 if let Some(link) = &mut self.links[n] {
                     let bytes = link.read(max.map(usize::from));
                     let closed = link.readable() == 0 && link.is_closed(&self.nodes[n]);
-                    self.engine
-                        .handle_input(now, NodeId::new(n), &bytes)
-                        .unwrap();
+                    self.engine.handle_input(now, NodeId::new(n), &bytes);
                     if closed {
                         self.links[n] = None;
-                        self.engine
-                            .handle_disconnected(now, NodeId::new(n))
-                            .unwrap();
+                        self.engine.handle_disconnected(now, NodeId::new(n));
                     }
                 }
             }
             Input::Garbage { n, bytes } => {
                 self.engine
-                    .handle_input(now, NodeId::new(usize::from(*n) % nn), bytes)
-                    .unwrap();
+                    .handle_input(now, NodeId::new(usize::from(*n) % nn), bytes);
             }
             Input::Disconnect { n } => {
                 let n = usize::from(*n) % nn;
                 self.links[n] = None;
-                self.engine
-                    .handle_disconnected(now, NodeId::new(n))
-                    .unwrap();
+                self.engine.handle_disconnected(now, NodeId::new(n));
             }
             Input::Connect { n } => {
                 let n = usize::from(*n) % nn;
                 self.links[n] = Link::open(&mut self.nodes[n]);
-                self.engine.handle_connected(now, NodeId::new(n)).unwrap();
+                self.engine.handle_connected(now, NodeId::new(n));
             }
             Input::Advance { ms: d } => {
                 self.now += ms(u64::from(*d));

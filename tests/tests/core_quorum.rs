@@ -225,9 +225,7 @@ fn silent_nodes_time_out_and_are_unreachable() {
     assert_eq!(reconnects, [1, 2]);
     assert!(!rig.engine.is_connected(NodeId::new(1)));
     // A late reply on the abandoned socket is not matched to anything.
-    rig.engine
-        .handle_input(rig.now, NodeId::new(1), b":1\r\n")
-        .unwrap();
+    rig.engine.handle_input(rig.now, NodeId::new(1), b":1\r\n");
     assert_eq!(rig.engine.poll_event(), None);
 }
 

@@ -181,14 +181,12 @@ fn run_split(
             let _ = node;
             for &cut in cuts {
                 rig.engine
-                    .handle_input(start, NodeId::new(i), &bytes[from..cut])
-                    .unwrap();
+                    .handle_input(start, NodeId::new(i), &bytes[from..cut]);
                 from = cut;
             }
         }
         rig.engine
-            .handle_input(start, NodeId::new(i), &bytes[from..])
-            .unwrap();
+            .handle_input(start, NodeId::new(i), &bytes[from..]);
     }
     // Then everything else, whole, and release what was acquired.
     rig.pump();
@@ -223,15 +221,7 @@ fn check_complete(sc: &Scenario, o: &Observed) -> Result<(), TestCaseError> {
     let acquired = o
         .events
         .iter()
-        .filter(|e| {
-            matches!(
-                e,
-                Event::Completed {
-                    result: Ok(Done::Acquired(_)),
-                    ..
-                }
-            )
-        })
+        .filter(|e| matches!(e, Event::Acquired { result: Ok(_), .. }))
         .count();
     prop_assert_eq!(
         completed,
@@ -381,7 +371,7 @@ fn garbage_with_nothing_pending() {
                 rig.pump(); // the handshake is answered: nothing pending
                 prop_assert!(rig.events.is_empty());
                 let node = NodeId::new(0);
-                rig.engine.handle_input(rig.now, node, &bytes).unwrap();
+                rig.engine.handle_input(rig.now, node, &bytes);
                 let mut events = Vec::new();
                 while let Some(e) = rig.engine.poll_event() {
                     events.push(e);
@@ -445,12 +435,12 @@ fn garbage_with_requests_pending() {
             }
             let node = NodeId::new(target);
             if before_replies {
-                rig.engine.handle_input(rig.now, node, &bytes).unwrap();
+                rig.engine.handle_input(rig.now, node, &bytes);
                 rig.drain();
                 rig.pump();
             } else {
                 rig.pump();
-                rig.engine.handle_input(rig.now, node, &bytes).unwrap();
+                rig.engine.handle_input(rig.now, node, &bytes);
                 rig.drain();
             }
             for _ in 0..20 {

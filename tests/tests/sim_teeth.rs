@@ -62,7 +62,7 @@ fn fenced(seed: u64, skip_write_back: bool) -> Scenario {
     s.pause_after_check = 0.3;
     s.pause = (ms(1), ms(200));
     if skip_write_back {
-        s.options.scripts.fence = SKIPPED_FENCE.into();
+        s.options.scripts.fence = Some(SKIPPED_FENCE.into());
         s.learn = vec![(SKIPPED_FENCE.into(), ScriptKind::Reply(1))];
     }
     s
@@ -157,7 +157,7 @@ fn skipping_the_fence_write_back_breaks_fencing() {
     for check in [Check::TokenOrder, Check::StaleWrite] {
         finds("fence skipped (fencing profile)", 1000, check, |s| {
             let mut s = Scenario::fencing(s);
-            s.options.scripts.fence = SKIPPED_FENCE.into();
+            s.options.scripts.fence = Some(SKIPPED_FENCE.into());
             s.learn = vec![(SKIPPED_FENCE.into(), ScriptKind::Reply(1))];
             s
         });

@@ -253,7 +253,7 @@ impl<R: Runtime> Driver<R> {
             match seen {
                 Seen::Connected(i) => {
                     s.settled[i] = true;
-                    let _ = s.engine.handle_connected(now, NodeId::new(i));
+                    s.engine.handle_connected(now, NodeId::new(i));
                 }
                 Seen::ConnectFailed(i) => s.settled[i] = true,
                 Seen::Input(i, range) => {
@@ -262,7 +262,7 @@ impl<R: Runtime> Driver<R> {
                         .handle_input(now, NodeId::new(i), &self.input[range]);
                 }
                 Seen::Disconnected(i) => {
-                    let _ = s.engine.handle_disconnected(now, NodeId::new(i));
+                    s.engine.handle_disconnected(now, NodeId::new(i));
                 }
             }
         }

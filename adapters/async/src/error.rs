@@ -28,9 +28,11 @@ pub enum Error {
         /// Every attempt, last one deciding (empty when refused before sending).
         attempts: Vec<Attempt>,
     },
-    /// Bad configuration or a call that can never succeed (bad URL, no resources, ttl shorter
-    /// than the drift margin, …). Nothing was sent.
+    /// Bad configuration or a call that can never succeed (no resources, ttl shorter than the
+    /// drift margin, a node listed twice, …). Nothing was sent.
     Config(redlock_core::Error),
+    /// A node URL that cannot be used (its credentials are never shown). Nothing was sent.
+    InvalidUrl(crate::node_url::UrlError),
 }
 
 impl Error {
@@ -41,7 +43,7 @@ impl Error {
             | Error::Unreachable { attempts }
             | Error::NotHeld { attempts }
             | Error::Expired { attempts } => attempts,
-            Error::Config(_) => &[],
+            Error::Config(_) | Error::InvalidUrl(_) => &[],
         }
     }
 
@@ -93,6 +95,7 @@ impl fmt::Display for Error {
             Error::NotHeld { .. } => write!(f, "lock no longer held on a quorum ({n} attempt(s))")?,
             Error::Expired { .. } => write!(f, "lock validity ran out")?,
             Error::Config(e) => return write!(f, "{e}"),
+            Error::InvalidUrl(e) => return write!(f, "{e}"),
         }
         if let Some(last) = self.attempts().last() {
             write!(f, "; last attempt {last}")?;
@@ -101,11 +104,12 @@ impl fmt::Display for Error {
     }
 }
 
-impl std::error::Error for Error {
-    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
-        match self {
-            Error::Config(e) => Some(e),
-            _ => None,
-        }
+/// `Display` already says the cause of [`Error::Config`] and [`Error::InvalidUrl`], so `source`
+/// returns `None`: a reporter that walks the chain prints it once.
+impl std::error::Error for Error {}
+
+impl From<crate::node_url::UrlError> for Error {
+    fn from(e: crate::node_url::UrlError) -> Self {
+        Error::InvalidUrl(e)
     }
 }

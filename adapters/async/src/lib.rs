@@ -29,6 +29,7 @@ mod client;
 mod driver;
 mod error;
 mod lease;
+mod node_url;
 mod runtime;
 pub mod setup;
 pub mod waiters;
@@ -36,6 +37,7 @@ pub mod waiters;
 pub use client::Redlock;
 pub use error::Error;
 pub use lease::Lease;
+pub use node_url::{parse_node_url, UrlError};
 pub use runtime::{BoxFuture, Connection, Runtime};
 
 pub use redlock_core::{

@@ -2,14 +2,16 @@
 //! and draw lock tokens. Shared with `redlock-blocking`.
 
 use crate::error::Error;
+use crate::node_url::{parse_node_url, UrlError};
 use redlock_core::{Config, Engine, NodeConfig, Options, Token};
 use std::time::{Duration, Instant};
 
 /// A new engine for `urls`, the node list it was built from, and how long a first connection
 /// attempt may take (`max(node_timeout, 1 s)`).
 ///
-/// Returns [`Error::Config`] for an unparsable URL, no nodes, an option out of range, or a
-/// `rediss://` URL (no adapter here has TLS built in).
+/// Returns [`Error::InvalidUrl`] for an unparsable URL or a `rediss://` one (no adapter here
+/// has TLS built in), [`Error::Config`] for no nodes, a node listed twice or an option out of
+/// range.
 pub fn new_engine<I, S>(
     urls: I,
     options: &Options,
@@ -18,13 +20,21 @@ where
     I: IntoIterator<Item = S>,
     S: AsRef<str>,
 {
-    let config = Config::from_urls(urls, options.clone())?;
-    if let Some(n) = config.nodes.iter().find(|n| n.tls) {
-        return Err(Error::Config(redlock_core::Error::InvalidUrl {
-            url: format!("rediss://{n}"),
-            reason: "TLS is not built into this adapter; use redis://".into(),
-        }));
-    }
+    let nodes = urls
+        .into_iter()
+        .map(|url| {
+            let url = url.as_ref();
+            let node = parse_node_url(url)?;
+            if node.tls {
+                return Err(UrlError::refused(
+                    url,
+                    "TLS is not built into this adapter; use redis://",
+                ));
+            }
+            Ok(node)
+        })
+        .collect::<Result<Vec<_>, UrlError>>()?;
+    let config = Config::new(nodes, options.clone());
     let mut seed = [0u8; 8];
     getrandom::fill(&mut seed).expect("the OS random number generator failed");
     let nodes = config.nodes.clone();

@@ -102,7 +102,7 @@ impl Shared {
                     {
                         s.writers[i] = None;
                         let _ = w.shutdown(Shutdown::Both);
-                        let _ = s.engine.handle_disconnected(now, NodeId::new(i));
+                        s.engine.handle_disconnected(now, NodeId::new(i));
                     }
                 }
                 self.collect(&mut s, now, &mut woken);
@@ -372,7 +372,7 @@ fn node_thread(
                 // Nothing meant for the last connection goes out on this one.
                 s.out[i].clear();
                 let now = Instant::now();
-                let _ = s.engine.handle_connected(now, id);
+                s.engine.handle_connected(now, id);
                 shared.changed.notify_all();
                 shared.settle(s, now);
                 backoff = BACKOFF_MIN;
@@ -397,7 +397,7 @@ fn node_thread(
             let _ = w.shutdown(Shutdown::Both);
         }
         let now = Instant::now();
-        let _ = s.engine.handle_disconnected(now, id);
+        s.engine.handle_disconnected(now, id);
         shared.settle(s, now);
         tracing::debug!(node = %node, "redlock: disconnected");
         let mut s = shared.lock();
@@ -417,7 +417,7 @@ fn read_loop(shared: &Shared, id: NodeId, mut reader: TcpStream, buf: &mut [u8])
             Ok(n) => {
                 let mut s = shared.lock();
                 let now = Instant::now();
-                let _ = s.engine.handle_input(now, id, &buf[..n]);
+                s.engine.handle_input(now, id, &buf[..n]);
                 shared.settle(s, now);
             }
             Err(e)
