@@ -66,8 +66,8 @@ enum Command {
 /// Where the lock lives: shared by `run` and `status`.
 #[derive(Debug, Clone, Args)]
 pub struct NodeArgs {
-    /// Redis nodes (independent masters), comma-separated:
-    /// redis://[user:pass@]host:port[/db],…
+    /// Redis nodes (independent masters), comma-separated URLs
+    /// redis://user:pass@host:port/db (user:pass@ and /db optional)
     #[arg(
         long,
         env = "REDLOCK_NODES",

@@ -493,7 +493,7 @@ impl Sim {
                 _ => {}
             },
             Hold::Acquiring(op) | Hold::Extending(op, _) | Hold::Releasing(op) => {
-                if choice % 4 == 0 {
+                if choice.is_multiple_of(4) {
                     client
                         .engine
                         .cancel(now, op)

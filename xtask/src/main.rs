@@ -2,8 +2,8 @@
 //!
 //! - `test`: installs `redis-server` when missing (via apt-get, as root), then runs
 //!   `cargo fmt --check`, clippy with `-D warnings` (which also enforces the core's sans-IO
-//!   rule, through `core/clippy.toml`), the check of the core's dependencies, and
-//!   every test in the workspace. `.ci/run` calls exactly this.
+//!   rule, through `core/clippy.toml`), `cargo doc` with warnings denied, the check of the
+//!   core's dependencies, and every test in the workspace. `.ci/run` calls exactly this.
 
 // A command-line tool: printing is its job (the lint is for the library crates).
 #![allow(clippy::print_stderr, clippy::print_stdout)]
@@ -19,7 +19,7 @@ fn main() -> ExitCode {
         Some("bench") => bench(&args[1..]),
         Some("fuzz") => fuzz(&args[1..]),
         _ => Err(format!(
-            "usage: cargo xtask <task>\n\ntasks:\n  test    fmt, clippy, sans-IO check and every test (what CI runs)\n  demo    5 local redis-server nodes, 32 contending workers, verified\n  bench   the benchmark matrix (release), with rslock and redis-benchmark\n  fuzz    [SECONDS|smoke] each cargo-fuzz target for SECONDS (default 60; needs nightly)\n\ngot: {}",
+            "usage: cargo xtask <task>\n\ntasks:\n  test    fmt, clippy, doc, sans-IO check and every test (what CI runs)\n  demo    5 local redis-server nodes, 32 contending workers, verified\n  bench   the benchmark matrix (release), with rslock and redis-benchmark\n  fuzz    [SECONDS|smoke] each cargo-fuzz target for SECONDS (default 60; needs nightly)\n\ngot: {}",
             args.join(" ")
         )),
     };
@@ -148,6 +148,11 @@ fn test() -> Result<(), String> {
         "warnings",
     ]);
     run("cargo clippy -D warnings", clippy)?;
+    // Broken intra-doc links and malformed doc comments fail here, not on docs.rs after a release.
+    let mut doc = cargo();
+    doc.args(["doc", "--workspace", "--no-deps"])
+        .env("RUSTDOCFLAGS", "-D warnings");
+    run("cargo doc -D warnings", doc)?;
     sans_io_check()?;
     let mut tests = cargo();
     tests.args(["test", "--workspace"]);

@@ -1,7 +1,7 @@
 //! # redlock-async-std
 //!
 //! The Redlock distributed lock on async-std. All the logic lives in `redlock-async` and
-//! `redlock-core`; this crate supplies the [`Runtime`](redlock_async::Runtime) for async-std.
+//! `redlock-core`; this crate supplies the [`Runtime`] for async-std.
 //!
 //! **async-std is discontinued upstream** (its maintainers recommend smol). This adapter
 //! exists for code bases that still run on it; new code should use `redlock-smol`, which has
@@ -36,7 +36,7 @@ pub use redlock_async::{
     Runtime, Scripts,
 };
 
-/// The async-std [`Runtime`](redlock_async::Runtime).
+/// The async-std [`Runtime`].
 #[derive(Debug, Clone, Copy, Default)]
 pub struct AsyncStd;
 

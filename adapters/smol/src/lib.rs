@@ -1,7 +1,7 @@
 //! # redlock-smol
 //!
 //! The Redlock distributed lock on smol. All the logic lives in `redlock-async` and
-//! `redlock-core`; this crate supplies the [`Runtime`](redlock_async::Runtime) for smol
+//! `redlock-core`; this crate supplies the [`Runtime`] for smol
 //! (`smol::net`, `smol::Timer`, and tasks on smol's global executor).
 //!
 //! ```no_run
@@ -33,7 +33,7 @@ pub use redlock_async::{
     Runtime, Scripts,
 };
 
-/// The smol [`Runtime`](redlock_async::Runtime).
+/// The smol [`Runtime`].
 #[derive(Debug, Clone, Copy, Default)]
 pub struct Smol;
 

@@ -1,7 +1,7 @@
 //! # redlock-tokio
 //!
 //! The Redlock distributed lock on tokio. All the logic lives in `redlock-async` and
-//! `redlock-core`; this crate supplies the [`Runtime`](redlock_async::Runtime) for tokio.
+//! `redlock-core`; this crate supplies the [`Runtime`] for tokio.
 //! Call it from inside a tokio runtime.
 //!
 //! ```no_run
@@ -41,7 +41,7 @@ pub use redlock_async::{
     Runtime, Scripts,
 };
 
-/// The tokio [`Runtime`](redlock_async::Runtime): `tokio::net::TcpStream`, `tokio::time`,
+/// The tokio [`Runtime`]: `tokio::net::TcpStream`, `tokio::time`,
 /// `tokio::spawn`.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct Tokio;
