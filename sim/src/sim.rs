@@ -66,7 +66,7 @@
 //!
 //! # Running
 //!
-//! `cargo test -p redlock-tests --test 'sim_*'` runs the sweeps with their CI seed counts.
+//! `cargo test -p redlock-sim --test 'sim_*'` runs the sweeps with their CI seed counts.
 //! Environment: `SIM_SEEDS=n` seeds per sweep (e.g. `SIM_SEEDS=1000000` for a long local run,
 //! better with `--release`), `SIM_SEED_START=s` to start elsewhere than 0, `SIM_SEED=s` to run
 //! exactly one seed, `SIM_LOG=1` (with `SIM_SEED`) to print that run event by event (every
@@ -2086,7 +2086,7 @@ pub fn check_sweep(
 /// it (with the run's log when `SIM_LOG=1`).
 pub fn replay_message(test_binary: &str, test_name: &str, seed: u64, what: &str) -> String {
     format!(
-        "seed={seed}: {what}\nreplay: SIM_SEED={seed} SIM_LOG=1 cargo test -p redlock-tests --test \
+        "seed={seed}: {what}\nreplay: SIM_SEED={seed} SIM_LOG=1 cargo test -p redlock-sim --test \
          {test_binary} -- --exact {test_name} --nocapture"
     )
 }

@@ -1,6 +1,6 @@
-//! Deterministic simulation, the fencing checkers under every fault (see `redlock_tests::sim`).
+//! Deterministic simulation, the fencing checkers under every fault (see `redlock_sim::sim`).
 
-use redlock_tests::sim::{self, Check, Scenario};
+use redlock_sim::sim::{self, Check, Scenario};
 
 #[test]
 fn fencing_under_all_faults() {

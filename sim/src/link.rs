@@ -9,7 +9,7 @@
 //! what to move next, and what to throw away on [`Link::close`].
 //!
 //! ```
-//! use redlock_tests::{link::Link, model::Node};
+//! use redlock_sim::{link::Link, model::Node};
 //! use std::time::Instant;
 //!
 //! let now = Instant::now();

@@ -22,7 +22,7 @@
 //! [`Node::inject`] to fail, hang, close or garble particular commands.
 //!
 //! ```
-//! use redlock_tests::model::{Node, Value};
+//! use redlock_sim::model::{Node, Value};
 //! use std::time::{Duration, Instant};
 //!
 //! let t0 = Instant::now(); // any instant: the model only compares instants it is given
@@ -198,9 +198,9 @@ impl std::error::Error for ProtocolError {}
 ///
 /// ```
 /// let mut buf = bytes::BytesMut::from(&b"*2\r\n$3\r\nGET\r\n$1\r\nk\r\n*1\r\n$4\r\nPI"[..]);
-/// let cmd = redlock_tests::model::parse_command(&mut buf).unwrap().unwrap();
+/// let cmd = redlock_sim::model::parse_command(&mut buf).unwrap().unwrap();
 /// assert_eq!(cmd, vec![bytes::Bytes::from_static(b"GET"), bytes::Bytes::from_static(b"k")]);
-/// assert_eq!(redlock_tests::model::parse_command(&mut buf).unwrap(), None);
+/// assert_eq!(redlock_sim::model::parse_command(&mut buf).unwrap(), None);
 /// ```
 pub fn parse_command(buf: &mut BytesMut) -> Result<Option<Vec<Bytes>>, ProtocolError> {
     loop {

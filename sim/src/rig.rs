@@ -8,7 +8,7 @@
 //!
 //! ```
 //! use redlock_core::{Done, Options};
-//! use redlock_tests::rig::Rig;
+//! use redlock_sim::rig::Rig;
 //! use std::time::Duration;
 //!
 //! let mut rig = Rig::new(3, Options::default(), 7);
