@@ -1,5 +1,5 @@
 //! Properties of the sans-IO engine, through the public API of `redlock-core`, against model
-//! nodes (`redlock_sim::model`) connected by byte-queue links (`redlock_sim::link`).
+//! nodes (`redlock_sim::Node`) connected by byte-queue links (`redlock_sim::Link`).
 //!
 //! Each property runs a proptest-generated schedule: which client/node pair's bytes move next
 //! (whole or split anywhere), which connections drop (losing or flushing what was in flight),
@@ -22,8 +22,8 @@ use proptest::test_runner::{Config as ProptestConfig, TestCaseError, TestRunner}
 use redlock_core::{
     Config, Done, Engine, Error, Event, Lock, NodeConfig, NodeId, OpError, OpId, Options, Token,
 };
-use redlock_sim::link::Link;
-use redlock_sim::model::Node;
+use redlock_sim::Link;
+use redlock_sim::Node;
 use std::cell::Cell;
 use std::collections::BTreeSet;
 use std::time::{Duration, Instant};
@@ -1034,11 +1034,8 @@ impl Solo {
             }
             Input::Stall { n, on } => self.nodes[usize::from(*n) % nn].set_stalled(*on),
             Input::Hang { n } => self.nodes[usize::from(*n) % nn].inject(
-                redlock_sim::model::Fault::new(
-                    redlock_sim::model::Match::Any,
-                    redlock_sim::model::FaultAction::Hang,
-                )
-                .times(1),
+                redlock_sim::Fault::new(redlock_sim::Match::Any, redlock_sim::FaultAction::Hang)
+                    .times(1),
             ),
             Input::FlushScripts { n } => self.nodes[usize::from(*n) % nn].flush_scripts(),
         }

@@ -23,8 +23,8 @@
 #![allow(clippy::print_stderr)]
 
 use redlock_core::{Done, Event, NodeId, Options};
-use redlock_sim::rig::Rig;
-use redlock_sim::sim::{self, Check, Scenario};
+use redlock_sim::Rig;
+use redlock_sim::{self as sim, Check, Scenario};
 use std::time::Duration;
 
 fn ms(n: u64) -> Duration {
