@@ -37,7 +37,8 @@ pub enum FaultAction {
     Before(Value),
 }
 
-/// A rule injected with [`Node::inject`](crate::Node::inject): the first rule that matches a command decides its fate.
+/// A rule injected with [`Node::inject`](crate::Node::inject): the first rule that matches a
+/// command decides its fate.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Fault {
     /// Which commands it applies to.

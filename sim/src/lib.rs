@@ -18,8 +18,8 @@
 //!   [`Value::encode`] are the two halves, usable on their own.
 //!
 //! The lock scripts are not interpreted as Lua: the node knows the engine's default scripts
-//! ([`redlock_core::ACQUIRE`], [`EXTEND`](redlock_core::EXTEND), [`RELEASE`](redlock_core::RELEASE), and the fencing pair
-//! [`FENCED_ACQUIRE`](redlock_core::FENCED_ACQUIRE) / [`FENCE`](redlock_core::FENCE)) by source and SHA-1 and runs their semantics natively
+//! ([`redlock_core::ACQUIRE`], [`EXTEND`], [`RELEASE`], and the fencing pair
+//! [`FENCED_ACQUIRE`] / [`FENCE`]) by source and SHA-1 and runs their semantics natively
 //! ([`ScriptKind`]); other sources can be taught with [`Node::learn_script`]. The script cache
 //! behaves as Redis's does: empty at start and after a restart or `SCRIPT FLUSH`, filled by `EVAL`
 //! and `SCRIPT LOAD`, and `EVALSHA` of an unknown SHA replies [`NOSCRIPT`].
@@ -34,7 +34,7 @@
 //! # The simulation
 //!
 //! A seeded, single-threaded simulation of Redlock: several clients (each its own
-//! [`Engine`](redlock_core::Engine)) and N model Redis nodes ([`Node`]) on a simulated network, in virtual time,
+//! [`Engine`]) and N model Redis nodes ([`Node`]) on a simulated network, in virtual time,
 //! with faults, and checkers that watch what the clients believe.
 //!
 //! Same [`Scenario`] (it carries its seed), same run: everything random comes from one
@@ -49,7 +49,7 @@
 //!   rate of real (simulated) time, from its own offset. A client's engine only ever sees its
 //!   own clock; a node's keys expire on the node's clock; `INFO` uptime is node time.
 //! - **Network.** Each client has one connection per node at a time. Bytes from
-//!   [`Engine::poll_transmit`](redlock_core::Engine::poll_transmit) and reply bytes from the node travel as chunks (sometimes split
+//!   [`Engine::poll_transmit`] and reply bytes from the node travel as chunks (sometimes split
 //!   at random points) with a per-chunk latency drawn from a range (jitter), occasionally a
 //!   spike; each direction of a connection is FIFO, as TCP is, and connections are independent
 //!   of each other (so requests on different connections reorder freely). A lost chunk
@@ -76,7 +76,7 @@
 //!
 //! - [`Check::Exclusion`]: a client *holds* a resource from the `Completed(Acquired)` (or
 //!   `Extended`) event until the earlier of the start of its release and the real instant its own
-//!   clock reaches [`Lock::valid_until`](redlock_core::Lock::valid_until) (paused or not: a paused client is a holder until then,
+//!   clock reaches [`Lock::valid_until`] (paused or not: a paused client is a holder until then,
 //!   and not after). No two clients hold a resource at the same real instant.
 //! - [`Check::TokenOrder`]: every fencing token handed out for a resource is larger than every
 //!   token handed out for it before (in real time).
@@ -107,6 +107,14 @@
 //! exactly one seed, `SIM_LOG=1` (with `SIM_SEED`) to print that run event by event (every
 //! command each node runs, every reply, every fault, every lock), `SIM_THREADS=n`. A failing
 //! sweep panics with its smallest failing seed and the command that replays it.
+//!
+//! [`EXTEND`]: redlock_core::EXTEND
+//! [`RELEASE`]: redlock_core::RELEASE
+//! [`FENCED_ACQUIRE`]: redlock_core::FENCED_ACQUIRE
+//! [`FENCE`]: redlock_core::FENCE
+//! [`Engine`]: redlock_core::Engine
+//! [`Engine::poll_transmit`]: redlock_core::Engine::poll_transmit
+//! [`Lock::valid_until`]: redlock_core::Lock::valid_until
 
 mod checker;
 mod clock;

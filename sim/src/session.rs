@@ -8,7 +8,8 @@ use redlock_core::Protocol;
 pub enum SessionState {
     /// Commands run and replies come back.
     Open,
-    /// Input is read and thrown away; no reply will ever come (a [`FaultAction::Hang`](crate::FaultAction::Hang)).
+    /// Input is read and thrown away; no reply will ever come (a
+    /// [`FaultAction::Hang`](crate::FaultAction::Hang)).
     Hung,
     /// The node closed the connection (protocol error, a close fault, a crash or restart).
     Closed,
@@ -64,7 +65,8 @@ impl Session {
     }
 
     /// Whether the connection is open, hung or closed. A session of a node that crashed or
-    /// restarted reads as closed only after its next [`Node::feed`](crate::Node::feed); see [`Node::is_alive`](crate::Node::is_alive).
+    /// restarted reads as closed only after its next [`Node::feed`](crate::Node::feed); see
+    /// [`Node::is_alive`](crate::Node::is_alive).
     pub fn state(&self) -> SessionState {
         self.state
     }

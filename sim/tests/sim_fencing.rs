@@ -1,4 +1,4 @@
-//! Deterministic simulation, the fencing checkers under every fault (see the `redlock_sim` crate docs).
+//! Deterministic simulation, the fencing checkers under every fault (see the `redlock_sim` docs).
 
 use redlock_sim::{self as sim, Check, Scenario};
 
