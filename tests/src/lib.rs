@@ -1,10 +1,6 @@
-//! Test support for redlock: an in-memory model of Redis nodes that speaks RESP and runs the
-//! lock scripts' semantics, and (for live tests) a harness that starts real `redis-server`s.
+//! Test support for redlock against live `redis-server`s: a harness that starts real nodes,
+//! misbehaving fake servers, and one conformance suite for every adapter.
 
 pub mod conformance;
 pub mod fake;
-pub mod link;
 pub mod live;
-pub mod model;
-pub mod rig;
-pub mod sim;

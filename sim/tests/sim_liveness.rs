@@ -1,6 +1,6 @@
-//! Deterministic simulation, the liveness checker (see `redlock_tests::sim`).
+//! Deterministic simulation, the liveness checker (see the `redlock_sim` crate docs).
 
-use redlock_tests::sim::{self, Check, Scenario};
+use redlock_sim::{self as sim, Check, Scenario};
 
 #[test]
 fn acquire_succeeds_with_a_quorum_up_and_no_contention() {

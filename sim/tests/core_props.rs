@@ -1,5 +1,5 @@
 //! Properties of the sans-IO engine, through the public API of `redlock-core`, against model
-//! nodes (`redlock_tests::model`) connected by byte-queue links (`redlock_tests::link`).
+//! nodes (`redlock_sim::Node`) connected by byte-queue links (`redlock_sim::Link`).
 //!
 //! Each property runs a proptest-generated schedule: which client/node pair's bytes move next
 //! (whole or split anywhere), which connections drop (losing or flushing what was in flight),
@@ -22,8 +22,8 @@ use proptest::test_runner::{Config as ProptestConfig, TestCaseError, TestRunner}
 use redlock_core::{
     Config, Done, Engine, Error, Event, Lock, NodeConfig, NodeId, OpError, OpId, Options, Token,
 };
-use redlock_tests::link::Link;
-use redlock_tests::model::Node;
+use redlock_sim::Link;
+use redlock_sim::Node;
 use std::cell::Cell;
 use std::collections::BTreeSet;
 use std::time::{Duration, Instant};
@@ -716,7 +716,7 @@ fn run(case: &Case, start: Instant) -> Result<Sim, String> {
 }
 
 /// A runner for `cases` cases; `CORE_PROPS_SCALE=k` multiplies every count by `k` for a deeper
-/// run (e.g. `CORE_PROPS_SCALE=20 cargo test --release -p redlock-tests --test core_props`).
+/// run (e.g. `CORE_PROPS_SCALE=20 cargo test --release -p redlock-sim --test core_props`).
 fn runner(cases: u32) -> TestRunner {
     let scale = std::env::var("CORE_PROPS_SCALE")
         .ok()
@@ -1017,11 +1017,8 @@ impl Solo {
             }
             Input::Stall { n, on } => self.nodes[usize::from(*n) % nn].set_stalled(*on),
             Input::Hang { n } => self.nodes[usize::from(*n) % nn].inject(
-                redlock_tests::model::Fault::new(
-                    redlock_tests::model::Match::Any,
-                    redlock_tests::model::FaultAction::Hang,
-                )
-                .times(1),
+                redlock_sim::Fault::new(redlock_sim::Match::Any, redlock_sim::FaultAction::Hang)
+                    .times(1),
             ),
             Input::FlushScripts { n } => self.nodes[usize::from(*n) % nn].flush_scripts(),
         }

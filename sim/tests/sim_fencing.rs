@@ -1,6 +1,6 @@
-//! Deterministic simulation, the fencing checkers under every fault (see `redlock_tests::sim`).
+//! Deterministic simulation, the fencing checkers under every fault (see the `redlock_sim` docs).
 
-use redlock_tests::sim::{self, Check, Scenario};
+use redlock_sim::{self as sim, Check, Scenario};
 
 #[test]
 fn fencing_under_all_faults() {

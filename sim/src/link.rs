@@ -9,7 +9,7 @@
 //! what to move next, and what to throw away on [`Link::close`].
 //!
 //! ```
-//! use redlock_tests::{link::Link, model::Node};
+//! use redlock_sim::{Link, Node};
 //! use std::time::Instant;
 //!
 //! let now = Instant::now();
@@ -22,7 +22,8 @@
 //! assert_eq!(&link.read(None)[..], b"+PONG\r\n");
 //! ```
 
-use crate::model::{Node, Session};
+use crate::node::Node;
+use crate::session::Session;
 use bytes::{Bytes, BytesMut};
 use std::time::Instant;
 
@@ -76,7 +77,7 @@ impl Link {
     }
 
     /// Lets `node` run input it buffered while stalled (see
-    /// [`Node::set_stalled`](crate::model::Node::set_stalled)).
+    /// [`Node::set_stalled`](crate::Node::set_stalled)).
     pub fn pump(&mut self, node: &mut Node, now: Instant) {
         let replies = node.feed(now, &mut self.session, &[]);
         self.to_client.extend_from_slice(&replies);

@@ -1,5 +1,5 @@
 //! Byte-level properties of the engine's input handling, through the public API of
-//! `redlock-core`, against model nodes (`redlock_tests::model`, `redlock_tests::rig`).
+//! `redlock-core`, against model nodes (`redlock_sim::Node`, `redlock_sim::Rig`).
 //!
 //! - `replies_split_anywhere_decode_the_same` (32 cases, each fed at every split point of one
 //!   node's reply stream): two chunks at every boundary give the same bytes out, events and
@@ -16,8 +16,8 @@ use bytes::Bytes;
 use proptest::prelude::*;
 use proptest::test_runner::{Config as ProptestConfig, TestCaseError, TestRunner};
 use redlock_core::{Config, Done, Event, NodeConfig, NodeId, OpId, Options, Protocol, Token};
-use redlock_tests::model::{Fault, FaultAction, KeyDump, Match, ScriptKind, Value};
-use redlock_tests::rig::Rig;
+use redlock_sim::Rig;
+use redlock_sim::{Fault, FaultAction, KeyDump, Match, ScriptKind, Value};
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
@@ -130,7 +130,7 @@ fn build(sc: &Scenario, start: Instant) -> Rig {
             ));
             node.inject(Fault::new(
                 Match::Command("EVALSHA".into()),
-                FaultAction::Reply(Value::error(redlock_tests::model::NOSCRIPT)),
+                FaultAction::Reply(Value::error(redlock_sim::NOSCRIPT)),
             ));
         }
         if sc.resp3 && sc.pushes[i] {

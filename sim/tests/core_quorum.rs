@@ -1,13 +1,13 @@
 //! Unit tests of the engine's quorum rules, through the public API of `redlock-core`, against
-//! model nodes (`redlock_tests::model`) wired up by `redlock_tests::rig`.
+//! model nodes (`redlock_sim::Node`) wired up by `redlock_sim::Rig`.
 
 use bytes::Bytes;
 use redlock_core::{
     script_sha, Config, ConnError, Done, Engine, Error, Event, Failure, NodeConfig, NodeId,
     OpError, Options, Outcome, Protocol, ACQUIRE, EXTEND, RELEASE,
 };
-use redlock_tests::model::{Fault, FaultAction, Match, Value, NOSCRIPT};
-use redlock_tests::rig::Rig;
+use redlock_sim::Rig;
+use redlock_sim::{Fault, FaultAction, Match, Value, NOSCRIPT};
 use std::time::{Duration, Instant};
 
 fn ms(n: u64) -> Duration {
@@ -368,7 +368,7 @@ fn cancelling_an_acquire_completes_it_and_releases_on_connected_nodes() {
     }
     let mut to = Vec::new();
     while let Some((node, bytes)) = rig.engine.poll_transmit() {
-        let cmds = redlock_tests::model::parse_commands(&bytes).unwrap();
+        let cmds = redlock_sim::parse_commands(&bytes).unwrap();
         assert_eq!(cmds.len(), 1);
         assert_eq!(script_name(&cmds[0]), Some("release"));
         assert_eq!(&cmds[0][3][..], b"r");

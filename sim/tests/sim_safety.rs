@@ -1,6 +1,6 @@
-//! Deterministic simulation, the safety checkers (see `redlock_tests::sim`).
+//! Deterministic simulation, the safety checkers (see the `redlock_sim` crate docs).
 
-use redlock_tests::sim::{self, Check, Scenario};
+use redlock_sim::{self as sim, Check, Scenario};
 
 #[test]
 fn safety_when_assumptions_hold() {

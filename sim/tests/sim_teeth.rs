@@ -12,8 +12,8 @@
 //! Seeds are fixed (0..budget), whatever `SIM_SEED`/`SIM_SEEDS` say.
 #![allow(clippy::print_stderr)]
 
-use redlock_tests::model::ScriptKind;
-use redlock_tests::sim::{self, Check, Rng, Scenario};
+use redlock_sim::ScriptKind;
+use redlock_sim::{self as sim, Check, Rng, Scenario};
 use std::time::{Duration, Instant};
 
 const SKIPPED_FENCE: &str = "-- the fence write-back, skipped\nreturn 1\n";

@@ -8,7 +8,7 @@
 //!
 //! ```
 //! use redlock_core::{Done, Options};
-//! use redlock_tests::rig::Rig;
+//! use redlock_sim::Rig;
 //! use std::time::Duration;
 //!
 //! let mut rig = Rig::new(3, Options::default(), 7);
@@ -20,7 +20,8 @@
 //! ```
 
 use crate::link::Link;
-use crate::model::Node;
+use crate::node::Node;
+use crate::request::parse_commands;
 use bytes::Bytes;
 use redlock_core::{
     Config, Done, Engine, Event, NodeConfig, NodeId, OpError, OpId, Options, Token,
@@ -260,6 +261,6 @@ impl Rig {
             .filter(|(n, _)| n.index() == i)
             .flat_map(|(_, b)| b.iter().copied())
             .collect();
-        crate::model::parse_commands(&bytes).expect("the engine sends valid commands")
+        parse_commands(&bytes).expect("the engine sends valid commands")
     }
 }

@@ -1,7 +1,7 @@
 //! Core behaviour the simulator found wrong. Bugs 1, 3 and 4 are fixed (per-attempt tokens; late
 //! replies dropped before classification; extend never shortens) and their tests run normally. Tests of bugs not yet
 //! fixed FAIL against the current core and are `#[ignore]`d so that the suite stays green; run
-//! them with `cargo test -p redlock-tests --test sim_findings -- --ignored`. Each bug has a small
+//! them with `cargo test -p redlock-sim --test sim_findings -- --ignored`. Each bug has a small
 //! deterministic reproduction through the public `Engine` API (model nodes driven by hand) and,
 //! where the simulator found it, the simulator sweep that finds it (with a replayable seed).
 //!
@@ -23,8 +23,8 @@
 #![allow(clippy::print_stderr)]
 
 use redlock_core::{Done, Event, NodeId, Options};
-use redlock_tests::rig::Rig;
-use redlock_tests::sim::{self, Check, Scenario};
+use redlock_sim::Rig;
+use redlock_sim::{self as sim, Check, Scenario};
 use std::time::Duration;
 
 fn ms(n: u64) -> Duration {

@@ -9,8 +9,8 @@
 use redlock_core::{
     Config, Done, Engine, Event, NodeConfig, NodeId, OpError, Options, Token, ACQUIRE,
 };
-use redlock_tests::link::Link;
-use redlock_tests::rig::Rig;
+use redlock_sim::Link;
+use redlock_sim::Rig;
 use std::time::Duration;
 
 fn ms(n: u64) -> Duration {

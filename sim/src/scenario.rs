@@ -1,0 +1,317 @@
+//! Scenarios: everything one run depends on, and the profiles that derive one from a seed
+//! (what faults they include, and which assumptions of the algorithm they keep).
+
+use crate::clock::{ms, nanos};
+use crate::rng::Rng;
+use crate::script::ScriptKind;
+use redlock_core::{Options, Protocol};
+use std::time::Duration;
+
+/// Everything one run depends on. The profile constructors ([`Scenario::safety`],
+/// [`Scenario::fencing`], [`Scenario::liveness`]) derive one from a seed; fields are public so
+/// tests can break things on purpose.
+#[derive(Debug, Clone)]
+pub struct Scenario {
+    /// Seeds the run (network, faults, client choices, lock tokens, engine jitter).
+    pub seed: u64,
+    /// Number of model nodes.
+    pub nodes: usize,
+    /// Number of clients.
+    pub clients: usize,
+    /// For each client, the nodes (indices) its engine is configured with, in order; `None`:
+    /// every client is configured with every node.
+    pub views: Option<Vec<Vec<usize>>>,
+    /// Number of resources (`r0`, `r1`, …) the clients contend for.
+    pub resources: usize,
+    /// Probability that an acquire asks for two resources at once.
+    pub multi: f64,
+    /// The engines' options (every client the same).
+    pub options: Options,
+    /// Scripts the nodes learn before the run (for custom [`Options::scripts`]).
+    pub learn: Vec<(String, ScriptKind)>,
+    /// Lock ttls are drawn from this range (whole milliseconds).
+    pub ttl: (Duration, Duration),
+    /// How long clients start new operations; the run then drains.
+    pub duration: Duration,
+    /// One-way latency of a chunk, drawn from this range.
+    pub latency: (Duration, Duration),
+    /// Probability that a chunk is delayed by up to [`Scenario::spike_max`] more.
+    pub spike: f64,
+    /// The largest latency spike.
+    pub spike_max: Duration,
+    /// Probability that a chunk is lost (black-holing that direction of its connection).
+    pub loss: f64,
+    /// Probability that a chunk is split into pieces.
+    pub split: f64,
+    /// Probability that request bytes in flight on a connection the client gave up on still
+    /// reach the node.
+    pub flush_on_close: f64,
+    /// Client clocks' rate error is drawn from this range (ppm).
+    pub client_ppm: (i64, i64),
+    /// Node clocks' rate error is drawn from this range (ppm).
+    pub node_ppm: (i64, i64),
+    /// Mean time between crashes of each node; `None`: no crashes.
+    pub crash_every: Option<Duration>,
+    /// How long a crashed node stays down.
+    pub down: (Duration, Duration),
+    /// Probability that a restart keeps the node's keys (persistence).
+    pub keep_data: f64,
+    /// At most this many nodes unavailable at once (down, stalled, or restarted less than
+    /// [`Scenario::rejoin`] ago); crashes and stalls that would exceed it are skipped.
+    pub max_down: usize,
+    /// How long after a restart a node still counts as unavailable for [`Scenario::max_down`].
+    pub rejoin: Duration,
+    /// Mean time between stalls of each node; `None`: no stalls.
+    pub stall_every: Option<Duration>,
+    /// How long a stall lasts.
+    pub stall: (Duration, Duration),
+    /// Mean time between pauses of each client; `None`: no random pauses.
+    pub pause_every: Option<Duration>,
+    /// How long a pause lasts (random pauses and pauses after a validity check alike).
+    pub pause: (Duration, Duration),
+    /// Probability that a client pauses between checking its lock is valid and writing to the
+    /// fenced store.
+    pub pause_after_check: f64,
+    /// Idle time between a client's locks.
+    pub think: (Duration, Duration),
+    /// Reconnect backoff: first delay and cap.
+    pub reconnect: (Duration, Duration),
+    /// Probability that an acquire gets cancelled while in flight.
+    pub cancel: f64,
+    /// Extend with a freshly drawn ttl (possibly shorter than the validity left) instead of the
+    /// lock's own ttl. While such an extend is in flight, or after it failed, the client still
+    /// goes by the old lock.
+    pub extend_any_ttl: bool,
+    /// With `Some(bound)`, check liveness: no acquire fails, none takes longer than `bound`.
+    pub liveness: Option<Duration>,
+    /// Keep a human-readable log of the run in [`Report::log`](crate::Report::log).
+    pub log: bool,
+}
+
+impl Scenario {
+    /// A calm scenario: `nodes` nodes, `clients` clients, default options, small latencies and
+    /// no faults. The base the profiles start from.
+    pub fn calm(seed: u64, nodes: usize, clients: usize) -> Scenario {
+        let mut options = Options::default();
+        options.retry_delay = ms(10);
+        options.retry_jitter = ms(5);
+        options.node_timeout = ms(50);
+        options.retry_count = Some(3);
+        Scenario {
+            seed,
+            nodes,
+            clients,
+            views: None,
+            resources: 1,
+            multi: 0.0,
+            options,
+            learn: Vec::new(),
+            ttl: (ms(100), ms(200)),
+            duration: Duration::from_secs(3),
+            latency: (Duration::from_micros(100), ms(3)),
+            spike: 0.0,
+            spike_max: Duration::ZERO,
+            loss: 0.0,
+            split: 0.2,
+            flush_on_close: 0.5,
+            client_ppm: (0, 0),
+            node_ppm: (0, 0),
+            crash_every: None,
+            down: (ms(10), ms(200)),
+            keep_data: 1.0,
+            max_down: nodes,
+            rejoin: Duration::ZERO,
+            stall_every: None,
+            stall: (ms(1), ms(100)),
+            pause_every: None,
+            pause: (ms(1), ms(100)),
+            pause_after_check: 0.0,
+            think: (ms(1), ms(20)),
+            reconnect: (ms(2), ms(200)),
+            cancel: 0.0,
+            extend_any_ttl: false,
+            liveness: None,
+            log: false,
+        }
+    }
+
+    /// The algorithm's assumptions hold: every clock within the drift `drift_factor` accounts
+    /// for (client against node), and a node that restarts empty only does so with
+    /// `restart_grace` set above the longest ttl (otherwise restarts keep their keys). Anything
+    /// else goes: latency, jitter and spikes, loss, reordering across connections, crashes,
+    /// stalls, pauses of any length (a paused client is a holder until `valid_until`, not
+    /// after), cancels, fencing on or off, RESP2 or RESP3.
+    pub fn safety(seed: u64) -> Scenario {
+        let mut r = Rng::new(seed ^ 0x5AFE_5AFE_5AFE_5AFE);
+        let nodes = r.pick(&[1, 2, 3, 3, 3, 4, 5, 5]);
+        let mut s = Scenario::calm(seed, nodes, r.range(2, 4) as usize);
+        s.resources = r.range(1, 3) as usize;
+        s.multi = 0.25;
+        let lo = r.range(30, 200);
+        s.ttl = (ms(lo), ms(lo + r.range(0, 300)));
+        let o = &mut s.options;
+        o.drift_factor = r.pick(&[0.01, 0.02, 0.05, 0.1]);
+        o.node_timeout = ms(r.range(5, 100));
+        o.retry_delay = ms(r.range(1, 30));
+        o.retry_jitter = Duration::from_nanos(r.range(0, nanos(o.retry_delay)));
+        o.retry_count = r.pick(&[Some(0), Some(1), Some(3), Some(10), None]);
+        o.fencing = r.chance(0.5);
+        o.protocol = if r.chance(0.3) {
+            Protocol::Resp3
+        } else {
+            Protocol::Resp2
+        };
+        if r.chance(0.3) {
+            o.key_prefix = "lk:".into();
+        }
+        let grace = r.chance(0.5).then(|| s.ttl.1.mul_f64(1.5) + ms(10));
+        s.options.restart_grace = grace;
+        // Relative rate of any node against any client within 1 / (1 - drift_factor).
+        let bound = drift_bound_ppm(s.options.drift_factor);
+        s.client_ppm = (-bound, bound);
+        s.node_ppm = (-bound, bound);
+        let hi = r.range(0, nanos(s.options.node_timeout) / 2 / 1000) * 1000;
+        s.latency = (
+            Duration::from_micros(r.range(20, 500)),
+            Duration::from_nanos(hi),
+        );
+        s.latency.1 = s.latency.1.max(s.latency.0);
+        s.spike = r.pick(&[0.0, 0.002, 0.01]);
+        s.spike_max = s.ttl.1.max(s.options.node_timeout * 3);
+        s.loss = r.pick(&[0.0, 0.0, 0.001, 0.005]);
+        s.split = 0.3;
+        // Request bytes already sent on a connection the engine gave up on may still arrive
+        // (FIN after data) and run after newer requests on a new connection. (Before the core
+        // gave each attempt its own token, a failed attempt's delayed cleanup release deleted
+        // the retry's key this way: `sim_findings`, bug 1.)
+        s.flush_on_close = 0.5;
+        if r.chance(0.6) {
+            s.crash_every = Some(ms(r.range(500, 4000)));
+            s.down = (ms(5), ms(r.range(10, 600)));
+            // Fence counters are keys too: an empty restart loses them, which no grace can
+            // make up for (see `Scenario::fencing`). Empty restarts only without fencing.
+            s.keep_data = if grace.is_some() && !s.options.fencing {
+                0.3
+            } else {
+                1.0
+            };
+        }
+        if r.chance(0.3) {
+            s.stall_every = Some(ms(r.range(500, 3000)));
+            s.stall = (ms(1), ms(r.range(5, 300)));
+        }
+        if r.chance(0.6) {
+            s.pause_every = Some(ms(r.range(200, 2000)));
+        }
+        s.pause = (ms(1), s.ttl.1 * 2);
+        s.pause_after_check = if s.options.fencing { 0.1 } else { 0.0 };
+        s.think = (ms(1), ms(r.range(1, 40)));
+        s.cancel = 0.05;
+        s.duration = ms(r.range(1500, 4000));
+        s
+    }
+
+    /// Fencing under every fault: like [`Scenario::safety`] with fencing always on, and with the
+    /// assumptions dropped: clocks drifting up to ±20% whatever `drift_factor` says, any
+    /// `restart_grace` (or none), pauses up to three ttls, many pauses between a validity check
+    /// and the write, and request bytes of abandoned connections still arriving late. Restarts
+    /// keep their keys: fence counters are keys, and no protocol over these scripts keeps tokens
+    /// increasing once a node forgets them (set `keep_data` below 1 to see it).
+    pub fn fencing(seed: u64) -> Scenario {
+        let mut s = Scenario::safety(seed);
+        let mut r = Rng::new(seed ^ 0xFE4C_E000_FE4C_E000);
+        s.options.fencing = true;
+        if r.chance(0.5) {
+            let wild = r.pick(&[20_000, 50_000, 200_000]);
+            s.client_ppm = (-wild, wild);
+            s.node_ppm = (-wild, wild);
+        }
+        s.options.restart_grace = r.pick(&[None, Some(ms(50)), s.options.restart_grace]);
+        s.keep_data = 1.0;
+        if s.crash_every.is_none() && r.chance(0.5) {
+            s.crash_every = Some(ms(r.range(500, 4000)));
+            s.down = (ms(5), ms(r.range(10, 600)));
+        }
+        s.flush_on_close = 0.5;
+        s.extend_any_ttl = r.chance(0.5);
+        s.pause = (ms(1), s.ttl.1 * 3);
+        s.pause_after_check = 0.3;
+        s
+    }
+
+    /// One client (no contention), a quorum of nodes always up: nodes crash (and stall) only
+    /// while fewer than a minority are unavailable, counting a restarted node as unavailable
+    /// until it may vote again; no loss, latency well under the request timeout, unlimited
+    /// retries. Every acquire must succeed, within the bound set in [`Scenario::liveness`].
+    pub fn liveness(seed: u64) -> Scenario {
+        let mut r = Rng::new(seed ^ 0x11FE_11FE_11FE_11FE);
+        let nodes = r.pick(&[1, 2, 3, 3, 4, 5, 5]);
+        let mut s = Scenario::calm(seed, nodes, 1);
+        s.resources = r.range(1, 3) as usize;
+        s.multi = 0.3;
+        let lo = r.range(30, 200);
+        s.ttl = (ms(lo), ms(lo + r.range(0, 300)));
+        let o = &mut s.options;
+        o.drift_factor = r.pick(&[0.01, 0.05]);
+        o.node_timeout = ms(r.range(20, 100));
+        o.retry_delay = ms(r.range(1, 30));
+        o.retry_jitter = Duration::from_nanos(r.range(0, nanos(o.retry_delay)));
+        o.retry_count = None;
+        o.fencing = r.chance(0.5);
+        let grace = r.chance(0.5).then(|| s.ttl.1.mul_f64(1.5) + ms(10));
+        s.options.restart_grace = grace;
+        let bound = drift_bound_ppm(s.options.drift_factor);
+        s.client_ppm = (-bound, bound);
+        s.node_ppm = (-bound, bound);
+        // Fast enough that two round trips (a fenced acquire) fit well inside the validity.
+        s.latency = (
+            Duration::from_micros(r.range(20, 500)),
+            (s.options.node_timeout / 5).min(s.ttl.0 / 10),
+        );
+        s.max_down = nodes - (nodes / 2 + 1);
+        // A restarted node votes again once its grace has passed on the client's clock, and the
+        // client has reconnected (backoff capped at `reconnect.1`).
+        s.rejoin = grace.map_or(Duration::ZERO, |g| g.mul_f64(1.1) + Duration::from_secs(1))
+            + s.reconnect.1 * 2;
+        if r.chance(0.8) {
+            s.crash_every = Some(ms(r.range(300, 2000)));
+            s.down = (ms(5), ms(r.range(10, 600)));
+            s.keep_data = 0.5;
+        }
+        if r.chance(0.3) {
+            s.stall_every = Some(ms(r.range(300, 2000)));
+            s.stall = (ms(1), ms(r.range(5, 300)));
+        }
+        if r.chance(0.5) {
+            s.pause_every = Some(ms(r.range(200, 2000)));
+        }
+        s.pause = (ms(1), s.ttl.1);
+        s.think = (ms(1), ms(r.range(1, 40)));
+        s.duration = ms(r.range(1500, 4000));
+        // Worst case: our own key left on a node whose release was lost (one ttl), a node
+        // rejoining, a pause, a stall, and reconnect backoff.
+        s.liveness = Some(
+            s.ttl.1 * 2 + s.rejoin + s.down.1 + s.pause.1 + s.stall.1 + Duration::from_secs(1),
+        );
+        s
+    }
+}
+
+/// The largest clock rate error (ppm) such that any two clocks within it differ in rate by at
+/// most `1 / (1 - drift_factor)`, with a 5% margin.
+pub(crate) fn drift_bound_ppm(drift_factor: f64) -> i64 {
+    (drift_factor / (2.0 - drift_factor) * 0.95 * 1e6) as i64
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn drift_bound_keeps_relative_rate_within_drift_factor() {
+        for df in [0.01, 0.05, 0.1, 0.3] {
+            let b = drift_bound_ppm(df) as f64 / 1e6;
+            assert!((1.0 + b) / (1.0 - b) <= 1.0 / (1.0 - df));
+        }
+    }
+}
