@@ -119,6 +119,7 @@
 mod checker;
 mod clock;
 mod commands;
+mod completion;
 mod digest;
 mod explore;
 mod fault;
@@ -137,6 +138,7 @@ mod value;
 mod world;
 
 pub use commands::NOSCRIPT;
+pub use completion::{completion, Done};
 pub use explore::{check_sweep, explore, sweep_seeds, Exploration, Sweep};
 pub use fault::{Fault, FaultAction, Match};
 pub use keyspace::KeyDump;

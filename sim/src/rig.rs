@@ -7,7 +7,8 @@
 //! [`Rig::advance`]). Reconnecting is left to the test ([`Rig::connect`]).
 //!
 //! ```
-//! use redlock_core::{Done, Options};
+//! use redlock_core::Options;
+//! use redlock_sim::Done;
 //! use redlock_sim::Rig;
 //! use std::time::Duration;
 //!
@@ -19,12 +20,13 @@
 //! assert_eq!(rig.holders(b"job"), 3);
 //! ```
 
+use crate::completion::{completion, Done};
 use crate::link::Link;
 use crate::node::Node;
 use crate::request::parse_commands;
 use bytes::Bytes;
 use redlock_core::{
-    Config, Done, Engine, Event, NodeConfig, NodeId, OpError, OpId, Options, Token,
+    Config, Engine, Event, NodeConfig, NodeId, OpError, OpId, Options, Token,
 };
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
@@ -141,17 +143,14 @@ impl Rig {
             }
             while let Some(event) = self.engine.poll_event() {
                 busy = true;
-                match &event {
-                    Event::Reconnect { node, .. } => {
-                        if let Some(old) = self.links[node.index()].take() {
-                            old.close(&mut self.nodes[node.index()], self.now, 0);
-                        }
+                if let Event::Reconnect { node, .. } = &event {
+                    if let Some(old) = self.links[node.index()].take() {
+                        old.close(&mut self.nodes[node.index()], self.now, 0);
                     }
-                    Event::Completed { op, result } => {
-                        let first = self.completed.insert(*op, result.clone()).is_none();
-                        assert!(first, "{op} completed twice");
-                    }
-                    _ => {}
+                }
+                if let Some((op, result)) = completion(&event) {
+                    let first = self.completed.insert(op, result).is_none();
+                    assert!(first, "{op} completed twice");
                 }
                 self.events.push(event);
             }

@@ -6,8 +6,9 @@
 //! and delete the key that attempt had just been granted: the lock was reported as held while a
 //! quorum of nodes no longer held it, and a second client could take it too.
 
+use redlock_sim::{completion, Done};
 use redlock_core::{
-    Config, Done, Engine, Event, NodeConfig, NodeId, OpError, Options, Token, ACQUIRE,
+    Config, Engine, Event, NodeConfig, NodeId, OpError, Options, Token, ACQUIRE,
 };
 use redlock_sim::Link;
 use redlock_sim::Rig;
@@ -109,7 +110,7 @@ fn a_cleanup_after_noscript_does_not_delete_the_next_attempts_keys() {
             other.handle_input(rig.now, NodeId::new(i), &bytes);
         }
         while let Some(event) = other.poll_event() {
-            if let Event::Completed { op, result: r } = event {
+            if let Some((op, r)) = completion(&event) {
                 assert_eq!(op, op2);
                 result = Some(r);
             }

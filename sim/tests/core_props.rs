@@ -16,11 +16,12 @@
 //!   every op completes exactly once, within a bounded number of timeout steps once every node
 //!   goes silent, and `handle_timeout` never leaves a timeout in the past.
 
+use redlock_sim::{completion, Done};
 use bytes::Bytes;
 use proptest::prelude::*;
 use proptest::test_runner::{Config as ProptestConfig, TestCaseError, TestRunner};
 use redlock_core::{
-    Config, Done, Engine, Error, Event, Lock, NodeConfig, NodeId, OpError, OpId, Options, Token,
+    Config, Engine, Error, Event, Lock, NodeConfig, NodeId, OpError, OpId, Options, Token,
 };
 use redlock_sim::Link;
 use redlock_sim::Node;
@@ -472,10 +473,7 @@ impl Sim {
                         w.end = w.end.min(now);
                     }
                     client.windows.clear();
-                    let op = client
-                        .engine
-                        .release(now, &lock)
-                        .map_err(|e| e.to_string())?;
+                    let op = client.engine.release(now, &lock);
                     client.in_flight.insert(op);
                     client.hold = Hold::Releasing(op);
                 }
@@ -536,7 +534,10 @@ impl Sim {
                                 link.close(&mut self.nodes[n], self.now, flush);
                             }
                         }
-                        Event::Completed { op, result } => self.completed(c, op, result)?,
+                        other if completion(&other).is_some() => {
+                            let (op, result) = completion(&other).expect("a completion");
+                            self.completed(c, op, result)?
+                        }
                         other => return Err(format!("unknown event {other:?}")),
                     }
                 }
@@ -907,7 +908,10 @@ impl Solo {
                     ensure!(!self.engine.is_connected(node), "Reconnect but connected");
                     self.links[node.index()] = None;
                 }
-                Event::Completed { op, result } => {
+                other => {
+                    let Some((op, result)) = completion(&other) else {
+                        return Err(format!("unknown event {other:?}"));
+                    };
                     ensure!(
                         self.in_flight.remove(&op),
                         "{op} completed twice or unknown"
@@ -916,7 +920,6 @@ impl Solo {
                         self.locks.push(lock);
                     }
                 }
-                other => return Err(format!("unknown event {other:?}")),
             }
         }
         Ok(())
@@ -961,7 +964,7 @@ impl Solo {
             }
             Input::Release { which } if !self.locks.is_empty() => {
                 let lock = self.locks[which.index(self.locks.len())].clone();
-                let op = self.engine.release(now, &lock).map_err(|e| e.to_string())?;
+                let op = self.engine.release(now, &lock);
                 self.in_flight.insert(op);
             }
             Input::Cancel { which } if !self.in_flight.is_empty() => {

@@ -1,9 +1,10 @@
 //! Unit tests of the engine's quorum rules, through the public API of `redlock-core`, against
 //! model nodes (`redlock_sim::Node`) wired up by `redlock_sim::Rig`.
 
+use redlock_sim::{completion, Done};
 use bytes::Bytes;
 use redlock_core::{
-    script_sha, Config, ConnError, Done, Engine, Error, Event, Failure, NodeConfig, NodeId,
+    script_sha, Config, ConnError, Engine, Error, Event, Failure, NodeConfig, NodeId,
     OpError, Options, Outcome, Protocol, ACQUIRE, EXTEND, RELEASE,
 };
 use redlock_sim::Rig;
@@ -326,7 +327,7 @@ fn release_reports_how_many_nodes_confirmed() {
     let lock = held_everywhere(&mut rig);
     let now = rig.now;
     assert!(rig.nodes[1].del(now, 0, b"r"));
-    let op = rig.engine.release(rig.now, &lock).unwrap();
+    let op = rig.engine.release(rig.now, &lock);
     let released = released(rig.run_until_complete(op, 0));
     assert_eq!(released.confirmed, 2);
     assert_eq!(
@@ -357,7 +358,7 @@ fn cancelling_an_acquire_completes_it_and_releases_on_connected_nodes() {
     );
     rig.engine.cancel(rig.now, op).unwrap();
     match rig.engine.poll_event() {
-        Some(Event::Completed {
+        Some(Event::Acquired {
             op: done,
             result: Err(e),
         }) => {
@@ -497,7 +498,7 @@ fn noscript_is_handled_transparently() {
     assert!(rig.nodes[0].script_cached(&script_sha(ACQUIRE)));
     // Cached now: the release goes out as EVALSHA, NOSCRIPT again after another flush.
     rig.nodes[1].flush_scripts();
-    let op = rig.engine.release(rig.now, &lock).unwrap();
+    let op = rig.engine.release(rig.now, &lock);
     let r = released(rig.run_until_complete(op, 0));
     assert!(r.confirmed >= 2, "{r:?}");
     // The release returns at a majority; node 1's re-sent EVAL deletes there too.
@@ -507,7 +508,7 @@ fn noscript_is_handled_transparently() {
     assert_eq!(&last(0)[..], b"EVAL", "release not cached yet on node 0");
     assert_eq!(&last(1)[..], b"EVAL", "release flushed on node 1");
     for e in &rig.events {
-        if let Event::Completed { result: Err(e), .. } = e {
+        if let Some((_, Err(e))) = completion(&e) {
             panic!("{e}");
         }
     }
@@ -674,10 +675,12 @@ fn misuse_is_a_synchronous_error() {
         e.acquire(now, ["r"], ms(2), Rig::token(1)),
         Err(Error::TtlTooShort { .. })
     ));
-    assert_eq!(
-        e.handle_connected(now, NodeId::new(1)),
-        Err(Error::UnknownNode(NodeId::new(1)))
-    );
+    // A node id from outside the configuration is misuse of the kind an index out of bounds
+    // is: it panics, and the engine is left as it was.
+    let foreign = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        e.handle_connected(now, NodeId::new(1))
+    }));
+    assert!(foreign.is_err(), "a foreign node id is refused");
     assert_eq!(
         Engine::new(Config::new(vec![], Options::default()), now, 0).err(),
         Some(Error::NoNodes)
@@ -692,7 +695,7 @@ fn release_returns_once_a_majority_deleted_and_still_deletes_everywhere() {
     // Two nodes hold their replies back: the release must not wait for them.
     rig.nodes[3].set_stalled(true);
     rig.nodes[4].set_stalled(true);
-    let op = rig.engine.release(rig.now, &lock).unwrap();
+    let op = rig.engine.release(rig.now, &lock);
     rig.pump();
     let released = released(
         rig.result(op)
@@ -732,7 +735,7 @@ fn release_without_a_majority_of_deletes_waits_for_every_node() {
         assert!(rig.nodes[i].del(now, 0, b"r"));
     }
     rig.nodes[4].set_stalled(true);
-    let op = rig.engine.release(rig.now, &lock).unwrap();
+    let op = rig.engine.release(rig.now, &lock);
     rig.pump();
     assert!(
         rig.result(op).is_none(),

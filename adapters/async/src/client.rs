@@ -3,7 +3,8 @@
 use crate::driver::{Driver, Handle};
 use crate::error::Error;
 use crate::runtime::Runtime;
-use redlock_core::{Done, Engine, Lock, OpId, Options, Released};
+use crate::waiters::{Table, Traced, Waiters};
+use redlock_core::{Engine, Lock, OpId, Options, Released};
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
@@ -119,11 +120,12 @@ impl<R: Runtime> Redlock<R> {
         let span = tracing::debug_span!("redlock.acquire", resources = ?names, ttl_ms = ttl.as_millis() as u64);
         // Drawn before `start` takes the client's lock: it is a syscall.
         let token = crate::setup::fresh_token();
-        let fut = self.start(|e, now| e.acquire(now, &names, ttl, token));
-        match fut.instrument(span).await? {
-            Done::Acquired(lock) => Ok(lock),
-            other => unreachable!("acquire produced {other:?}"),
-        }
+        self.start(
+            |w| &mut w.acquires,
+            |e, now| e.acquire(now, &names, ttl, token),
+        )
+        .instrument(span)
+        .await
     }
 
     /// Extends `lock` to `ttl` from now; the returned lock replaces it.
@@ -132,14 +134,9 @@ impl<R: Runtime> Redlock<R> {
     /// quorum no longer holds it, [`Error::Unreachable`] when too few nodes answered.
     pub async fn extend(&self, lock: &Lock, ttl: Duration) -> Result<Lock, Error> {
         let span = tracing::debug_span!("redlock.extend", resources = ?lock.resources(), ttl_ms = ttl.as_millis() as u64);
-        match self
-            .start(|e, now| e.extend(now, lock, ttl))
+        self.start(|w| &mut w.extends, |e, now| e.extend(now, lock, ttl))
             .instrument(span)
-            .await?
-        {
-            Done::Extended(lock) => Ok(lock),
-            other => unreachable!("extend produced {other:?}"),
-        }
+            .await
     }
 
     /// Releases `lock`: sends the delete to every node it can reach (best effort) and returns
@@ -148,49 +145,49 @@ impl<R: Runtime> Redlock<R> {
     /// its token are deleted.
     pub async fn release(&self, lock: &Lock) -> Result<Released, Error> {
         let span = tracing::debug_span!("redlock.release", resources = ?lock.resources());
-        match self
-            .start(|e, now| e.release(now, lock))
+        self.start(|w| &mut w.releases, |e, now| Ok(e.release(now, lock)))
             .instrument(span)
-            .await?
-        {
-            Done::Released(r) => Ok(r),
-            other => unreachable!("release produced {other:?}"),
-        }
+            .await
     }
 
     /// Starts a release nobody waits for (used when a `using` future is dropped).
     pub(crate) fn release_detached(&self, lock: &Lock) {
         let mut s = self.inner.handle.lock();
-        let _ = s.engine.release(Instant::now(), lock);
+        s.engine.release(Instant::now(), lock);
         Handle::wake_driver(&mut s);
     }
 
-    fn start(
+    /// Starts an operation with `begin` and waits for its result in the table `table` picks.
+    fn start<T: Traced>(
         &self,
+        table: fn(&mut Waiters) -> &mut Table<T>,
         begin: impl FnOnce(&mut Engine, Instant) -> Result<OpId, redlock_core::Error>,
-    ) -> OpFuture<R> {
+    ) -> OpFuture<R, T> {
         let mut s = self.inner.handle.lock();
         let started = begin(&mut s.engine, Instant::now());
         if let Ok(op) = started {
-            s.waiters.register(op);
+            table(&mut s.waiters).register(op);
             Handle::wake_driver(&mut s);
         }
         OpFuture {
             client: self.clone(),
+            table,
             state: Some(started.map_err(Error::from)),
         }
     }
 }
 
 /// Waits for one operation; dropping it abandons the operation (see `Waiters::abandon`).
-struct OpFuture<R: Runtime> {
+struct OpFuture<R: Runtime, T> {
     client: Redlock<R>,
+    /// The table the result arrives in.
+    table: fn(&mut Waiters) -> &mut Table<T>,
     /// `Some(Ok(op))` while waiting, `Some(Err)` for a synchronous refusal, `None` once done.
     state: Option<Result<OpId, Error>>,
 }
 
-impl<R: Runtime> Future for OpFuture<R> {
-    type Output = Result<Done, Error>;
+impl<R: Runtime, T: Traced> Future for OpFuture<R, T> {
+    type Output = Result<T, Error>;
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let this = self.get_mut();
@@ -199,12 +196,7 @@ impl<R: Runtime> Future for OpFuture<R> {
             Some(Err(e)) => return Poll::Ready(Err(e)),
             Some(Ok(op)) => op,
         };
-        let result = this
-            .client
-            .inner
-            .handle
-            .lock()
-            .waiters
+        let result = (this.table)(&mut this.client.inner.handle.lock().waiters)
             .take(op, Some(cx.waker()));
         match result {
             Some(result) => Poll::Ready(result.map_err(Error::from)),
@@ -216,7 +208,7 @@ impl<R: Runtime> Future for OpFuture<R> {
     }
 }
 
-impl<R: Runtime> Drop for OpFuture<R> {
+impl<R: Runtime, T> Drop for OpFuture<R, T> {
     fn drop(&mut self) {
         if let Some(Ok(op)) = self.state.take() {
             let mut s = self.client.inner.handle.lock();

@@ -5,6 +5,7 @@
 use super::event::{CEv, Ev};
 use super::{Conn, Sim, UP};
 use crate::clock::{local_of, nanos};
+use crate::completion::completion;
 use crate::report::Check;
 use redlock_core::{Event, NodeId};
 
@@ -53,13 +54,9 @@ impl Sim<'_> {
                 let slot = self.conns[conn].slot;
                 if self.clients[c].links[slot] == Some(conn) {
                     let local = self.local(c);
-                    if let Err(e) =
-                        self.clients[c]
-                            .engine
-                            .handle_input(local, NodeId::new(slot), &bytes)
-                    {
-                        self.violation(Check::Engine, format!("handle_input: {e}"));
-                    }
+                    self.clients[c]
+                        .engine
+                        .handle_input(local, NodeId::new(slot), &bytes);
                 }
             }
             CEv::Closed(conn) => {
@@ -140,8 +137,12 @@ impl Sim<'_> {
                         }
                         self.schedule_reconnect(c, slot);
                     }
-                    Event::Completed { op, result } => self.completed(c, op, result),
-                    other => self.violation(Check::Engine, format!("unknown event {other:?}")),
+                    other => match completion(&other) {
+                        Some((op, result)) => self.completed(c, op, result),
+                        None => {
+                            self.violation(Check::Engine, format!("unknown event {other:?}"))
+                        }
+                    },
                 }
             }
             if !busy {

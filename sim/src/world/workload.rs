@@ -7,7 +7,8 @@ use super::{Sim, State};
 use crate::checker::{Verdict, Window, Write};
 use crate::clock::{local_of, ms, nanos, MS};
 use crate::report::Check;
-use redlock_core::{Done, Failure, Lock, OpError, OpId, Token};
+use crate::completion::Done;
+use redlock_core::{Failure, Lock, OpError, OpId, Token};
 use std::time::Duration;
 
 impl Sim<'_> {
@@ -132,14 +133,10 @@ impl Sim<'_> {
             w.end = w.end.min(now);
         }
         let local = self.local(c);
-        match self.clients[c].engine.release(local, lock) {
-            Ok(op) => {
-                self.note(|| format!("client {c} releases ({op})"));
-                self.clients[c].state = State::Releasing { op };
-                self.clients[c].ticket += 1;
-            }
-            Err(e) => self.violation(Check::Engine, format!("release refused: {e}")),
-        }
+        let op = self.clients[c].engine.release(local, lock);
+        self.note(|| format!("client {c} releases ({op})"));
+        self.clients[c].state = State::Releasing { op };
+        self.clients[c].ticket += 1;
     }
 
     pub(super) fn schedule_hold_step(&mut self, c: usize, lock: &Lock) {
