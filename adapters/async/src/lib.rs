@@ -28,9 +28,11 @@ pub mod batching;
 mod client;
 mod driver;
 mod error;
+mod keep_alive;
 mod lease;
 mod runtime;
 pub mod setup;
+mod using;
 pub mod waiters;
 
 pub use client::Redlock;
