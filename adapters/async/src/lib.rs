@@ -24,16 +24,16 @@
 //! # Ok(()) }
 //! ```
 
-pub mod batching;
+mod batching;
 mod client;
 mod driver;
 mod error;
 mod keep_alive;
 mod lease;
 mod runtime;
-pub mod setup;
+mod setup;
 mod using;
-pub mod waiters;
+mod waiters;
 
 pub use client::Redlock;
 pub use error::Error;
