@@ -24,14 +24,16 @@
 //! # Ok(()) }
 //! ```
 
-pub mod batching;
+mod batching;
 mod client;
 mod driver;
 mod error;
+mod keep_alive;
 mod lease;
 mod runtime;
-pub mod setup;
-pub mod waiters;
+mod setup;
+mod using;
+mod waiters;
 
 pub use client::Redlock;
 pub use error::Error;

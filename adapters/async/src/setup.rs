@@ -1,5 +1,5 @@
-//! What every adapter does before it has sockets: parse the URLs, seed and build the engine,
-//! and draw lock tokens. Shared with `redlock-blocking`.
+//! What a client does before it has sockets: parse the URLs, seed and build the engine, and
+//! draw lock tokens.
 
 use crate::error::Error;
 use redlock_core::{Config, Engine, NodeConfig, Options, Token};
@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 ///
 /// Returns [`Error::Config`] for an unparsable URL, no nodes, an option out of range, or a
 /// `rediss://` URL (no adapter here has TLS built in).
-pub fn new_engine<I, S>(
+pub(crate) fn new_engine<I, S>(
     urls: I,
     options: &Options,
 ) -> Result<(Engine, Vec<NodeConfig>, Duration), Error>
@@ -41,7 +41,7 @@ where
 /// # Panics
 ///
 /// When the OS entropy source fails: a weaker fallback could give two holders one token.
-pub fn fresh_token() -> Token {
+pub(crate) fn fresh_token() -> Token {
     let mut random = [0u8; 20];
     getrandom::fill(&mut random).expect("the OS random number generator failed");
     Token::from_random(&random).expect("20 bytes is long enough")

@@ -1,5 +1,5 @@
 //! The table of callers waiting for operation results, and the event dispatch that fills it.
-//! Synchronous on purpose: the async driver and the blocking adapter both use it.
+//! Synchronous (a plain table under the client's mutex): callers and the driver both touch it.
 
 use redlock_core::{Done, Engine, Event, NodeId, OpError, OpId};
 use std::collections::HashMap;
@@ -13,7 +13,7 @@ enum Slot {
 
 /// Who waits for which operation.
 #[derive(Default)]
-pub struct Waiters {
+pub(crate) struct Waiters {
     slots: HashMap<OpId, Slot>,
 }
 
@@ -27,13 +27,17 @@ impl std::fmt::Debug for Waiters {
 
 impl Waiters {
     /// Someone will wait for `op`.
-    pub fn register(&mut self, op: OpId) {
+    pub(crate) fn register(&mut self, op: OpId) {
         self.slots.insert(op, Slot::Waiting(None));
     }
 
     /// Takes `op`'s result if it has arrived; otherwise remembers `waker` (when given) to wake
     /// on arrival and returns `None`.
-    pub fn take(&mut self, op: OpId, waker: Option<&Waker>) -> Option<Result<Done, OpError>> {
+    pub(crate) fn take(
+        &mut self,
+        op: OpId,
+        waker: Option<&Waker>,
+    ) -> Option<Result<Done, OpError>> {
         match self.slots.remove(&op) {
             Some(Slot::Done(result)) => {
                 trace_result(&result);
@@ -51,7 +55,7 @@ impl Waiters {
     /// The waiter for `op` is gone (its future was dropped). An operation still in flight is
     /// cancelled (for an acquire the engine releases whatever it may hold); a lock that was
     /// acquired but never handed over is released.
-    pub fn abandon(&mut self, engine: &mut Engine, now: Instant, op: OpId) {
+    pub(crate) fn abandon(&mut self, engine: &mut Engine, now: Instant, op: OpId) {
         match self.slots.remove(&op) {
             Some(Slot::Done(Ok(Done::Acquired(lock)))) => {
                 let _ = engine.release(now, &lock);
@@ -68,7 +72,7 @@ impl Waiters {
     /// Drains the engine's events: results go to their waiters, whose wakers are pushed onto
     /// `woken` (wake them after letting go of any lock the waiters need); a lock acquired for
     /// nobody is released; `on_reconnect` is called for each node to reconnect.
-    pub fn dispatch(
+    pub(crate) fn dispatch(
         &mut self,
         engine: &mut Engine,
         now: Instant,
