@@ -25,9 +25,7 @@ use crate::link::Link;
 use crate::node::Node;
 use crate::request::parse_commands;
 use bytes::Bytes;
-use redlock_core::{
-    Config, Engine, Event, NodeConfig, NodeId, OpError, OpId, Options, Token,
-};
+use redlock_core::{Config, Engine, Event, NodeConfig, NodeId, OpError, OpId, Options, Token};
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 

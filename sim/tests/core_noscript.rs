@@ -6,12 +6,10 @@
 //! and delete the key that attempt had just been granted: the lock was reported as held while a
 //! quorum of nodes no longer held it, and a second client could take it too.
 
-use redlock_sim::{completion, Done};
-use redlock_core::{
-    Config, Engine, Event, NodeConfig, NodeId, OpError, Options, Token, ACQUIRE,
-};
+use redlock_core::{Config, Engine, NodeConfig, NodeId, OpError, Options, Token, ACQUIRE};
 use redlock_sim::Link;
 use redlock_sim::Rig;
+use redlock_sim::{completion, Done};
 use std::time::Duration;
 
 fn ms(n: u64) -> Duration {

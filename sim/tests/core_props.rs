@@ -16,7 +16,6 @@
 //!   every op completes exactly once, within a bounded number of timeout steps once every node
 //!   goes silent, and `handle_timeout` never leaves a timeout in the past.
 
-use redlock_sim::{completion, Done};
 use bytes::Bytes;
 use proptest::prelude::*;
 use proptest::test_runner::{Config as ProptestConfig, TestCaseError, TestRunner};
@@ -25,6 +24,7 @@ use redlock_core::{
 };
 use redlock_sim::Link;
 use redlock_sim::Node;
+use redlock_sim::{completion, Done};
 use std::cell::Cell;
 use std::collections::BTreeSet;
 use std::time::{Duration, Instant};

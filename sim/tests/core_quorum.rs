@@ -1,13 +1,13 @@
 //! Unit tests of the engine's quorum rules, through the public API of `redlock-core`, against
 //! model nodes (`redlock_sim::Node`) wired up by `redlock_sim::Rig`.
 
-use redlock_sim::{completion, Done};
 use bytes::Bytes;
 use redlock_core::{
-    script_sha, Config, ConnError, Engine, Error, Event, Failure, NodeConfig, NodeId,
-    OpError, Options, Outcome, Protocol, ACQUIRE, EXTEND, RELEASE,
+    script_sha, Config, ConnError, Engine, Error, Event, Failure, NodeConfig, NodeId, OpError,
+    Options, Outcome, Protocol, ACQUIRE, EXTEND, RELEASE,
 };
 use redlock_sim::Rig;
+use redlock_sim::{completion, Done};
 use redlock_sim::{Fault, FaultAction, Match, Value, NOSCRIPT};
 use std::time::{Duration, Instant};
 
@@ -508,7 +508,7 @@ fn noscript_is_handled_transparently() {
     assert_eq!(&last(0)[..], b"EVAL", "release not cached yet on node 0");
     assert_eq!(&last(1)[..], b"EVAL", "release flushed on node 1");
     for e in &rig.events {
-        if let Some((_, Err(e))) = completion(&e) {
+        if let Some((_, Err(e))) = completion(e) {
             panic!("{e}");
         }
     }

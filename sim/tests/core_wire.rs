@@ -12,12 +12,12 @@
 //!   flight on three nodes: no panic, only `Reconnect` and completion events, every operation
 //!   completes once, and a fresh acquire succeeds after reconnecting.
 
-use redlock_sim::{completion, Done};
 use bytes::Bytes;
 use proptest::prelude::*;
 use proptest::test_runner::{Config as ProptestConfig, TestCaseError, TestRunner};
 use redlock_core::{Config, Event, NodeConfig, NodeId, OpId, Options, Protocol, Token};
 use redlock_sim::Rig;
+use redlock_sim::{completion, Done};
 use redlock_sim::{Fault, FaultAction, KeyDump, Match, ScriptKind, Value};
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
@@ -214,11 +214,7 @@ fn run_split(
 }
 
 fn check_complete(sc: &Scenario, o: &Observed) -> Result<(), TestCaseError> {
-    let completed = o
-        .events
-        .iter()
-        .filter(|e| completion(e).is_some())
-        .count();
+    let completed = o.events.iter().filter(|e| completion(e).is_some()).count();
     let acquired = o
         .events
         .iter()

@@ -22,8 +22,8 @@
 //!    although `Lock`'s docs promise a later one.
 #![allow(clippy::print_stderr)]
 
-use redlock_sim::{completion, Done};
 use redlock_core::{Event, NodeId, Options};
+use redlock_sim::Done;
 use redlock_sim::Rig;
 use redlock_sim::{self as sim, Check, Scenario};
 use std::time::Duration;

@@ -196,8 +196,8 @@ impl<R: Runtime, T: Traced> Future for OpFuture<R, T> {
             Some(Err(e)) => return Poll::Ready(Err(e)),
             Some(Ok(op)) => op,
         };
-        let result = (this.table)(&mut this.client.inner.handle.lock().waiters)
-            .take(op, Some(cx.waker()));
+        let result =
+            (this.table)(&mut this.client.inner.handle.lock().waiters).take(op, Some(cx.waker()));
         match result {
             Some(result) => Poll::Ready(result.map_err(Error::from)),
             None => {

@@ -257,8 +257,7 @@ impl<R: Runtime> Driver<R> {
                 }
                 Seen::ConnectFailed(i) => s.settled[i] = true,
                 Seen::Input(i, range) => {
-                    let _ = s
-                        .engine
+                    s.engine
                         .handle_input(now, NodeId::new(i), &self.input[range]);
                 }
                 Seen::Disconnected(i) => {

@@ -1,24 +1,24 @@
-//! `using`: hold a lock for the length of a routine, extending it automatically, and tell the
-//! routine the moment it can no longer rely on it.
+//! The lease: a held lock as its keep-alive last extended it, and the signal that it is lost.
 
-use crate::client::Redlock;
-use crate::error::Error;
-use crate::runtime::Runtime;
 use redlock_core::Lock;
 use std::future::Future;
-use std::panic::{catch_unwind, resume_unwind, AssertUnwindSafe};
 use std::pin::Pin;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::task::{Context, Poll, Waker};
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 struct State {
     lock: Lock,
     lost: bool,
-    wakers: Vec<Waker>,
+    /// One waker per pending [`Lost`] future, by its slot number; a future replaces its own
+    /// entry on each poll and removes it when dropped, so a `select!` loop that polls the same
+    /// future again and again keeps one.
+    waiting: Vec<(u64, Waker)>,
+    next_slot: u64,
 }
 
-/// The routine's view of a lock held by [`Redlock::using`]. Cheap to clone.
+/// The routine's view of a lock held by [`Redlock::using`](crate::Redlock::using) (or kept
+/// alive by [`Redlock::keep_alive`](crate::Redlock::keep_alive)). Cheap to clone.
 ///
 /// The lease is *lost* when an extension fails or when local validity runs out before an
 /// extension succeeded, whichever comes first. Once lost it stays lost: stop touching the
@@ -38,12 +38,13 @@ impl std::fmt::Debug for Lease {
 }
 
 impl Lease {
-    fn new(lock: Lock) -> Lease {
+    pub(crate) fn new(lock: Lock) -> Lease {
         Lease {
             state: Arc::new(Mutex::new(State {
                 lock,
                 lost: false,
-                wakers: Vec::new(),
+                waiting: Vec::new(),
+                next_slot: 0,
             })),
         }
     }
@@ -74,166 +75,172 @@ impl Lease {
     }
 
     /// Resolves when the lease is lost. Race it against your work to stop in time.
+    ///
+    /// The future may be polled any number of times (in a `select!` loop, say): the lease keeps
+    /// one waker for it, the latest, and forgets it when the future is dropped.
     pub fn lost(&self) -> impl Future<Output = ()> + Send + 'static {
-        let lease = self.clone();
-        std::future::poll_fn(move |cx| {
-            let mut s = lease.state();
-            if s.lost {
-                Poll::Ready(())
-            } else {
-                s.wakers.push(cx.waker().clone());
-                Poll::Pending
-            }
-        })
+        Lost {
+            lease: self.clone(),
+            slot: None,
+        }
     }
 
-    fn set(&self, lock: Lock) {
+    /// The keep-alive extended the lock: `lock` replaces it.
+    pub(crate) fn set(&self, lock: Lock) {
         self.state().lock = lock;
     }
 
-    fn mark_lost(&self) {
-        let wakers = {
+    /// The keep-alive gave up: the lease is lost for good; every pending [`Lost`] resolves.
+    pub(crate) fn mark_lost(&self) {
+        let waiting = {
             let mut s = self.state();
             s.lost = true;
-            std::mem::take(&mut s.wakers)
+            std::mem::take(&mut s.waiting)
         };
-        wakers.into_iter().for_each(Waker::wake);
+        waiting.into_iter().for_each(|(_, w)| w.wake());
+    }
+
+    /// How many wakers the lease keeps for pending [`Lost`] futures.
+    #[cfg(test)]
+    fn waker_count(&self) -> usize {
+        self.state().waiting.len()
     }
 }
 
-/// Releases the lock if `using` is dropped before it finished.
-struct ReleaseOnDrop<R: Runtime> {
-    client: Redlock<R>,
+/// What [`Lease::lost`] returns.
+struct Lost {
     lease: Lease,
-    armed: bool,
+    /// This future's entry in `State::waiting`, once it has been polled.
+    slot: Option<u64>,
 }
 
-impl<R: Runtime> Drop for ReleaseOnDrop<R> {
-    fn drop(&mut self) {
-        if self.armed {
-            self.client.release_detached(&self.lease.lock());
-        }
-    }
-}
+impl Future for Lost {
+    type Output = ();
 
-impl<R: Runtime> Redlock<R> {
-    /// Acquires `resources`, runs `routine` with a [`Lease`], and releases the lock when the
-    /// routine returns (whatever it returns), panics, or this future is dropped.
-    ///
-    /// While the routine runs the lock is extended to `ttl` each time validity comes within
-    /// `automatic_extension_threshold` of its end (or half the remaining validity, if that is
-    /// shorter). Returns the routine's output, or the acquire error.
-    pub async fn using<I, S, F, Fut, T>(
-        &self,
-        resources: I,
-        ttl: Duration,
-        routine: F,
-    ) -> Result<T, Error>
-    where
-        I: IntoIterator<Item = S>,
-        S: AsRef<str>,
-        F: FnOnce(Lease) -> Fut,
-        Fut: Future<Output = T>,
-    {
-        let lock = self.acquire(resources, ttl).await?;
-        let lease = Lease::new(lock);
-        let mut guard = ReleaseOnDrop {
-            client: self.clone(),
-            lease: lease.clone(),
-            armed: true,
-        };
-        let routine = routine(lease.clone());
-        let keeper = self.keep_alive(lease.clone(), ttl);
-        let outcome = RunWhile {
-            routine: Box::pin(routine),
-            keeper: Some(Box::pin(keeper)),
-        }
-        .await;
-        guard.armed = false;
-        let _ = self.release(&lease.lock()).await;
-        match outcome {
-            Ok(value) => Ok(value),
-            Err(panic) => resume_unwind(panic),
-        }
-    }
-
-    /// Extends the lease until it is lost (runs until dropped).
-    async fn keep_alive(&self, lease: Lease, ttl: Duration) {
-        let threshold = self.options().automatic_extension_threshold;
-        loop {
-            let lock = lease.lock();
-            let valid_until = lock.valid_until();
-            let left = valid_until.saturating_duration_since(Instant::now());
-            let wake = valid_until - threshold.min(left / 2);
-            self.runtime().sleep_until(wake).await;
-            let extend = Box::pin(self.extend(&lock, ttl));
-            let expiry = self.runtime().sleep_until(valid_until);
-            match first(extend, expiry).await {
-                First::A(Ok(new)) => {
-                    tracing::debug!(valid_for = ?new.remaining(Instant::now()), "redlock: lease extended");
-                    lease.set(new);
-                }
-                First::A(Err(e)) => {
-                    tracing::warn!(error = %e, "redlock: lease lost: extension failed");
-                    lease.mark_lost();
-                    return;
-                }
-                First::B(()) => {
-                    tracing::warn!(
-                        "redlock: lease lost: validity ran out before an extension succeeded"
-                    );
-                    lease.mark_lost();
-                    return;
-                }
-            }
-        }
-    }
-}
-
-enum First<A, B> {
-    A(A),
-    B(B),
-}
-
-/// Whichever of two futures finishes first (the other is dropped).
-async fn first<A: Future + Unpin, B: Future + Unpin>(
-    mut a: A,
-    mut b: B,
-) -> First<A::Output, B::Output> {
-    std::future::poll_fn(move |cx| {
-        if let Poll::Ready(v) = Pin::new(&mut a).poll(cx) {
-            return Poll::Ready(First::A(v));
-        }
-        if let Poll::Ready(v) = Pin::new(&mut b).poll(cx) {
-            return Poll::Ready(First::B(v));
-        }
-        Poll::Pending
-    })
-    .await
-}
-
-/// Polls the routine to completion while also polling the keeper; a panic in the routine is
-/// caught so the lock can be released before it propagates.
-struct RunWhile<F: Future, K> {
-    routine: Pin<Box<F>>,
-    keeper: Option<Pin<Box<K>>>,
-}
-
-impl<F: Future, K: Future<Output = ()>> Future for RunWhile<F, K> {
-    type Output = Result<F::Output, Box<dyn std::any::Any + Send>>;
-
-    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
         let this = self.get_mut();
-        match catch_unwind(AssertUnwindSafe(|| this.routine.as_mut().poll(cx))) {
-            Ok(Poll::Ready(v)) => return Poll::Ready(Ok(v)),
-            Err(panic) => return Poll::Ready(Err(panic)),
-            Ok(Poll::Pending) => {}
+        let mut s = this.lease.state();
+        if s.lost {
+            return Poll::Ready(());
         }
-        if let Some(k) = &mut this.keeper {
-            if k.as_mut().poll(cx).is_ready() {
-                this.keeper = None; // lost: nothing more to extend
+        let kept = this
+            .slot
+            .and_then(|slot| s.waiting.iter_mut().find(|(n, _)| *n == slot));
+        match kept {
+            Some((_, w)) => w.clone_from(cx.waker()),
+            None => {
+                let slot = s.next_slot;
+                s.next_slot += 1;
+                s.waiting.push((slot, cx.waker().clone()));
+                this.slot = Some(slot);
             }
         }
         Poll::Pending
+    }
+}
+
+impl Drop for Lost {
+    fn drop(&mut self) {
+        if let Some(slot) = self.slot {
+            let mut s = self.lease.state();
+            if let Some(i) = s.waiting.iter().position(|(n, _)| *n == slot) {
+                s.waiting.swap_remove(i);
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use redlock_core::{script_sha, Config, Engine, Event, NodeConfig, NodeId, Options, Token};
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::task::Wake;
+    use std::time::Duration;
+
+    /// A lock from a one-node engine fed the replies a Redis would send.
+    fn held_lock() -> Lock {
+        let now = Instant::now();
+        let config = Config::new(vec![NodeConfig::new("127.0.0.1", 6379)], Options::default());
+        let mut engine = Engine::new(config, now, 42).unwrap();
+        engine.handle_connected(now, NodeId::new(0));
+        let token = Token::from_random(&[7; 20]).unwrap();
+        let _ = engine.acquire(now, ["r"], Duration::from_secs(60), token);
+        let (node, _) = engine.poll_transmit().unwrap();
+        let mut replies = Vec::new();
+        for source in [
+            redlock_core::ACQUIRE,
+            redlock_core::EXTEND,
+            redlock_core::RELEASE,
+        ] {
+            replies.extend_from_slice(format!("$40\r\n{}\r\n", script_sha(source)).as_bytes());
+        }
+        replies.extend_from_slice(b"+OK\r\n");
+        engine.handle_input(now, node, &replies);
+        match engine.poll_event() {
+            Some(Event::Acquired {
+                result: Ok(lock), ..
+            }) => lock,
+            other => panic!("no lock: {other:?}"),
+        }
+    }
+
+    /// Counts its wake-ups.
+    #[derive(Default)]
+    struct Counting(AtomicUsize);
+
+    impl Wake for Counting {
+        fn wake(self: Arc<Self>) {
+            self.0.fetch_add(1, Ordering::SeqCst);
+        }
+    }
+
+    #[test]
+    fn polling_one_lost_future_keeps_one_waker() {
+        let lease = Lease::new(held_lock());
+        let mut lost = std::pin::pin!(lease.lost());
+        let mut last = Arc::new(Counting::default());
+        for _ in 0..10_000 {
+            // A fresh waker each time: the worst case for a "same waker?" check.
+            last = Arc::new(Counting::default());
+            let waker = Waker::from(last.clone());
+            assert!(lost
+                .as_mut()
+                .poll(&mut Context::from_waker(&waker))
+                .is_pending());
+        }
+        assert_eq!(lease.waker_count(), 1);
+        lease.mark_lost();
+        assert_eq!(
+            last.0.load(Ordering::SeqCst),
+            1,
+            "the latest waker is woken"
+        );
+        assert_eq!(lease.waker_count(), 0);
+        let waker = Waker::noop();
+        assert!(lost
+            .as_mut()
+            .poll(&mut Context::from_waker(waker))
+            .is_ready());
+    }
+
+    #[test]
+    fn each_lost_future_keeps_one_waker_until_dropped() {
+        let lease = Lease::new(held_lock());
+        let mut cx = Context::from_waker(Waker::noop());
+        let mut a = Box::pin(lease.lost());
+        let mut b = Box::pin(lease.lost());
+        for _ in 0..3 {
+            assert!(a.as_mut().poll(&mut cx).is_pending());
+            assert!(b.as_mut().poll(&mut cx).is_pending());
+        }
+        assert_eq!(lease.waker_count(), 2);
+        drop(a);
+        assert_eq!(lease.waker_count(), 1);
+        drop(b);
+        assert_eq!(lease.waker_count(), 0);
+        // A future never polled registers nothing.
+        drop(lease.lost());
+        assert_eq!(lease.waker_count(), 0);
     }
 }

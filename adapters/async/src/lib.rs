@@ -24,15 +24,17 @@
 //! # Ok(()) }
 //! ```
 
-pub mod batching;
+mod batching;
 mod client;
 mod driver;
 mod error;
+mod keep_alive;
 mod lease;
 mod node_url;
 mod runtime;
-pub mod setup;
-pub mod waiters;
+mod setup;
+mod using;
+mod waiters;
 
 pub use client::Redlock;
 pub use error::Error;

@@ -1,5 +1,5 @@
-//! What every adapter does before it has sockets: parse the URLs, seed and build the engine,
-//! and draw lock tokens. Shared with `redlock-blocking`.
+//! What a client does before it has sockets: parse the URLs, seed and build the engine, and
+//! draw lock tokens.
 
 use crate::error::Error;
 use crate::node_url::{parse_node_url, UrlError};
@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 /// Returns [`Error::InvalidUrl`] for an unparsable URL or a `rediss://` one (no adapter here
 /// has TLS built in), [`Error::Config`] for no nodes, a node listed twice or an option out of
 /// range.
-pub fn new_engine<I, S>(
+pub(crate) fn new_engine<I, S>(
     urls: I,
     options: &Options,
 ) -> Result<(Engine, Vec<NodeConfig>, Duration), Error>
@@ -51,7 +51,7 @@ where
 /// # Panics
 ///
 /// When the OS entropy source fails: a weaker fallback could give two holders one token.
-pub fn fresh_token() -> Token {
+pub(crate) fn fresh_token() -> Token {
     let mut random = [0u8; 20];
     getrandom::fill(&mut random).expect("the OS random number generator failed");
     Token::from_random(&random).expect("20 bytes is long enough")

@@ -92,7 +92,9 @@ pub(crate) struct Waiters {
 impl std::fmt::Debug for Waiters {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         let waiting = self.acquires.len() + self.extends.len() + self.releases.len();
-        f.debug_struct("Waiters").field("waiting", &waiting).finish()
+        f.debug_struct("Waiters")
+            .field("waiting", &waiting)
+            .finish()
     }
 }
 
@@ -111,8 +113,14 @@ impl Waiters {
             // An extend or release keeps its requests already queued, so the nodes still run
             // them; only the result is dropped.
             None => [
-                self.extends.slots.remove(&op).map(|s| matches!(s, Slot::Waiting(_))),
-                self.releases.slots.remove(&op).map(|s| matches!(s, Slot::Waiting(_))),
+                self.extends
+                    .slots
+                    .remove(&op)
+                    .map(|s| matches!(s, Slot::Waiting(_))),
+                self.releases
+                    .slots
+                    .remove(&op)
+                    .map(|s| matches!(s, Slot::Waiting(_))),
             ]
             .into_iter()
             .flatten()
@@ -179,7 +187,9 @@ impl Traced for Lock {
 impl Traced for Released {
     fn trace(result: &Result<Released, OpError>) {
         match result {
-            Ok(r) => tracing::debug!(confirmed = r.confirmed, nodes = %r.attempt, "redlock: released"),
+            Ok(r) => {
+                tracing::debug!(confirmed = r.confirmed, nodes = %r.attempt, "redlock: released")
+            }
             Err(e) => tracing::debug!(error = %e, "redlock: failed"),
         }
     }

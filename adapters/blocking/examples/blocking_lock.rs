@@ -20,7 +20,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     println!("acquired, token {}", lock.token());
     println!("released on {} node(s)", redlock.release(&lock)?.confirmed);
     let n = redlock.using(["example:blocking"], Duration::from_secs(1), |lease| {
-        // Outlives the 1 s ttl three times over: the keeper thread extends it.
+        // Outlives the 1 s ttl three times over: the keep-alive extends it.
         std::thread::sleep(Duration::from_secs(3));
         assert!(!lease.is_lost());
         42

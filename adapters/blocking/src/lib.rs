@@ -1,8 +1,10 @@
 //! # redlock-blocking
 //!
-//! The Redlock distributed lock with no async runtime: `std::net` sockets, one reader thread
-//! per node and one timer thread, around the same sans-IO engine and result table as the async
-//! adapters. Same names and errors as `redlock-tokio`, without `.await`.
+//! The Redlock distributed lock with no async runtime to set up: the `redlock-async` client,
+//! its driver running on one private background thread (a small smol executor that owns the
+//! sockets and timers, and stops when the last client clone is dropped); each call blocks the
+//! calling thread until its result arrives. Same names and errors as `redlock-tokio`, without
+//! `.await`.
 //!
 //! ```no_run
 //! use redlock_blocking::{Options, Redlock};
@@ -27,8 +29,10 @@
 //! }
 //! ```
 
+mod background;
 mod client;
 mod lease;
+mod socket;
 
 pub use client::Redlock;
 pub use lease::Lease;

@@ -66,7 +66,7 @@ impl Sim<'_> {
                     self.conns[conn].gone = true;
                     self.stats.reconnects += 1;
                     let local = self.local(c);
-                    let _ = self.clients[c]
+                    self.clients[c]
                         .engine
                         .handle_disconnected(local, NodeId::new(slot));
                     self.schedule_reconnect(c, slot);
@@ -79,7 +79,7 @@ impl Sim<'_> {
                 client.backoff[slot] = nanos(self.sc.reconnect.0);
                 client.links[slot] = Some(conn);
                 let local = self.local(c);
-                let _ = self.clients[c]
+                self.clients[c]
                     .engine
                     .handle_connected(local, NodeId::new(slot));
             }
@@ -139,9 +139,7 @@ impl Sim<'_> {
                     }
                     other => match completion(&other) {
                         Some((op, result)) => self.completed(c, op, result),
-                        None => {
-                            self.violation(Check::Engine, format!("unknown event {other:?}"))
-                        }
+                        None => self.violation(Check::Engine, format!("unknown event {other:?}")),
                     },
                 }
             }

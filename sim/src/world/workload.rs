@@ -6,8 +6,8 @@ use super::event::{CEv, Ev};
 use super::{Sim, State};
 use crate::checker::{Verdict, Window, Write};
 use crate::clock::{local_of, ms, nanos, MS};
-use crate::report::Check;
 use crate::completion::Done;
+use crate::report::Check;
 use redlock_core::{Failure, Lock, OpError, OpId, Token};
 use std::time::Duration;
 
