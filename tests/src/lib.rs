@@ -1,10 +1,10 @@
 //! Test support for redlock: an in-memory model of Redis nodes that speaks RESP and runs the
-//! lock scripts' semantics, and (for live tests) a harness that starts real `redis-server`s.
+//! lock scripts' semantics, and the conformance suite run against real `redis-server`s (started by
+//! `redlock-harness`).
 
 pub mod conformance;
 pub mod fake;
 pub mod link;
-pub mod live;
 pub mod model;
 pub mod rig;
 pub mod sim;
