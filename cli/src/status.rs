@@ -2,10 +2,10 @@
 
 use crate::NodeArgs;
 use clap::Args;
-use redlock_cli::client::{describe, Conn, Reply};
 use redlock_cli::duration::{parse as parse_duration, show};
 use redlock_cli::exit;
 use redlock_core::{fence_key, NodeConfig};
+use redlock_harness::{describe, Conn, Reply};
 use std::time::Duration;
 
 /// Arguments of `redlock status`.
