@@ -8,7 +8,7 @@
 
 use clap::Args;
 use redlock_cli::exit;
-use redlock_cli::local::{LocalNodes, StartError};
+use redlock_harness::{Cluster, StartError};
 use redlock_tokio::{Options, Redlock};
 use std::io::{IsTerminal, Write};
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
@@ -47,7 +47,7 @@ struct Shared {
 
 /// Runs `redlock demo`; returns the exit status (0 when verified).
 pub fn main(args: DemoArgs, verbose: u8) -> u8 {
-    let nodes = match LocalNodes::start(args.nodes.max(1)) {
+    let nodes = match Cluster::try_start(args.nodes.max(1)) {
         Ok(nodes) => nodes,
         Err(e @ StartError::NotInstalled) => {
             eprintln!("redlock demo: {e}");
@@ -84,7 +84,7 @@ pub fn main(args: DemoArgs, verbose: u8) -> u8 {
     code
 }
 
-async fn demo(args: &DemoArgs, nodes: &LocalNodes, verbose: u8) -> u8 {
+async fn demo(args: &DemoArgs, nodes: &Cluster, verbose: u8) -> u8 {
     let total = (args.workers * args.rounds) as u64;
     let shared = Arc::new(Shared::default());
     let mut options = Options::default();
@@ -168,7 +168,7 @@ async fn demo(args: &DemoArgs, nodes: &LocalNodes, verbose: u8) -> u8 {
             break;
         }
         if !faulted && done >= total / 3 {
-            if nodes.pause(fault_node).is_ok() {
+            if nodes.try_stop(fault_node).is_ok() {
                 fault = Some(Instant::now());
                 if !tty || verbose > 0 {
                     eprintln!("paused node {} (SIGSTOP)", fault_node + 1);
@@ -177,7 +177,7 @@ async fn demo(args: &DemoArgs, nodes: &LocalNodes, verbose: u8) -> u8 {
             faulted = true;
         }
         if fault.is_some_and(|t| t.elapsed() >= Duration::from_secs(1)) {
-            let _ = nodes.resume(fault_node);
+            let _ = nodes.try_cont(fault_node);
             fault = None;
             if !tty || verbose > 0 {
                 eprintln!("resumed node {} (SIGCONT)", fault_node + 1);
@@ -189,7 +189,7 @@ async fn demo(args: &DemoArgs, nodes: &LocalNodes, verbose: u8) -> u8 {
         }
     }
     if fault.is_some() {
-        let _ = nodes.resume(fault_node);
+        let _ = nodes.try_cont(fault_node);
     }
     if tty {
         eprintln!();

@@ -1,9 +1,11 @@
-//! Durations as people type them: `10s`, `500ms`, `1.5s`, `2m`, `1h30m`.
+//! Durations as people type them: `10s`, `500ms`, `2m`, `1h30m`, `1m 30s` (humantime's forms),
+//! or a bare number of seconds as `flock -w 10` takes it: `10`, `0.5`.
 
 use std::time::Duration;
 
-/// Parses a duration: one or more `NUMBER UNIT` pairs, where the number may have a fraction and
-/// the unit is one of `ns`, `us` (or `µs`), `ms`, `s`, `m`, `h`, `d`. A bare `0` is zero.
+/// Parses a duration: a bare number of seconds (digits with an optional fraction: `10`, `0.5`),
+/// or one or more `NUMBER UNIT` pairs as [`humantime::parse_duration`] reads them (whole numbers;
+/// units `ns`, `us`, `ms`, `s`, `m`, `h`, `d` and their longer spellings).
 ///
 /// ```
 /// use redlock_cli::duration::parse;
@@ -11,59 +13,33 @@ use std::time::Duration;
 /// assert_eq!(parse("10s"), Ok(Duration::from_secs(10)));
 /// assert_eq!(parse("500ms"), Ok(Duration::from_millis(500)));
 /// assert_eq!(parse("1m30s"), Ok(Duration::from_secs(90)));
-/// assert_eq!(parse("1.5s"), Ok(Duration::from_millis(1500)));
-/// assert!(parse("10").is_err());
+/// assert_eq!(parse("10"), Ok(Duration::from_secs(10)));
+/// assert_eq!(parse("1.5"), Ok(Duration::from_millis(1500)));
+/// assert!(parse("10x").is_err());
 /// ```
 pub fn parse(text: &str) -> Result<Duration, String> {
     let s = text.trim();
-    if s == "0" {
-        return Ok(Duration::ZERO);
-    }
     if s.is_empty() {
-        return Err("empty duration; write e.g. 10s or 500ms".into());
+        return Err("empty duration; write e.g. 10s, 500ms or 10 (seconds)".into());
     }
-    let mut total = 0f64;
-    let mut rest = s;
-    while !rest.is_empty() {
-        let num_len = rest
-            .find(|c: char| !(c.is_ascii_digit() || c == '.'))
-            .unwrap_or(rest.len());
-        let (num, after) = rest.split_at(num_len);
-        if num.is_empty() {
-            return Err(format!(
-                "{text:?} is not a duration; write e.g. 10s or 500ms"
-            ));
-        }
-        let value: f64 = num
-            .parse()
-            .map_err(|_| format!("{text:?}: {num:?} is not a number"))?;
-        let unit_len = after
-            .find(|c: char| c.is_ascii_digit() || c == '.')
-            .unwrap_or(after.len());
-        let (unit, next) = after.split_at(unit_len);
-        let scale = match unit {
-            "ns" => 1e-9,
-            "us" | "µs" => 1e-6,
-            "ms" => 1e-3,
-            "s" => 1.0,
-            "m" => 60.0,
-            "h" => 3600.0,
-            "d" => 86400.0,
-            "" => {
-                return Err(format!(
-                    "{text:?} has no unit; write e.g. {num}s or {num}ms"
-                ))
-            }
-            other => {
-                return Err(format!(
-                    "{text:?}: unknown unit {other:?} (use ns, us, ms, s, m, h or d)"
-                ))
-            }
-        };
-        total += value * scale;
-        rest = next;
+    if is_decimal(s) {
+        return s
+            .parse::<f64>()
+            .ok()
+            .and_then(|secs| Duration::try_from_secs_f64(secs).ok())
+            .ok_or_else(|| format!("{text:?} is out of range"));
     }
-    Duration::try_from_secs_f64(total).map_err(|_| format!("{text:?} is out of range"))
+    humantime::parse_duration(s).map_err(|e| {
+        format!("{text:?} is not a duration ({e}); write e.g. 10s, 500ms, 1m30s or 10 (seconds)")
+    })
+}
+
+/// Digits with an optional `.` and more digits: what a bare number of seconds may look like
+/// (no sign, exponent, `inf` or `NaN`, which `f64::from_str` would take).
+fn is_decimal(s: &str) -> bool {
+    let (whole, fraction) = s.split_once('.').unwrap_or((s, "0"));
+    let digits = |p: &str| !p.is_empty() && p.bytes().all(|b| b.is_ascii_digit());
+    digits(whole) && digits(fraction)
 }
 
 /// Shows a duration compactly for messages: `1.5s`, `250ms`, `90µs`.
@@ -90,16 +66,20 @@ mod tests {
     fn accepts() {
         let ok = [
             ("0", Duration::ZERO),
+            ("10", Duration::from_secs(10)),
+            ("0.5", Duration::from_millis(500)),
+            ("1.25", Duration::from_millis(1250)),
             ("10s", Duration::from_secs(10)),
             ("500ms", Duration::from_millis(500)),
             (" 2m ", Duration::from_secs(120)),
             ("1h30m", Duration::from_secs(5400)),
-            ("1.25s", Duration::from_millis(1250)),
+            ("1m 30s", Duration::from_secs(90)),
+            ("1s 250ms", Duration::from_millis(1250)),
             ("250us", Duration::from_micros(250)),
-            ("250µs", Duration::from_micros(250)),
             ("7ns", Duration::from_nanos(7)),
             ("1d", Duration::from_secs(86400)),
             ("0ms", Duration::ZERO),
+            ("2min", Duration::from_secs(120)),
         ];
         for (text, want) in ok {
             let got = parse(text).unwrap_or_else(|e| panic!("{text}: {e}"));
@@ -113,11 +93,17 @@ mod tests {
 
     #[test]
     fn refuses() {
-        for text in ["", "10", "s", "10x", "1..5s", "-1s", "ms10", "1e3s"] {
+        for text in [
+            "", " ", "s", "10x", "1..5s", "-1s", "-1", "ms10", "1e3s", "1e3", "inf", "NaN", ".5",
+            "5.", "1.5.5",
+        ] {
             assert!(parse(text).is_err(), "{text:?} should not parse");
         }
-        assert!(parse("10").unwrap_err().contains("no unit"));
-        assert!(parse("10x").unwrap_err().contains("unknown unit"));
+        assert!(parse("10x").unwrap_err().contains("not a duration"));
+        assert!(parse("1e400").is_err(), "too large");
+        assert!(parse("99999999999999999999999")
+            .unwrap_err()
+            .contains("out of range"));
     }
 
     #[test]

@@ -1,14 +1,11 @@
 //! # redlock-cli
 //!
-//! The pieces of the `redlock` command that are worth testing on their own, and that its
-//! integration tests share: duration parsing ([`duration`]), the documented exit statuses
-//! ([`exit`]), a tiny blocking Redis client for inspection ([`client`]), local `redis-server`
-//! nodes for the demo, the benchmark and the tests ([`local`]), and process CPU time ([`cpu`]).
+//! The pieces of the `redlock` command that are worth testing on their own, and that the
+//! benchmark (`redlock-bench`) shares: duration parsing ([`duration`]) and the documented exit
+//! statuses ([`exit`]). Local `redis-server` nodes and the small inspection client come from
+//! `redlock-harness`.
 //!
-//! The command itself (argument parsing, `run`, `status`, `demo`, `bench`) lives in the binary.
+//! The command itself (argument parsing, `run`, `status`, `demo`) lives in the binary.
 
-pub mod client;
-pub mod cpu;
 pub mod duration;
 pub mod exit;
-pub mod local;

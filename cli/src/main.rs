@@ -3,7 +3,6 @@
 //! - `redlock run RESOURCE -- CMD ARGS…`: `flock(1)` across machines.
 //! - `redlock status RESOURCE…`: what every node holds for a resource.
 //! - `redlock demo`: five local nodes, 32 contending workers, verified.
-//! - `redlock bench`: acquire+release throughput and latency, next to `redis-benchmark`.
 //!
 //! Exit statuses are documented in [`redlock_cli::exit`] and in `redlock run --help`.
 
@@ -11,7 +10,6 @@
 // library crates).
 #![allow(clippy::print_stdout, clippy::print_stderr)]
 
-mod bench;
 mod demo;
 mod report;
 mod run;
@@ -58,9 +56,6 @@ enum Command {
     /// Start 5 local redis-server nodes, run 32 contending workers over a shared counter,
     /// verify the counter and that no two holders overlapped, and stop the nodes.
     Demo(demo::DemoArgs),
-    /// Benchmark acquire+release against live nodes (one case with --urls; otherwise the whole
-    /// matrix on local nodes, with the redis-benchmark ceiling).
-    Bench(bench::BenchArgs),
 }
 
 /// Where the lock lives: shared by `run` and `status`.
@@ -105,7 +100,6 @@ fn main() -> ExitCode {
         Command::Run(args) => run::main(args, verbose),
         Command::Status(args) => status::main(args, verbose),
         Command::Demo(args) => demo::main(args, verbose),
-        Command::Bench(args) => bench::main(args, verbose),
     };
     ExitCode::from(code)
 }

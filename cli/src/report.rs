@@ -1,6 +1,6 @@
 //! Errors as one readable line, with the per-node detail under `-v`.
 
-use redlock_async::{Attempt, Error};
+use redlock_tokio::{Attempt, Error, Outcome};
 
 /// The one-line summary of a lock error (no per-node detail).
 pub fn summary(e: &Error) -> String {
@@ -26,9 +26,7 @@ pub fn summary_with(e: &Error, tries: &str) -> String {
                     let failed = a.count(|o| {
                         !matches!(
                             o,
-                            redlock_async::Outcome::Granted
-                                | redlock_async::Outcome::Refused
-                                | redlock_async::Outcome::Released(_)
+                            Outcome::Granted | Outcome::Refused | Outcome::Released(_)
                         )
                     });
                     format!(": {failed} of {} nodes failed", a.nodes.len())

@@ -1,30 +1,34 @@
 //! `redlock run`: `flock(1)` across machines.
 //!
-//! Acquire (retrying until `--wait` runs out), spawn the command, extend the lock while it runs,
-//! release it when the command exits, and exit with the command's status. When the lock is lost
+//! The lock is held with the library's lease ([`Redlock::using`]): it acquires (retrying per the
+//! client's options), extends the lock each time half the ttl is left, and releases it when the
+//! routine ends. The routine here spawns the command and waits for it; when the lease is lost
 //! mid-run the command gets SIGTERM, then SIGKILL after `--kill-after`, and `redlock` exits with
 //! [`exit::LOST`].
+//!
+//! The wait flags map onto the client's retry settings: `--no-wait` is one attempt
+//! (`retry_count = Some(0)`); otherwise the client retries without limit (`None`), 100 ms ± 50 ms
+//! apart, and `--wait D` stops that at `D`, after which one last single attempt decides (so the
+//! exit status says whether the lock was held elsewhere or the nodes did not answer).
 
 use crate::{report, NodeArgs};
 use clap::Args;
 use redlock_cli::duration::{self, parse as parse_duration};
 use redlock_cli::exit;
-use redlock_cli::local::send_signal;
-use redlock_tokio::{Error, Lock, Options, Redlock};
-use std::cell::RefCell;
-use std::hash::{BuildHasher, RandomState};
+use redlock_harness::signal as send_signal;
+use redlock_tokio::{Error, Lease, Options, Redlock};
+use std::cell::Cell;
 use std::os::unix::process::ExitStatusExt;
 use std::process::ExitStatus;
 use std::time::{Duration, Instant};
 use tokio::signal::unix::{signal, Signal, SignalKind};
-use tokio::time::{sleep_until, timeout, timeout_at};
+use tokio::time::{sleep_until, timeout};
 
-/// Pause between acquire attempts while waiting (± half of it, at random).
+/// Pause between acquire attempts while waiting (and between extension attempts while validity
+/// remains) …
 const RETRY_DELAY: Duration = Duration::from_millis(100);
-/// How long the final release may take before `redlock` gives up on it (the keys expire anyway).
-const RELEASE_TIMEOUT: Duration = Duration::from_secs(2);
-/// Pause between extension attempts after one failed while validity remains.
-const EXTEND_RETRY: Duration = Duration::from_millis(100);
+/// … give or take up to this much, at random, so contenders spread apart.
+const RETRY_JITTER: Duration = Duration::from_millis(50);
 
 /// The environment variable holding the resource name, for the command.
 pub const ENV_RESOURCE: &str = "REDLOCK_RESOURCE";
@@ -114,17 +118,31 @@ impl Signals {
     }
 }
 
+/// What the routine has done so far, for the signal handling around it.
+#[derive(Debug, Default)]
+struct Progress {
+    /// The lock was acquired and the routine began: signals now go to the command.
+    started: Cell<bool>,
+    /// The command's process id, once spawned.
+    pid: Cell<Option<u32>>,
+}
+
+/// How one [`drive`] ended.
+enum Driven {
+    /// The routine ran; the exit status it chose.
+    Done(u8),
+    /// The lock could not be acquired.
+    Failed(Error),
+    /// A signal arrived before the lock was acquired (its number).
+    Interrupted(u8),
+    /// `--wait` ran out before the lock was acquired.
+    TimedOut,
+}
+
 async fn run(args: RunArgs, verbose: u8) -> u8 {
-    let mut options = Options::default();
-    options.retry_count = Some(0); // `acquire` below does the waiting, with a deadline
-    options.key_prefix = args.nodes.key_prefix.clone();
-    options.fencing = args.fencing;
-    let redlock = match Redlock::connect(args.nodes.urls(), options).await {
-        Ok(r) => r,
-        Err(e) => {
-            report::error("bad configuration", &e, verbose);
-            return exit::FAILURE;
-        }
+    let once = args.no_wait || args.wait == Some(Duration::ZERO);
+    let Some(redlock) = connect(&args, once, verbose).await else {
+        return exit::FAILURE;
     };
     let mut signals = match Signals::new() {
         Ok(s) => s,
@@ -133,74 +151,171 @@ async fn run(args: RunArgs, verbose: u8) -> u8 {
             return exit::FAILURE;
         }
     };
-    let lock = match acquire(&redlock, &args, verbose, &mut signals).await {
-        Ok(lock) => lock,
-        Err(code) => return code,
+    let start = Instant::now();
+    let deadline = args.wait.filter(|_| !once).map(|w| start + w);
+    let progress = Progress::default();
+    let mut driven = drive(&redlock, &args, verbose, &progress, &mut signals, deadline).await;
+    if let Driven::TimedOut = driven {
+        // The client gave up waiting at the deadline; one last attempt says why.
+        drop(redlock);
+        let Some(last) = connect(&args, true, verbose).await else {
+            return exit::FAILURE;
+        };
+        driven = drive(&last, &args, verbose, &progress, &mut signals, None).await;
+    }
+    match driven {
+        Driven::Done(code) => code,
+        Driven::Interrupted(sig) => 128 + sig,
+        Driven::Failed(e @ Error::Config(_)) => {
+            report::error(&format!("cannot lock {:?}", args.resource), &e, verbose);
+            exit::FAILURE
+        }
+        Driven::Failed(e) => {
+            let tries = if deadline.is_some() {
+                format!("waited {}", duration::show(start.elapsed()))
+            } else {
+                "1 attempt".to_string()
+            };
+            let context = format!("could not acquire {:?}", args.resource);
+            report::error_with(&context, &e, &report::summary_with(&e, &tries), verbose);
+            if e.is_locked() {
+                args.conflict_exit_code
+            } else {
+                exit::UNREACHABLE
+            }
+        }
+        Driven::TimedOut => exit::FAILURE,
+    }
+}
+
+/// A client for `args`'s nodes: one attempt per acquire when `once`, otherwise retrying until
+/// cancelled. `None` (after saying why) when the configuration is refused.
+async fn connect(args: &RunArgs, once: bool, verbose: u8) -> Option<Redlock> {
+    let mut options = Options::default();
+    options.retry_count = if once { Some(0) } else { None };
+    options.retry_delay = RETRY_DELAY;
+    options.retry_jitter = RETRY_JITTER;
+    // Extend each time half the ttl is left (the lease never waits past half the remainder).
+    options.automatic_extension_threshold = args.ttl / 2;
+    options.key_prefix = args.nodes.key_prefix.clone();
+    options.fencing = args.fencing;
+    match Redlock::connect(args.nodes.urls(), options).await {
+        Ok(r) => Some(r),
+        Err(e) => {
+            report::error("bad configuration", &e, verbose);
+            None
+        }
+    }
+}
+
+/// Holds the lock with `redlock`'s lease for the length of the command, passing signals on to
+/// the command once it runs; before that a signal, or `deadline`, ends the wait (the library
+/// releases whatever the cancelled attempt may have taken).
+async fn drive(
+    redlock: &Redlock,
+    args: &RunArgs,
+    verbose: u8,
+    progress: &Progress,
+    signals: &mut Signals,
+    deadline: Option<Instant>,
+) -> Driven {
+    let held = redlock.using([&args.resource], args.ttl, |lease| {
+        hold(lease, args, verbose, progress)
+    });
+    tokio::pin!(held);
+    let waited = async {
+        match deadline {
+            Some(d) => sleep_until(d.into()).await,
+            None => std::future::pending().await,
+        }
     };
+    tokio::pin!(waited);
+    let said_waiting = async {
+        tokio::time::sleep(Duration::from_secs(1)).await;
+    };
+    tokio::pin!(said_waiting);
+    let mut told = verbose == 0;
+    loop {
+        tokio::select! {
+            result = &mut held => {
+                return match result {
+                    Ok(code) => Driven::Done(code),
+                    Err(e) => Driven::Failed(e),
+                };
+            }
+            (sig, name) = signals.next() => {
+                if !progress.started.get() {
+                    return Driven::Interrupted(sig);
+                }
+                // Ctrl-C reaches the command through the terminal already; forward the rest.
+                // The lock is released once the command exits.
+                if let (true, Some(pid)) = (name != "-INT", progress.pid.get()) {
+                    let _ = send_signal(name, pid);
+                }
+            }
+            _ = &mut waited, if !progress.started.get() => return Driven::TimedOut,
+            _ = &mut said_waiting, if !told && !progress.started.get() => {
+                told = true;
+                eprintln!("redlock: waiting for {:?}", args.resource);
+            }
+        }
+    }
+}
+
+/// The routine run under the lease: spawns the command, waits for it, and when the lease is
+/// lost terminates it; returns the exit status.
+async fn hold(lease: Lease, args: &RunArgs, verbose: u8, progress: &Progress) -> u8 {
+    progress.started.set(true);
     if verbose > 0 {
-        let token = lock
+        let token = lease
             .fencing_token()
             .map(|t| format!(", fencing token {t}"))
             .unwrap_or_default();
         eprintln!(
             "redlock: acquired {:?} (valid for {}{token})",
             args.resource,
-            duration::show(lock.remaining(Instant::now()))
+            duration::show(lease.deadline().saturating_duration_since(Instant::now()))
         );
     }
-
     let mut cmd = tokio::process::Command::new(&args.command[0]);
     cmd.args(&args.command[1..])
         .env(ENV_RESOURCE, &args.resource);
-    match lock.fencing_token() {
+    match lease.fencing_token() {
         Some(t) => cmd.env(ENV_FENCING_TOKEN, t.to_string()),
         None => cmd.env_remove(ENV_FENCING_TOKEN),
     };
     let mut child = match cmd.spawn() {
         Ok(child) => child,
         Err(e) => {
-            release(&redlock, &lock, verbose).await;
-            let code = if e.kind() == std::io::ErrorKind::NotFound {
+            eprintln!("redlock: cannot run {:?}: {e}", args.command[0]);
+            return if e.kind() == std::io::ErrorKind::NotFound {
                 exit::NOT_FOUND
             } else {
                 exit::CANNOT_EXECUTE
             };
-            eprintln!("redlock: cannot run {:?}: {e}", args.command[0]);
-            return code;
         }
     };
     let pid = child.id().unwrap_or(0);
-
-    let held = RefCell::new(lock);
-    let keeper = keep(&redlock, &held, args.ttl, verbose);
-    tokio::pin!(keeper);
-    let lost = loop {
-        tokio::select! {
-            status = child.wait() => {
-                let code = match status {
-                    Ok(status) => status_code(status),
-                    Err(e) => {
-                        eprintln!("redlock: lost track of the command: {e}");
-                        exit::FAILURE
-                    }
-                };
-                let last = held.borrow().clone();
-                release(&redlock, &last, verbose).await;
-                return code;
-            }
-            why = &mut keeper => break why,
-            (_, name) = signals.next() => {
-                // Ctrl-C reaches the command through the terminal already; forward the rest.
-                // The lock is released once the command exits.
-                if name != "-INT" {
-                    let _ = send_signal(name, pid);
+    progress.pid.set(child.id());
+    tokio::select! {
+        status = child.wait() => {
+            return match status {
+                Ok(status) => status_code(status),
+                Err(e) => {
+                    eprintln!("redlock: lost track of the command: {e}");
+                    exit::FAILURE
                 }
-            }
+            };
         }
+        _ = lease.lost() => {}
+    }
+    let why = if Instant::now() >= lease.deadline() {
+        "its validity ran out before a quorum confirmed an extension"
+    } else {
+        "an extension was refused or failed"
     };
-
     eprintln!(
-        "redlock: lost the lock on {:?}: {lost}; sending SIGTERM to the command (pid {pid})",
+        "redlock: lost the lock on {:?}: {why}; sending SIGTERM to the command (pid {pid})",
         args.resource
     );
     let _ = send_signal("-TERM", pid);
@@ -211,151 +326,7 @@ async fn run(args: RunArgs, verbose: u8) -> u8 {
         );
         let _ = child.kill().await;
     }
-    // Best effort: the keys may still hold our token on some nodes.
-    let last = held.borrow().clone();
-    release(&redlock, &last, verbose).await;
     args.lost_exit_code
-}
-
-/// Acquires the lock, retrying until the deadline; `Err(exit status)` when it cannot.
-async fn acquire(
-    redlock: &Redlock,
-    args: &RunArgs,
-    verbose: u8,
-    signals: &mut Signals,
-) -> Result<Lock, u8> {
-    let start = Instant::now();
-    let deadline = if args.no_wait {
-        Some(start)
-    } else {
-        args.wait.map(|w| start + w)
-    };
-    let context = format!("could not acquire {:?}", args.resource);
-    let mut said_waiting = false;
-    let mut n = 0u64;
-    loop {
-        let result = tokio::select! {
-            r = redlock.acquire([&args.resource], args.ttl) => r,
-            (sig, _) = signals.next() => return Err(128 + sig),
-        };
-        let e = match result {
-            Ok(lock) => return Ok(lock),
-            Err(e @ Error::Config(_)) => {
-                report::error(&format!("cannot lock {:?}", args.resource), &e, verbose);
-                return Err(exit::FAILURE);
-            }
-            Err(e) => e,
-        };
-        let now = Instant::now();
-        if deadline.is_some_and(|d| now >= d) {
-            let code = if e.is_locked() {
-                args.conflict_exit_code
-            } else {
-                exit::UNREACHABLE
-            };
-            let tries = match n + 1 {
-                1 => "1 attempt".to_string(),
-                k => format!("{k} attempts in {}", duration::show(now - start)),
-            };
-            report::error_with(&context, &e, &report::summary_with(&e, &tries), verbose);
-            return Err(code);
-        }
-        if !said_waiting && (verbose > 0 || !e.is_locked()) {
-            eprintln!(
-                "redlock: waiting for {:?}: {}",
-                args.resource,
-                report::summary(&e)
-            );
-            said_waiting = true;
-        }
-        n += 1;
-        let jitter = RandomState::new().hash_one(n) % (RETRY_DELAY.as_millis() as u64 + 1);
-        let mut until = now + RETRY_DELAY / 2 + Duration::from_millis(jitter);
-        if let Some(d) = deadline {
-            until = until.min(d);
-        }
-        tokio::select! {
-            _ = sleep_until(until.into()) => {}
-            (sig, _) = signals.next() => return Err(128 + sig),
-        }
-    }
-}
-
-/// Extends the lock in `held` each time half the ttl is left, until it is lost; returns why.
-async fn keep(redlock: &Redlock, held: &RefCell<Lock>, ttl: Duration, verbose: u8) -> String {
-    loop {
-        let lock = held.borrow().clone();
-        let valid_until = lock.valid_until();
-        let now = Instant::now();
-        let extend_at = valid_until.checked_sub(ttl / 2).unwrap_or(now).max(now);
-        sleep_until(extend_at.into()).await;
-        loop {
-            match timeout_at(valid_until.into(), redlock.extend(&lock, ttl)).await {
-                Ok(Ok(new)) => {
-                    if verbose > 1 {
-                        eprintln!(
-                            "redlock: extended (valid for {})",
-                            duration::show(new.remaining(Instant::now()))
-                        );
-                    }
-                    *held.borrow_mut() = new;
-                    break;
-                }
-                Ok(Err(e @ (Error::NotHeld { .. } | Error::Expired { .. }))) => {
-                    if verbose > 0 {
-                        report::detail(e.attempts());
-                    }
-                    return format!("extension failed: {}", report::summary(&e));
-                }
-                Ok(Err(e)) => {
-                    if verbose > 0 {
-                        eprintln!(
-                            "redlock: extension failed ({}); retrying while {} of validity remain",
-                            report::summary(&e),
-                            duration::show(valid_until.saturating_duration_since(Instant::now()))
-                        );
-                        report::detail(e.attempts());
-                    }
-                    let retry_at = (Instant::now() + EXTEND_RETRY).min(valid_until);
-                    sleep_until(retry_at.into()).await;
-                    if Instant::now() >= valid_until {
-                        return format!(
-                            "its validity ran out while extensions failed ({})",
-                            report::summary(&e)
-                        );
-                    }
-                }
-                Err(_) => {
-                    return "its validity ran out before a quorum confirmed an extension".into()
-                }
-            }
-        }
-    }
-}
-
-/// Releases `lock` (best effort, bounded by [`RELEASE_TIMEOUT`]).
-async fn release(redlock: &Redlock, lock: &Lock, verbose: u8) {
-    match timeout(RELEASE_TIMEOUT, redlock.release(lock)).await {
-        Ok(Ok(r)) => {
-            if verbose > 0 {
-                eprintln!(
-                    "redlock: released (confirmed by {} of {} node(s))",
-                    r.confirmed,
-                    r.attempt.nodes.len()
-                );
-            }
-        }
-        Ok(Err(e)) => {
-            if verbose > 0 {
-                report::error("release failed (the keys expire with the ttl)", &e, verbose);
-            }
-        }
-        Err(_) => {
-            if verbose > 0 {
-                eprintln!("redlock: release timed out (the keys expire with the ttl)");
-            }
-        }
-    }
 }
 
 /// The status a shell would report: the exit code, or 128 + the signal number.

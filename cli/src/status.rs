@@ -2,10 +2,10 @@
 
 use crate::NodeArgs;
 use clap::Args;
-use redlock_cli::client::{describe, Conn, Reply};
 use redlock_cli::duration::{parse as parse_duration, show};
 use redlock_cli::exit;
 use redlock_core::{fence_key, NodeConfig};
+use redlock_harness::{describe, Conn, Reply};
 use std::time::Duration;
 
 /// Arguments of `redlock status`.
@@ -41,7 +41,7 @@ pub fn main(args: StatusArgs, verbose: u8) -> u8 {
     let urls = args.nodes.urls();
     let mut nodes = Vec::new();
     for url in &urls {
-        match redlock_async::parse_node_url(url) {
+        match redlock_tokio::parse_node_url(url) {
             Ok(n) => nodes.push(n),
             Err(e) => {
                 eprintln!("redlock: bad configuration: {e}");

@@ -2,16 +2,15 @@
 //! stopped by pid): serialization, the lost-lock path, conflicts, exit statuses, the
 //! environment given to the command, and `status`.
 
-use redlock_cli::client::{Conn, Reply};
-use redlock_cli::local::LocalNodes;
+use redlock_harness::{Cluster, Conn, Reply};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
 const REDLOCK: &str = env!("CARGO_BIN_EXE_redlock");
 
-fn nodes(n: usize) -> LocalNodes {
-    LocalNodes::start(n).unwrap_or_else(|e| panic!("cannot start redis-server: {e}"))
+fn nodes(n: usize) -> Cluster {
+    Cluster::start(n)
 }
 
 /// `redlock ARGS…` with `--nodes` from `REDLOCK_NODES` cleared, so only what the test passes counts.
@@ -78,7 +77,7 @@ fn concurrent_runs_on_one_resource_serialize() {
     );
     let children: Vec<Child> = (0..3)
         .map(|_| {
-            let mut c = redlock(&["run", "--nodes", &cluster.nodes_arg(), "--ttl", "5s"]);
+            let mut c = redlock(&["run", "--nodes", &cluster.urls_arg(), "--ttl", "5s"]);
             c.args(["shared", "--"]).args(sh(&script));
             c.spawn().expect("spawn redlock")
         })
@@ -118,7 +117,7 @@ fn lost_lock_terminates_the_command() {
         term = term.display(),
         ready = ready.display()
     );
-    let mut c = redlock(&["run", "--nodes", &cluster.nodes_arg(), "--ttl", "1s"]);
+    let mut c = redlock(&["run", "--nodes", &cluster.urls_arg(), "--ttl", "1s"]);
     c.args(["lost", "--"])
         .args(sh(&script))
         .stderr(Stdio::piped());
@@ -127,12 +126,12 @@ fn lost_lock_terminates_the_command() {
     // Let one extension go through first, then take the quorum away (2 of 3 paused).
     std::thread::sleep(Duration::from_millis(700));
     let paused = Instant::now();
-    cluster.pause(0).expect("SIGSTOP");
-    cluster.pause(1).expect("SIGSTOP");
+    cluster.stop(0);
+    cluster.stop(1);
     let status = wait_with_limit(&mut child, Duration::from_secs(10));
     let took = paused.elapsed();
-    let _ = cluster.resume(0);
-    let _ = cluster.resume(1);
+    cluster.cont(0);
+    cluster.cont(1);
     let mut stderr = String::new();
     if let Some(mut e) = child.stderr.take() {
         let _ = std::io::Read::read_to_string(&mut e, &mut stderr);
@@ -166,7 +165,7 @@ fn lost_lock_kills_a_command_that_ignores_sigterm() {
         "trap '' TERM; echo ready > {}; exec sleep 30",
         ready.display()
     );
-    let mut c = redlock(&["run", "--nodes", &cluster.nodes_arg(), "--ttl", "1s"]);
+    let mut c = redlock(&["run", "--nodes", &cluster.urls_arg(), "--ttl", "1s"]);
     c.args(["--kill-after", "300ms", "ignores", "--"])
         .args(sh(&script))
         .stderr(Stdio::piped());
@@ -192,7 +191,7 @@ fn lost_lock_kills_a_command_that_ignores_sigterm() {
 #[test]
 fn conflicts_have_their_own_status_and_signals_reach_the_command() {
     let cluster = nodes(3);
-    let urls = cluster.nodes_arg();
+    let urls = cluster.urls_arg();
     let ready = temp("conflict.ready");
     let script = format!("echo ready > {}; exec sleep 20", ready.display());
     let mut c = redlock(&["run", "--nodes", &urls, "busy", "--"]);
@@ -255,7 +254,7 @@ fn conflicts_have_their_own_status_and_signals_reach_the_command() {
 #[test]
 fn command_status_and_environment() {
     let cluster = nodes(1);
-    let urls = cluster.nodes_arg();
+    let urls = cluster.urls_arg();
     let show = "printf '%s|%s' \"$REDLOCK_RESOURCE\" \"$REDLOCK_FENCING_TOKEN\"; exit 7";
     let out = output({
         let mut c = redlock(&["run", "--nodes", &urls, "env-res", "--"]);
@@ -316,14 +315,14 @@ fn nodes_come_from_the_environment() {
     let out = output({
         let mut c = Command::new(REDLOCK);
         c.args(["run", "from-env", "--", "true"])
-            .env("REDLOCK_NODES", cluster.nodes_arg());
+            .env("REDLOCK_NODES", cluster.urls_arg());
         c
     });
     assert_eq!(code(&out), 0, "{}", text(&out.stderr));
     // The same lock is visible through the environment's nodes: hold it, then conflict.
     let mut c = Command::new(REDLOCK);
     c.args(["run", "from-env", "--", "sleep", "5"])
-        .env("REDLOCK_NODES", cluster.nodes_arg());
+        .env("REDLOCK_NODES", cluster.urls_arg());
     let mut holder = c.spawn().unwrap();
     let mut conn = Conn::open_url(&cluster.url(0), Duration::from_secs(2)).unwrap();
     let end = Instant::now() + Duration::from_secs(5);
@@ -334,7 +333,7 @@ fn nodes_come_from_the_environment() {
     let out = output({
         let mut c = Command::new(REDLOCK);
         c.args(["run", "-n", "from-env", "--", "true"])
-            .env("REDLOCK_NODES", cluster.nodes_arg());
+            .env("REDLOCK_NODES", cluster.urls_arg());
         c
     });
     assert_eq!(code(&out), 120);
@@ -369,11 +368,16 @@ fn errors_are_one_line_with_detail_under_verbose() {
     let out = output(redlock(&["run", "--nodes", "http://x", "x", "--", "true"]));
     assert_eq!(code(&out), 125);
     assert!(text(&out.stderr).contains("invalid node URL"));
-    for bad in ["10", "5x", "ms"] {
+    for bad in ["5x", "ms", "1..5s", "1e3"] {
         let out = output(redlock(&["run", "--ttl", bad, "x", "--", "true"]));
         assert_eq!(code(&out), 125, "--ttl {bad}");
         assert!(text(&out.stderr).contains("--ttl"), "{}", text(&out.stderr));
     }
+    // A bare number is seconds, as `flock -w 10` takes it: the unreachable node is what fails.
+    let out = output(redlock(&[
+        "run", "--nodes", &url, "--ttl", "10", "-w", "0.2", "x", "--", "true",
+    ]));
+    assert_eq!(code(&out), 122, "{}", text(&out.stderr));
     let out = output(redlock(&["run", "x"]));
     assert_eq!(code(&out), 125, "a command is required");
 }
@@ -381,7 +385,7 @@ fn errors_are_one_line_with_detail_under_verbose() {
 #[test]
 fn status_shows_each_node_and_agreement() {
     let cluster = nodes(3);
-    let urls = cluster.nodes_arg();
+    let urls = cluster.urls_arg();
     let status = |resource: &str| {
         let out = output(redlock(&["status", "--nodes", &urls, resource]));
         (code(&out), text(&out.stdout), text(&out.stderr))
@@ -436,40 +440,4 @@ fn status_shows_each_node_and_agreement() {
         "{stdout}"
     );
     assert!(stdout.contains("other: free on 2 of 3 nodes"), "{stdout}");
-}
-
-#[test]
-fn bench_matrix_prints_the_table_with_server_cpu_and_round_trips() {
-    let out = output(redlock(&[
-        "bench",
-        "--node-counts",
-        "1",
-        "--concurrencies",
-        "1",
-        "--adapters",
-        "tokio",
-        "--duration",
-        "0.3",
-    ]));
-    let (stdout, stderr) = (text(&out.stdout), text(&out.stderr));
-    assert_eq!(code(&out), 0, "{stdout}\n{stderr}");
-    // The servers' CPU is measured by the matrix, which started them: a figure, not "–".
-    let row = stdout
-        .lines()
-        .find(|l| l.starts_with("| 1 | 1 | uncontended | redlock (tokio) |"))
-        .unwrap_or_else(|| panic!("no uncontended row:\n{stdout}"));
-    let cells: Vec<&str> = row.split('|').map(str::trim).collect();
-    // A number (it may round to 0 on a starved machine: the kernel counts in 10 ms ticks); "–"
-    // would mean it was not measured.
-    let server: Result<f64, _> = cells[9].parse();
-    assert!(server.is_ok(), "server CPU cell {:?} in {row}", cells[9]);
-    assert!(
-        stdout.contains("\"server_cpu_us_per_op\":"),
-        "JSON lines carry it:\n{stdout}"
-    );
-    // Target 1's yardstick was measured beside the case, not only before the matrix.
-    assert!(
-        stdout.contains("1 client = ") && stdout.contains("median of 1 taken between the rounds"),
-        "{stdout}"
-    );
 }

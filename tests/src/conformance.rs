@@ -6,8 +6,8 @@
 //! the `#[test]`s for one adapter on 1, 3 and 5 live nodes.
 
 use crate::fake::FakeServer;
-use crate::live::{Cluster, Reply};
 use redlock_async::{BoxFuture, Error, Lock, Options, Released, Runtime};
+use redlock_harness::{Cluster, Reply};
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};

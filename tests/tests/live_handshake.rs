@@ -2,8 +2,8 @@
 //! RESP3 via `HELLO 3`, and a refused login surfacing as a typed per-node outcome.
 
 use redlock_async::{Error, Outcome, Protocol};
+use redlock_harness::{Cluster, Reply};
 use redlock_tests::conformance::{test_options, BlockingClient, Client};
-use redlock_tests::live::{Cluster, Reply};
 use std::time::Duration;
 
 const TTL: Duration = Duration::from_secs(5);

@@ -1,8 +1,8 @@
 //! Fencing tokens and restart-aware voting against real redis-server nodes.
 
 use redlock_async::{Error, Outcome};
+use redlock_harness::Cluster;
 use redlock_tests::conformance::{test_options, BlockingClient, Client};
-use redlock_tests::live::Cluster;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 

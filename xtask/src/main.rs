@@ -418,13 +418,14 @@ fn demo(args: &[String]) -> Result<(), String> {
 }
 
 /// `cargo xtask bench [ARGS]`: installs `redis-server` and `redis-benchmark` when missing, builds
-/// `redlock` and `bench/rslock` (its own workspace) in release, and runs the `redlock bench`
-/// matrix with rslock as the comparison. ARGS go to `redlock bench` (e.g. `--duration 5`).
+/// `redlock-bench` and `bench/rslock` (its own workspace) in release, and runs the `redlock-bench`
+/// matrix with rslock as the comparison. ARGS go to `redlock-bench` (e.g. `--duration 5`, or
+/// `--help`).
 fn bench(args: &[String]) -> Result<(), String> {
     ensure_redis()?;
     let mut build = cargo();
-    build.args(["build", "--release", "--quiet", "-p", "redlock-cli"]);
-    run("cargo build --release -p redlock-cli", build)?;
+    build.args(["build", "--release", "--quiet", "-p", "redlock-bench"]);
+    run("cargo build --release -p redlock-bench", build)?;
     let rslock = root().join("bench/rslock");
     let mut build = cargo();
     build
@@ -443,12 +444,10 @@ fn bench(args: &[String]) -> Result<(), String> {
         }
     };
     let mut bench = cargo();
-    bench
-        .args(["run", "--release", "--quiet", "-p", "redlock-cli"])
-        .args(["--", "bench"]);
+    bench.args(["run", "--release", "--quiet", "-p", "redlock-bench", "--"]);
     if let Some(program) = compare {
         bench.arg("--compare").arg(program);
     }
     bench.args(args);
-    run("redlock bench", bench)
+    run("redlock-bench", bench)
 }

@@ -37,6 +37,6 @@ mod socket;
 pub use client::Redlock;
 pub use lease::Lease;
 pub use redlock_async::{
-    Attempt, Error, Failure, Lock, NodeId, NodeReport, Options, Outcome, Protocol, Released,
-    Scripts,
+    parse_node_url, Attempt, Error, Failure, Lock, NodeId, NodeReport, Options, Outcome, Protocol,
+    Released, Scripts, UrlError,
 };

@@ -29,8 +29,8 @@ use std::task::{Context, Poll};
 use std::time::Instant;
 
 pub use redlock_async::{
-    Attempt, Error, Failure, Lease, Lock, NodeId, NodeReport, Options, Outcome, Protocol, Released,
-    Runtime, Scripts,
+    parse_node_url, Attempt, Error, Failure, Lease, Lock, NodeId, NodeReport, Options, Outcome,
+    Protocol, Released, Runtime, Scripts, UrlError,
 };
 
 /// The smol [`Runtime`].

@@ -37,8 +37,8 @@ use std::time::Instant;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 
 pub use redlock_async::{
-    Attempt, Error, Failure, Lease, Lock, NodeId, NodeReport, Options, Outcome, Protocol, Released,
-    Runtime, Scripts,
+    parse_node_url, Attempt, Error, Failure, Lease, Lock, NodeId, NodeReport, Options, Outcome,
+    Protocol, Released, Runtime, Scripts, UrlError,
 };
 
 /// The tokio [`Runtime`]: `tokio::net::TcpStream`, `tokio::time`,

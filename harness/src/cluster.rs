@@ -1,27 +1,27 @@
-//! A harness that runs real `redis-server` processes on loopback ports for live tests.
+//! Independent `redis-server` processes on free loopback ports.
 //!
-//! [`Cluster::start`] spawns `n` independent servers (no replication, no persistence), each in
-//! its own temporary directory and on its own free port, and waits until every one answers
-//! `PING`. Faults are injected per node by process id: [`Cluster::stop`] / [`Cluster::cont`]
-//! (SIGSTOP / SIGCONT, a paused node whose socket still accepts connections), [`Cluster::kill`]
-//! (SIGKILL, a crash) and [`Cluster::restart`] (a fresh, empty server on the same port).
+//! [`Cluster::try_start`] (or [`Cluster::start`], which panics, for tests) spawns `n` servers
+//! (no replication, no persistence), each in its own temporary directory and on its own free
+//! port, and waits until every one answers as itself. Faults are injected per node by process
+//! id: [`Cluster::stop`] / [`Cluster::cont`] (SIGSTOP / SIGCONT: a paused node whose socket
+//! still accepts connections), [`Cluster::kill`] (SIGKILL, a crash) and [`Cluster::restart`] (a
+//! fresh, empty server on the same port).
 //!
-//! Every process is a child of the test process and is only ever signalled by its pid, never by
-//! name, so concurrent test binaries do not disturb each other. Dropping the [`Cluster`] kills
-//! every server and removes the temporary directories.
+//! Every process is a child of this process and is only ever signalled by its pid, never by
+//! name, so concurrent users do not disturb each other. Dropping the [`Cluster`] kills every
+//! server and removes the temporary directories.
 //!
-//! A small blocking RESP client ([`request`], [`Cluster::cmd`] and friends) is included for
-//! assertions about what the servers hold; it opens one connection per command.
-//!
-//! The methods take `&self` (each node's process sits behind a mutex), so a cluster can be shared
-//! through an `Arc` between a thread driving a client and one injecting faults.
+//! The methods take `&self` (each node's process sits behind a mutex), so a cluster can be
+//! shared through an `Arc` between a thread driving a client and one injecting faults. Methods
+//! without `try_` panic with the node's details on failure (for tests); the `try_` ones return
+//! errors (for `redlock demo` and the benchmark).
 
-use bytes::BytesMut;
-pub use redlock_core::resp::Reply;
-use redlock_core::resp::{encode_command, Decoder, Protocol};
-use std::fs::{self, File, OpenOptions};
-use std::io::{self, Read, Write};
-use std::net::{Ipv4Addr, SocketAddr, TcpListener, TcpStream};
+use crate::resp::{request, Reply};
+use crate::signal::signal;
+use std::fmt;
+use std::fs::{self, OpenOptions};
+use std::io;
+use std::net::{Ipv4Addr, SocketAddr, TcpListener};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -29,22 +29,47 @@ use std::sync::{Mutex, MutexGuard};
 use std::thread;
 use std::time::{Duration, Instant};
 
-/// How long a node gets to answer `PING` after it was spawned.
-pub const READY_TIMEOUT: Duration = Duration::from_secs(5);
+/// The server program, looked up on `PATH`.
+pub const REDIS_SERVER: &str = "redis-server";
+
+/// What to install when [`REDIS_SERVER`] is missing.
+pub const INSTALL_HINT: &str = "install the redis-server package \
+     (Debian/Ubuntu: `apt-get install redis-server`; Fedora: `dnf install redis`; \
+     macOS: `brew install redis`), or run `cargo xtask test` / `cargo xtask demo`, which \
+     install it as root";
+
+/// How long a node gets to answer after it was spawned.
+pub const READY_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// The read/write timeout [`Cluster::cmd`] and the other panicking helpers use.
 pub const CMD_TIMEOUT: Duration = Duration::from_secs(2);
 
-/// The largest reply the helper client buffers (one frame).
-const REPLY_CAP: usize = 64 * 1024 * 1024;
-
-/// How many fresh ports [`Cluster::start`] tries per node before giving up.
+/// How many fresh ports one node tries before giving up.
 const PORT_ATTEMPTS: usize = 20;
 
-/// The server binary, looked up on `PATH`.
-const REDIS_SERVER: &str = "redis-server";
-
 static DIR_COUNTER: AtomicUsize = AtomicUsize::new(0);
+
+/// Why nodes could not be started.
+#[derive(Debug)]
+pub enum StartError {
+    /// `redis-server` is not on `PATH`.
+    NotInstalled,
+    /// A server did not come up; the text says why and includes its log.
+    Failed(String),
+}
+
+impl fmt::Display for StartError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            StartError::NotInstalled => {
+                write!(f, "`{REDIS_SERVER}` was not found on PATH: {INSTALL_HINT}")
+            }
+            StartError::Failed(text) => f.write_str(text),
+        }
+    }
+}
+
+impl std::error::Error for StartError {}
 
 /// A set of independent `redis-server` processes on loopback, killed on drop.
 #[derive(Debug)]
@@ -68,27 +93,33 @@ struct NodeState {
 }
 
 impl Cluster {
-    /// Starts `n` `redis-server` processes and waits until each answers `PING`.
+    /// Starts `n` `redis-server` processes and waits until each answers.
     ///
     /// Each server runs with `--port P --bind 127.0.0.1 --save "" --appendonly no --dir D
     /// --daemonize no --protected-mode no`, where `P` is a free loopback port and `D` a fresh
     /// directory under [`std::env::temp_dir`]; its stdout and stderr go to `D/redis.log`.
-    ///
-    /// # Panics
-    ///
-    /// If `redis-server` is not on `PATH` (install it with `apt-get install redis-server`, or run
-    /// the suites through `cargo xtask test`), or a server does not become ready within
-    /// [`READY_TIMEOUT`] (the message includes its log).
-    pub fn start(n: usize) -> Cluster {
+    /// A server is ready when `INFO server` on its port reports its own process id (not that of
+    /// another server that happened to own the port). On error the servers started so far are
+    /// stopped.
+    pub fn try_start(n: usize) -> Result<Cluster, StartError> {
         let mut cluster = Cluster {
             nodes: Vec::with_capacity(n),
         };
         for _ in 0..n {
-            // Pushed one at a time so that a panic part-way through still cleans up (Drop).
-            let node = Node::start_fresh();
-            cluster.nodes.push(node);
+            // Pushed one at a time so that a failure part-way still cleans up (Drop).
+            cluster.nodes.push(Node::start_fresh()?);
         }
-        cluster
+        Ok(cluster)
+    }
+
+    /// [`Cluster::try_start`] for tests.
+    ///
+    /// # Panics
+    ///
+    /// If `redis-server` is not on `PATH` or a server does not become ready within
+    /// [`READY_TIMEOUT`] (the message includes its log).
+    pub fn start(n: usize) -> Cluster {
+        Cluster::try_start(n).unwrap_or_else(|e| panic!("cannot start redis-server: {e}"))
     }
 
     /// The number of nodes.
@@ -111,6 +142,11 @@ impl Cluster {
         (0..self.len()).map(|i| self.url(i)).collect()
     }
 
+    /// The URLs joined with commas, as `redlock --nodes` and `redlock-bench --urls` take them.
+    pub fn urls_arg(&self) -> String {
+        self.urls().join(",")
+    }
+
     /// The TCP port node `i` listens on (unchanged across [`Cluster::restart`]).
     pub fn port(&self, i: usize) -> u16 {
         self.node(i).port
@@ -126,41 +162,59 @@ impl Cluster {
         &self.node(i).dir
     }
 
-    /// The process id of node `i`'s current server (it changes on [`Cluster::restart`]).
+    /// The process id of node `i`'s current server (it changes on [`Cluster::restart`]);
+    /// `None` once it was killed and not restarted.
+    pub fn try_pid(&self, i: usize) -> Option<u32> {
+        self.node(i).lock().child.as_ref().map(Child::id)
+    }
+
+    /// [`Cluster::try_pid`] for tests.
     ///
     /// # Panics
     ///
     /// If the node was killed and not restarted.
     pub fn pid(&self, i: usize) -> u32 {
-        match &self.node(i).lock().child {
-            Some(child) => child.id(),
-            None => panic!("live node {i} is not running (killed and not restarted)"),
-        }
+        self.try_pid(i)
+            .unwrap_or_else(|| panic!("live node {i} is not running (killed and not restarted)"))
     }
 
     /// Pauses node `i` with SIGSTOP. Its socket still accepts connections (the kernel completes
-    /// the handshake), but nothing is answered until [`Cluster::cont`].
+    /// the handshake), but nothing is answered until [`Cluster::try_cont`].
+    pub fn try_stop(&self, i: usize) -> io::Result<()> {
+        let mut state = self.node(i).lock();
+        signal("-STOP", state.pid()?)?;
+        state.stopped = true;
+        Ok(())
+    }
+
+    /// Resumes node `i` with SIGCONT after [`Cluster::try_stop`].
+    pub fn try_cont(&self, i: usize) -> io::Result<()> {
+        let mut state = self.node(i).lock();
+        signal("-CONT", state.pid()?)?;
+        state.stopped = false;
+        Ok(())
+    }
+
+    /// [`Cluster::try_stop`] for tests.
     ///
     /// # Panics
     ///
     /// If the node is not running or `kill` fails.
     pub fn stop(&self, i: usize) {
-        let mut state = self.node(i).lock();
-        let pid = state.pid(i);
-        signal("-STOP", pid);
-        state.stopped = true;
+        if let Err(e) = self.try_stop(i) {
+            panic!("live node {i}: SIGSTOP failed: {e}");
+        }
     }
 
-    /// Resumes node `i` with SIGCONT after [`Cluster::stop`].
+    /// [`Cluster::try_cont`] for tests.
     ///
     /// # Panics
     ///
     /// If the node is not running or `kill` fails.
     pub fn cont(&self, i: usize) {
-        let mut state = self.node(i).lock();
-        let pid = state.pid(i);
-        signal("-CONT", pid);
-        state.stopped = false;
+        if let Err(e) = self.try_cont(i) {
+            panic!("live node {i}: SIGCONT failed: {e}");
+        }
     }
 
     /// Whether node `i` was paused with [`Cluster::stop`] and not resumed since.
@@ -177,7 +231,7 @@ impl Cluster {
     }
 
     /// Starts node `i` again on the same port with empty data (killing it first if it is still
-    /// running), and waits until it answers `PING`.
+    /// running), and waits until it answers.
     ///
     /// # Panics
     ///
@@ -197,15 +251,14 @@ impl Cluster {
                     state.stopped = false;
                     return;
                 }
-                Err(Failure::PortInUse(_)) if Instant::now() < deadline => {
+                Err(Spawn::PortInUse(_)) if Instant::now() < deadline => {
                     thread::sleep(Duration::from_millis(50));
                 }
-                Err(Failure::PortInUse(log)) | Err(Failure::Other(log)) => {
-                    panic!(
-                        "live node {i} did not restart on port {}:\n{log}",
-                        node.port
-                    )
-                }
+                Err(e) => panic!(
+                    "live node {i} did not restart on port {}: {}",
+                    node.port,
+                    StartError::from(e)
+                ),
             }
         }
     }
@@ -284,7 +337,7 @@ impl Cluster {
             if n == 0 || Instant::now() >= deadline {
                 return n;
             }
-            std::thread::sleep(Duration::from_millis(5));
+            thread::sleep(Duration::from_millis(5));
         }
     }
 
@@ -350,35 +403,35 @@ impl Drop for Cluster {
 
 impl Node {
     /// Spawns a server on a fresh port in a fresh directory, retrying on port collisions.
-    fn start_fresh() -> Node {
-        // Removes the directory if anything below panics before the node exists.
-        let guard = DirGuard(Some(make_dir()));
+    fn start_fresh() -> Result<Node, StartError> {
+        // Removes the directory if anything below fails before the node exists.
+        let guard = DirGuard(Some(make_dir()?));
         let dir = guard.path();
         let mut last = String::new();
         for _ in 0..PORT_ATTEMPTS {
-            let port =
-                free_port().unwrap_or_else(|e| panic!("cannot find a free loopback port: {e}"));
+            let port = free_port()
+                .map_err(|e| StartError::Failed(format!("no free loopback port: {e}")))?;
             match spawn_ready(port, dir) {
                 Ok(child) => {
-                    return Node {
+                    return Ok(Node {
                         port,
                         dir: guard.disarm(),
                         state: Mutex::new(NodeState {
                             child: Some(child),
                             stopped: false,
                         }),
-                    }
+                    })
                 }
-                Err(Failure::PortInUse(log)) => {
+                Err(Spawn::PortInUse(log)) => {
                     last = log;
                     clear_dir(dir);
                 }
-                Err(Failure::Other(log)) => {
-                    panic!("redis-server on port {port} did not become ready:\n{log}")
-                }
+                Err(e) => return Err(e.into()),
             }
         }
-        panic!("redis-server found no free port in {PORT_ATTEMPTS} attempts; last log:\n{last}")
+        Err(StartError::Failed(format!(
+            "redis-server found no free port in {PORT_ATTEMPTS} attempts; last log:\n{last}"
+        )))
     }
 
     fn lock(&self) -> MutexGuard<'_, NodeState> {
@@ -388,24 +441,19 @@ impl Node {
 }
 
 impl NodeState {
-    fn pid(&self, i: usize) -> u32 {
-        match &self.child {
-            Some(child) => child.id(),
-            None => panic!("live node {i} is not running (killed and not restarted)"),
-        }
+    fn pid(&self) -> io::Result<u32> {
+        self.child
+            .as_ref()
+            .map(Child::id)
+            .ok_or_else(|| io::Error::new(io::ErrorKind::NotFound, "the node is not running"))
     }
 
     /// SIGCONT (in case it is stopped), SIGKILL, wait. Idempotent.
     fn kill(&mut self) {
         if let Some(mut child) = self.child.take() {
             if matches!(child.try_wait(), Ok(None)) {
-                if self.stopped {
-                    let _ = Command::new("kill")
-                        .args(["-CONT", &child.id().to_string()])
-                        .stdout(Stdio::null())
-                        .stderr(Stdio::null())
-                        .status();
-                }
+                // A stopped process still dies of SIGKILL, but wake it anyway.
+                let _ = signal("-CONT", child.id());
                 // `Child::kill` sends SIGKILL to this child's pid.
                 let _ = child.kill();
             }
@@ -436,98 +484,91 @@ impl Drop for DirGuard {
     }
 }
 
-/// Why a spawned server did not become ready; both carry the server's log.
-enum Failure {
-    /// It exited complaining that the port is taken.
+/// Why a spawned server did not become ready.
+enum Spawn {
+    /// `redis-server` is not on `PATH`.
+    NotInstalled,
+    /// It found its port taken (it exited saying so, or another server answered); with its log.
     PortInUse(String),
-    /// Anything else (exit, timeout, unexpected `PING` answer).
+    /// Anything else (exit, timeout, unexpected answer); with its log.
     Other(String),
 }
 
-/// Spawns `redis-server` on `port` in `dir` and waits until it answers `PING`. On failure the
-/// process is killed and reaped.
-fn spawn_ready(port: u16, dir: &Path) -> Result<Child, Failure> {
+impl From<Spawn> for StartError {
+    fn from(s: Spawn) -> StartError {
+        match s {
+            Spawn::NotInstalled => StartError::NotInstalled,
+            Spawn::PortInUse(text) | Spawn::Other(text) => StartError::Failed(text),
+        }
+    }
+}
+
+/// Spawns `redis-server` on `port` in `dir` and waits until `INFO server` on that port names
+/// its process. On failure the process is killed and reaped.
+fn spawn_ready(port: u16, dir: &Path) -> Result<Child, Spawn> {
     let log_path = dir.join("redis.log");
-    let log = OpenOptions::new()
-        .create(true)
-        .append(true)
-        .open(&log_path)
-        .unwrap_or_else(|e| panic!("cannot create {}: {e}", log_path.display()));
-    let log_err = log
-        .try_clone()
-        .unwrap_or_else(|e| panic!("cannot duplicate {}: {e}", log_path.display()));
-    let port_arg = port.to_string();
+    let open_log = || {
+        OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&log_path)
+            .map_err(|e| Spawn::Other(format!("cannot create {}: {e}", log_path.display())))
+    };
+    let (out, err) = (open_log()?, open_log()?);
     let spawned = Command::new(REDIS_SERVER)
-        .args(["--port", &port_arg, "--bind", "127.0.0.1"])
-        .args(["--save", ""])
-        .args(["--appendonly", "no"])
+        .args(["--port", &port.to_string(), "--bind", "127.0.0.1"])
+        .args(["--save", "", "--appendonly", "no"])
         .arg("--dir")
         .arg(dir)
         .args(["--daemonize", "no", "--protected-mode", "no"])
         .stdin(Stdio::null())
-        .stdout(log)
-        .stderr(log_err)
+        .stdout(out)
+        .stderr(err)
         .spawn();
     let mut child = match spawned {
         Ok(child) => child,
-        Err(e) if e.kind() == io::ErrorKind::NotFound => panic!(
-            "`{REDIS_SERVER}` was not found on PATH; live tests need it: install it with \
-             `apt-get install redis-server`, or run the suites with `cargo xtask test`"
-        ),
-        Err(e) => panic!("cannot spawn `{REDIS_SERVER}`: {e}"),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Err(Spawn::NotInstalled),
+        Err(e) => return Err(Spawn::Other(format!("cannot start {REDIS_SERVER}: {e}"))),
     };
     let addr = SocketAddr::from((Ipv4Addr::LOCALHOST, port));
     let deadline = Instant::now() + READY_TIMEOUT;
+    // Ours, not another server that owns the port (ours then exits "Address already in use").
+    let me = format!("process_id:{}\r\n", child.id());
     let mut last_err;
     loop {
         if let Ok(Some(status)) = child.try_wait() {
             let log = read_log(dir);
-            let text = format!("redis-server exited with {status} before answering PING\n{log}");
+            let text = format!("redis-server on port {port} exited with {status}:\n{log}");
             return Err(if log.contains("Address already in use") {
-                Failure::PortInUse(text)
+                Spawn::PortInUse(text)
             } else {
-                Failure::Other(text)
+                Spawn::Other(text)
             });
         }
-        match request(addr, &["PING"], Duration::from_millis(500)) {
-            Ok(Reply::Status(s)) if &s[..] == b"PONG" => {
-                // Make sure the PONG came from our process and not from another server that
-                // happened to own the port (ours then exits with "Address already in use").
-                let me = format!("process_id:{}\r\n", child.id());
-                match request(addr, &["INFO", "server"], Duration::from_millis(500)) {
-                    Ok(Reply::Bulk(info)) if String::from_utf8_lossy(&info).contains(&me) => {
-                        return Ok(child)
-                    }
-                    Ok(Reply::Bulk(_)) => {
-                        let _ = child.kill();
-                        let _ = child.wait();
-                        return Err(Failure::PortInUse(format!(
-                            "port {port} is served by another process; log:\n{}",
-                            read_log(dir)
-                        )));
-                    }
-                    Ok(other) => last_err = format!("INFO answered {other:?}"),
-                    Err(e) => last_err = format!("INFO failed: {e}"),
-                }
+        match request(addr, &["INFO", "server"], Duration::from_millis(500)) {
+            Ok(Reply::Bulk(info)) if String::from_utf8_lossy(&info).contains(&me) => {
+                return Ok(child)
             }
-            Ok(other) => {
-                // Another server (not ours) may own this port, or ours is still loading.
-                last_err = format!("PING answered {other:?}");
+            Ok(Reply::Bulk(_)) => {
+                let _ = child.kill();
+                let _ = child.wait();
+                return Err(Spawn::PortInUse(format!(
+                    "port {port} is served by another process; log:\n{}",
+                    read_log(dir)
+                )));
             }
+            // Still loading (`-LOADING`), or not listening yet.
+            Ok(other) => last_err = format!("INFO answered {other:?}"),
             Err(e) => last_err = e.to_string(),
         }
         if Instant::now() >= deadline {
             let _ = child.kill();
             let _ = child.wait();
-            let text = format!(
-                "no +PONG within {READY_TIMEOUT:?} (last: {last_err}); log:\n{}",
+            return Err(Spawn::Other(format!(
+                "redis-server on port {port} did not answer within {READY_TIMEOUT:?} \
+                 (last: {last_err}); log:\n{}",
                 read_log(dir)
-            );
-            return Err(if text.contains("Address already in use") {
-                Failure::PortInUse(text)
-            } else {
-                Failure::Other(text)
-            });
+            )));
         }
         thread::sleep(Duration::from_millis(10));
     }
@@ -535,20 +576,26 @@ fn spawn_ready(port: u16, dir: &Path) -> Result<Child, Failure> {
 
 /// A port that was free on 127.0.0.1 a moment ago (bind port 0, read it, release it).
 fn free_port() -> io::Result<u16> {
-    let listener = TcpListener::bind((Ipv4Addr::LOCALHOST, 0))?;
-    Ok(listener.local_addr()?.port())
+    Ok(TcpListener::bind((Ipv4Addr::LOCALHOST, 0))?
+        .local_addr()?
+        .port())
 }
 
 /// A new, empty, uniquely named directory under the system temp dir.
-fn make_dir() -> PathBuf {
+fn make_dir() -> Result<PathBuf, StartError> {
     loop {
         let n = DIR_COUNTER.fetch_add(1, Ordering::Relaxed);
         let dir = std::env::temp_dir().join(format!("redlock-live-{}-{n}", std::process::id()));
         match fs::create_dir(&dir) {
-            Ok(()) => return dir,
+            Ok(()) => return Ok(dir),
             // Left over from an earlier process that had the same pid: take the next name.
             Err(e) if e.kind() == io::ErrorKind::AlreadyExists => continue,
-            Err(e) => panic!("cannot create {}: {e}", dir.display()),
+            Err(e) => {
+                return Err(StartError::Failed(format!(
+                    "cannot create {}: {e}",
+                    dir.display()
+                )))
+            }
         }
     }
 }
@@ -569,46 +616,10 @@ fn clear_dir(dir: &Path) {
 
 fn read_log(dir: &Path) -> String {
     let path = dir.join("redis.log");
-    let mut text = String::new();
-    match File::open(&path) {
-        Ok(mut f) => {
-            let mut bytes = Vec::new();
-            let _ = f.read_to_end(&mut bytes);
-            text.push_str(&String::from_utf8_lossy(&bytes));
-        }
-        Err(e) => text = format!("(cannot read {}: {e})", path.display()),
+    match fs::read(&path) {
+        Ok(bytes) => String::from_utf8_lossy(&bytes).into_owned(),
+        Err(e) => format!("(cannot read {}: {e})", path.display()),
     }
-    text
-}
-
-/// Sends `kill <sig> <pid>` and panics if it fails.
-fn signal(sig: &str, pid: u32) {
-    let out = Command::new("kill")
-        .args([sig, &pid.to_string()])
-        .stdin(Stdio::null())
-        .output()
-        .unwrap_or_else(|e| panic!("cannot run `kill {sig} {pid}`: {e}"));
-    if !out.status.success() {
-        panic!(
-            "`kill {sig} {pid}` failed ({}): {}",
-            out.status,
-            String::from_utf8_lossy(&out.stderr).trim()
-        );
-    }
-}
-
-/// Whether a process with this pid exists (`kill -0 pid` succeeds).
-///
-/// A zombie (exited but not reaped) still counts; [`Cluster`] always reaps its children.
-pub fn pid_exists(pid: u32) -> bool {
-    Command::new("kill")
-        .args(["-0", &pid.to_string()])
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .status()
-        .map(|s| s.success())
-        .unwrap_or(false)
 }
 
 fn expect_int(i: usize, what: &str, reply: Reply) -> i64 {
@@ -624,53 +635,4 @@ fn show_args<A: AsRef<[u8]>>(args: &[A]) -> String {
         .map(|a| String::from_utf8_lossy(a.as_ref()).into_owned())
         .collect();
     format!("{parts:?}")
-}
-
-/// Sends one RESP2 command to `addr` over a fresh connection and reads one reply.
-///
-/// `timeout` bounds the connect, and each write and read. A timed-out read is an error of kind
-/// `WouldBlock` or `TimedOut` (the platform decides); a peer that closes first gives
-/// `UnexpectedEof`; bytes that are not RESP give `InvalidData`.
-pub fn request<A: AsRef<[u8]>>(
-    addr: SocketAddr,
-    args: &[A],
-    timeout: Duration,
-) -> io::Result<Reply> {
-    let mut stream = TcpStream::connect_timeout(&addr, timeout)?;
-    stream.set_read_timeout(Some(timeout))?;
-    stream.set_write_timeout(Some(timeout))?;
-    stream.set_nodelay(true)?;
-    let mut out = BytesMut::new();
-    encode_command(&mut out, args);
-    stream.write_all(&out)?;
-    let mut decoder = Decoder::new(Protocol::Resp2, REPLY_CAP);
-    let mut buf = [0u8; 16 * 1024];
-    loop {
-        let n = stream.read(&mut buf)?;
-        if n == 0 {
-            return Err(io::Error::new(
-                io::ErrorKind::UnexpectedEof,
-                "connection closed before a complete reply",
-            ));
-        }
-        let mut first = None;
-        decoder
-            .feed(&buf[..n], |reply| {
-                if first.is_none() {
-                    first = Some(reply);
-                }
-            })
-            .map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e))?;
-        if let Some(reply) = first {
-            return Ok(reply);
-        }
-    }
-}
-
-/// Whether `err` is what a read timeout looks like (`WouldBlock` on Unix, `TimedOut` elsewhere).
-pub fn is_timeout(err: &io::Error) -> bool {
-    matches!(
-        err.kind(),
-        io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
-    )
 }

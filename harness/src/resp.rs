@@ -1,17 +1,18 @@
-//! A tiny blocking Redis client for inspection (`redlock status`, readiness checks, tests):
-//! one connection, one pipeline at a time, RESP2, with the node URL's credentials and database.
+//! A small blocking Redis client: one connection, one pipeline at a time, RESP2, with a node
+//! URL's credentials and database. For inspection (`redlock status`, test assertions) and
+//! readiness checks; the lock itself always goes through `redlock-core`.
 
 use bytes::BytesMut;
 use redlock_core::resp::{encode_command, Decoder, Protocol};
 use redlock_core::NodeConfig;
 use std::io::{self, Read, Write};
-use std::net::{TcpStream, ToSocketAddrs};
+use std::net::{SocketAddr, TcpStream, ToSocketAddrs};
 use std::time::Duration;
 
 pub use redlock_core::resp::Reply;
 
-/// The largest reply this client buffers.
-const REPLY_CAP: usize = 16 << 20;
+/// The largest reply this client buffers (one frame).
+const REPLY_CAP: usize = 64 << 20;
 
 /// One connection to one node.
 #[derive(Debug)]
@@ -21,34 +22,40 @@ pub struct Conn {
 }
 
 impl Conn {
-    /// Connects to `node` with `timeout` for connecting and for every later read and write,
-    /// then logs in (`AUTH`) and selects the database as its URL says.
+    /// Connects to `addr` with `timeout` for connecting and for every later read and write.
+    pub fn open_addr(addr: SocketAddr, timeout: Duration) -> io::Result<Conn> {
+        let stream = TcpStream::connect_timeout(&addr, timeout)?;
+        stream.set_nodelay(true)?;
+        stream.set_read_timeout(Some(timeout))?;
+        stream.set_write_timeout(Some(timeout))?;
+        Ok(Conn {
+            stream,
+            decoder: Decoder::new(Protocol::Resp2, REPLY_CAP),
+        })
+    }
+
+    /// Connects to `node` (trying each address its host resolves to) with `timeout` for
+    /// connecting and for every later read and write, then logs in (`AUTH`) and selects the
+    /// database as its URL says.
     pub fn open(node: &NodeConfig, timeout: Duration) -> io::Result<Conn> {
         let mut last = None;
-        let mut stream = None;
+        let mut conn = None;
         for addr in (node.host.as_str(), node.port).to_socket_addrs()? {
-            match TcpStream::connect_timeout(&addr, timeout) {
-                Ok(s) => {
-                    stream = Some(s);
+            match Conn::open_addr(addr, timeout) {
+                Ok(c) => {
+                    conn = Some(c);
                     break;
                 }
                 Err(e) => last = Some(e),
             }
         }
-        let stream = match stream {
-            Some(s) => s,
+        let mut conn = match conn {
+            Some(c) => c,
             None => {
                 return Err(last.unwrap_or_else(|| {
                     io::Error::new(io::ErrorKind::NotFound, "no address for host")
                 }))
             }
-        };
-        stream.set_nodelay(true)?;
-        stream.set_read_timeout(Some(timeout))?;
-        stream.set_write_timeout(Some(timeout))?;
-        let mut conn = Conn {
-            stream,
-            decoder: Decoder::new(Protocol::Resp2, REPLY_CAP),
         };
         if let Some(password) = &node.password {
             let mut auth = vec!["AUTH".to_string()];
@@ -89,7 +96,11 @@ impl Conn {
         Ok(replies.pop().unwrap_or(Reply::Nil))
     }
 
-    /// Sends every command in one write and returns their replies, in order.
+    /// Sends every command in one write and returns their replies, in order (pushes are
+    /// skipped).
+    ///
+    /// A timed-out read is an error of kind `WouldBlock` or `TimedOut` (see [`is_timeout`]); a
+    /// peer that closes first gives `UnexpectedEof`; bytes that are not RESP give `InvalidData`.
     pub fn pipeline<A: AsRef<[u8]>, C: AsRef<[A]>>(
         &mut self,
         cmds: &[C],
@@ -101,33 +112,57 @@ impl Conn {
         self.stream.write_all(&buf)?;
         let mut replies = Vec::with_capacity(cmds.len());
         let mut chunk = [0u8; 16 * 1024];
-        while replies.len() < cmds.len() {
-            while let Some(reply) = self.decoder.next_reply().map_err(invalid)? {
-                if !matches!(reply, Reply::Push(_)) {
-                    replies.push(reply);
+        loop {
+            while replies.len() < cmds.len() {
+                match self.decoder.next_reply().map_err(invalid)? {
+                    Some(Reply::Push(_)) => {}
+                    Some(reply) => replies.push(reply),
+                    None => break,
                 }
-                if replies.len() == cmds.len() {
-                    return Ok(replies);
-                }
+            }
+            if replies.len() == cmds.len() {
+                return Ok(replies);
             }
             let n = self.stream.read(&mut chunk)?;
             if n == 0 {
                 return Err(io::Error::new(
                     io::ErrorKind::UnexpectedEof,
-                    "the node closed the connection",
+                    "the node closed the connection before a complete reply",
                 ));
             }
+            let mut fed = Vec::new();
             self.decoder
-                .feed(&chunk[..n], |r| replies.push(r))
+                .feed(&chunk[..n], |r| fed.push(r))
                 .map_err(invalid)?;
-            replies.retain(|r| !matches!(r, Reply::Push(_)));
+            for reply in fed {
+                if !matches!(reply, Reply::Push(_)) && replies.len() < cmds.len() {
+                    replies.push(reply);
+                }
+            }
         }
-        Ok(replies)
     }
+}
+
+/// Sends one command to `addr` over a fresh connection and reads its reply; `timeout` bounds
+/// the connect, and each write and read (see [`Conn::pipeline`] for the errors).
+pub fn request<A: AsRef<[u8]>>(
+    addr: SocketAddr,
+    args: &[A],
+    timeout: Duration,
+) -> io::Result<Reply> {
+    Conn::open_addr(addr, timeout)?.call(args)
 }
 
 fn invalid(e: impl std::fmt::Display) -> io::Error {
     io::Error::new(io::ErrorKind::InvalidData, e.to_string())
+}
+
+/// Whether `err` is what a read timeout looks like (`WouldBlock` on Unix, `TimedOut` elsewhere).
+pub fn is_timeout(err: &io::Error) -> bool {
+    matches!(
+        err.kind(),
+        io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
+    )
 }
 
 /// Describes an I/O error the way an operator wants to read it (`connection refused`,
@@ -135,7 +170,7 @@ fn invalid(e: impl std::fmt::Display) -> io::Error {
 pub fn describe(e: &io::Error) -> String {
     match e.kind() {
         io::ErrorKind::ConnectionRefused => "connection refused".into(),
-        io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut => "timed out".into(),
+        _ if is_timeout(e) => "timed out".into(),
         io::ErrorKind::ConnectionReset => "connection reset".into(),
         _ => e.to_string(),
     }

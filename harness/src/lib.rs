@@ -1,0 +1,18 @@
+//! # redlock-harness
+//!
+//! What `redlock demo`, the benchmark and the live test suites share:
+//!
+//! - [`Cluster`]: independent `redis-server` processes on free loopback ports, each in its own
+//!   temporary directory, paused, resumed, killed and restarted by process id (never by name),
+//!   and killed when dropped.
+//! - [`Conn`] and [`request`]: a small blocking RESP2 client for inspection and readiness
+//!   checks (the lock itself always goes through `redlock-core`).
+//! - [`signal`]: `kill -SIG PID`, the one way processes are signalled here.
+
+mod cluster;
+mod resp;
+mod signal;
+
+pub use cluster::{Cluster, StartError, CMD_TIMEOUT, INSTALL_HINT, READY_TIMEOUT, REDIS_SERVER};
+pub use resp::{describe, is_timeout, request, Conn, Reply};
+pub use signal::{pid_exists, signal};
