@@ -4,6 +4,8 @@
 //!   `cargo fmt --check`, clippy with `-D warnings` (which also enforces the core's sans-IO
 //!   rule, through `core/clippy.toml`), `cargo doc` with warnings denied, the check of the
 //!   core's dependencies, and every test in the workspace. `.ci/run` calls exactly this.
+//! - `mutants`: cargo-mutants (installed when missing) over the core's safety code, tested by
+//!   the core's own tests; ARCHITECTURE.md lists the survivors and why each is equivalent.
 
 // A command-line tool: printing is its job (the lint is for the library crates).
 #![allow(clippy::print_stderr, clippy::print_stdout)]
@@ -18,8 +20,9 @@ fn main() -> ExitCode {
         Some("demo") => demo(&args[1..]),
         Some("bench") => bench(&args[1..]),
         Some("fuzz") => fuzz(&args[1..]),
+        Some("mutants") => mutants(&args[1..]),
         _ => Err(format!(
-            "usage: cargo xtask <task>\n\ntasks:\n  test    fmt, clippy, doc, sans-IO check and every test (what CI runs)\n  demo    5 local redis-server nodes, 32 contending workers, verified\n  bench   the benchmark matrix (release), with rslock and redis-benchmark\n  fuzz    [SECONDS|smoke] each cargo-fuzz target for SECONDS (default 60; needs nightly)\n\ngot: {}",
+            "usage: cargo xtask <task>\n\ntasks:\n  test    fmt, clippy, doc, sans-IO check and every test (what CI runs)\n  demo    5 local redis-server nodes, 32 contending workers, verified\n  bench   the benchmark matrix (release), with rslock and redis-benchmark\n  fuzz    [SECONDS|smoke] each cargo-fuzz target for SECONDS (default 60; needs nightly)\n  mutants [ARGS…] cargo-mutants over the core's safety code, with the core's tests (minutes)\n\ngot: {}",
             args.join(" ")
         )),
     };
@@ -450,4 +453,43 @@ fn bench(args: &[String]) -> Result<(), String> {
     }
     bench.args(args);
     run("redlock-bench", bench)
+}
+
+// ----- mutants ----------------------------------------------------------------------------
+
+/// The core files whose logic decides safety: the operation lifecycle, quorum state, the
+/// connection FIFO, what a reply means, restart-aware voting and the lock's validity.
+const MUTATED: [&str; 6] = [
+    "core/src/engine.rs",
+    "core/src/op.rs",
+    "core/src/conn.rs",
+    "core/src/lock.rs",
+    "core/src/request.rs",
+    "core/src/voter.rs",
+];
+
+/// `cargo mutants` over [`MUTATED`], run against the core's own tests (no live servers), so
+/// each mutant builds and tests in seconds. Extra arguments go to cargo-mutants (`--list`, `-j 2`,
+/// `--re PATTERN`, …). Results land in `mutants.out/` (ignored by git).
+fn mutants(extra: &[String]) -> Result<(), String> {
+    let mut probe = cargo();
+    probe.args(["mutants", "--version"]);
+    if !succeeds(probe) {
+        let mut install = cargo();
+        install.args(["install", "cargo-mutants", "--locked"]);
+        run("cargo install cargo-mutants --locked", install)?;
+    }
+    let mut cmd = cargo();
+    cmd.args([
+        "mutants",
+        "--package",
+        "redlock-core",
+        "--test-package",
+        "redlock-core",
+    ]);
+    for file in MUTATED {
+        cmd.args(["--file", file]);
+    }
+    cmd.args(extra);
+    run("cargo mutants (core safety code)", cmd)
 }

@@ -2,6 +2,7 @@
 //! when to extend a held lock, and how long an extension may take before the lease is lost.
 
 use crate::client::Redlock;
+use crate::error::Error;
 use crate::lease::Lease;
 use crate::runtime::Runtime;
 use redlock_core::Lock;
@@ -23,9 +24,10 @@ impl<R: Runtime> Redlock<R> {
     ///
     /// While polled, the future extends the lock to `ttl` each time its validity comes within
     /// `automatic_extension_threshold` of its end (or half the remaining validity, if that is
-    /// shorter), and updates the lease. It resolves when the lease is lost: an extension failed,
-    /// or the validity ran out before one succeeded (the engine retries an extension until
-    /// then). Dropping the future stops the extensions; releasing the lock stays the caller's
+    /// shorter), and updates the lease. It resolves when the lease is lost: the nodes refused an
+    /// extension, or the validity ran out before one succeeded (an extension that failed to
+    /// reach a quorum is tried again, `retry_delay` apart, while the retry can start inside
+    /// validity, whatever `retry_count` says). Dropping the future stops the extensions; releasing the lock stays the caller's
     /// job. [`Redlock::using`] is this plus acquire and release around a routine.
     pub fn keep_alive(
         &self,
@@ -38,13 +40,30 @@ impl<R: Runtime> Redlock<R> {
     }
 }
 
+/// When to try a failed extension again, or `None` when the lease is lost: only a failure to
+/// reach the nodes is worth another try (a refusal means the keys are gone or someone else's),
+/// and only when the retry, `delay` after `now`, still starts inside validity. The client's
+/// `retry_count` bounds how often an *acquire* is tried; a held lock is worth trying to keep
+/// until it runs out, whatever that count.
+fn retry_extend_at(
+    error: &Error,
+    now: Instant,
+    delay: Duration,
+    valid_until: Instant,
+) -> Option<Instant> {
+    let at = now + delay;
+    (error.is_unreachable() && at < valid_until).then_some(at)
+}
+
 /// Extends `lease` until it is lost (see [`Redlock::keep_alive`]).
 async fn keep_alive<R: Runtime>(client: Redlock<R>, lease: Lease, ttl: Duration) {
     let threshold = client.options().automatic_extension_threshold;
+    let retry_delay = client.options().retry_delay;
+    let mut retry = None;
     loop {
         let lock = lease.lock();
         let valid_until = lock.valid_until();
-        let wake = extend_at(valid_until, Instant::now(), threshold);
+        let wake = retry.unwrap_or_else(|| extend_at(valid_until, Instant::now(), threshold));
         client.runtime().sleep_until(wake).await;
         // The extension races the validity: past it the lock may be someone else's, whatever
         // the extension later says.
@@ -54,8 +73,14 @@ async fn keep_alive<R: Runtime>(client: Redlock<R>, lease: Lease, ttl: Duration)
             First::A(Ok(new)) => {
                 tracing::debug!(valid_for = ?new.remaining(Instant::now()), "redlock: lease extended");
                 lease.set(new);
+                retry = None;
             }
             First::A(Err(e)) => {
+                retry = retry_extend_at(&e, Instant::now(), retry_delay, valid_until);
+                if retry.is_some() {
+                    tracing::debug!(error = %e, "redlock: extension failed; trying again");
+                    continue;
+                }
                 tracing::warn!(error = %e, "redlock: lease lost: extension failed");
                 lease.mark_lost();
                 return;
@@ -95,7 +120,8 @@ async fn first<A: Future + Unpin, B: Future + Unpin>(
 
 #[cfg(test)]
 mod tests {
-    use super::extend_at;
+    use super::{extend_at, retry_extend_at};
+    use crate::error::Error;
     use std::time::{Duration, Instant};
 
     #[test]
@@ -108,5 +134,25 @@ mod tests {
         assert_eq!(extend_at(now + ms(600), now, ms(500)), now + ms(300));
         // Already past: at once.
         assert_eq!(extend_at(now, now + ms(5), ms(500)), now);
+    }
+
+    #[test]
+    fn a_failed_extension_is_tried_again_only_when_unreachable_and_inside_validity() {
+        let now = Instant::now();
+        let ms = Duration::from_millis;
+        let unreachable = Error::Unreachable { attempts: vec![] };
+        let not_held = Error::NotHeld { attempts: vec![] };
+        let end = now + ms(1_000);
+        assert_eq!(
+            retry_extend_at(&unreachable, now, ms(200), end),
+            Some(now + ms(200))
+        );
+        // The retry would start as the lock runs out: lost now, not later.
+        assert_eq!(
+            retry_extend_at(&unreachable, now + ms(800), ms(200), end),
+            None
+        );
+        // A refusal is an answer: the keys are gone or someone else's.
+        assert_eq!(retry_extend_at(&not_held, now, ms(200), end), None);
     }
 }
