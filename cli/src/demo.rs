@@ -18,17 +18,32 @@ use std::time::{Duration, Instant};
 /// Arguments of `redlock demo`.
 #[derive(Debug, Args)]
 pub struct DemoArgs {
-    /// How many redis-server nodes to start.
-    #[arg(long, default_value_t = 5, value_name = "N")]
-    nodes: usize,
+    /// How many redis-server nodes to start (`--nodes` elsewhere means node URLs).
+    #[arg(
+        long,
+        env = "REDLOCK_DEMO_NODE_COUNT",
+        default_value_t = 5,
+        value_name = "N"
+    )]
+    node_count: usize,
     /// How many contending workers.
-    #[arg(long, default_value_t = 32, value_name = "W")]
+    #[arg(
+        long,
+        env = "REDLOCK_DEMO_WORKERS",
+        default_value_t = 32,
+        value_name = "W"
+    )]
     workers: usize,
     /// How many times each worker takes the lock.
-    #[arg(long, default_value_t = 30, value_name = "K")]
+    #[arg(
+        long,
+        env = "REDLOCK_DEMO_ROUNDS",
+        default_value_t = 30,
+        value_name = "K"
+    )]
     rounds: usize,
     /// Do not pause a node part-way through.
-    #[arg(long)]
+    #[arg(long, env = "REDLOCK_DEMO_NO_FAULT")]
     no_fault: bool,
 }
 
@@ -47,7 +62,7 @@ struct Shared {
 
 /// Runs `redlock demo`; returns the exit status (0 when verified).
 pub fn main(args: DemoArgs, verbose: u8) -> u8 {
-    let nodes = match Cluster::try_start(args.nodes.max(1)) {
+    let nodes = match Cluster::try_start(args.node_count.max(1)) {
         Ok(nodes) => nodes,
         Err(e @ StartError::NotInstalled) => {
             eprintln!("redlock demo: {e}");

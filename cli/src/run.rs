@@ -1,39 +1,56 @@
-//! `redlock run`: `flock(1)` across machines.
+//! `redlock run`: `flock(1)` across machines, with `timeout(1)`'s handling of the command.
 //!
-//! The lock is held with the library's lease ([`Redlock::using`]): it acquires (retrying per the
-//! client's options), extends the lock each time half the ttl is left, and releases it when the
-//! routine ends. The routine here spawns the command and waits for it; when the lease is lost
-//! mid-run the command gets SIGTERM, then SIGKILL after `--kill-after`, and `redlock` exits with
-//! [`exit::LOST`].
-//!
-//! The wait flags map onto the client's retry settings: `--no-wait` is one attempt
-//! (`retry_count = Some(0)`); otherwise the client retries without limit (`None`), 100 ms ± 50 ms
-//! apart, and `--wait D` stops that at `D`, after which one last single attempt decides (so the
-//! exit status says whether the lock was held elsewhere or the nodes did not answer).
+//! The command runs in a process group of its own; every signal `redlock` sends goes to the
+//! whole group (kill(2) on the group id). The lock is kept alive with the library's lease
+//! ([`Redlock::keep_alive`]) and released once every process of the group has exited, not just
+//! the command. If no extension has succeeded in time, the group is stopped on the timeline of
+//! [`redlock_cli::timeline`]: SIGTERM, then SIGKILL `--kill-after` later, still before the
+//! lock's validity ends by `redlock`'s own clock. INT, TERM, HUP, QUIT, USR1 and USR2 sent to
+//! `redlock` are passed on to the group. If `redlock` itself dies, the guard ([`crate::guard`])
+//! kills the group.
 
-use crate::{report, NodeArgs};
+use crate::group::{self, Exit, Group};
+use crate::guard::Guard;
+use crate::nodes::NodeArgs;
+use crate::report;
+use crate::signals::Signals;
+use crate::waiting::{self, Wait, Want};
 use clap::Args;
-use redlock_cli::duration::{self, parse as parse_duration};
+use redlock_cli::duration::{parse as parse_duration, show};
 use redlock_cli::exit;
-use redlock_harness::signal as send_signal;
-use redlock_tokio::{Error, Lease, Options, Redlock};
-use std::cell::Cell;
-use std::os::unix::process::ExitStatusExt;
-use std::process::ExitStatus;
+use redlock_cli::secret::mask_url;
+use redlock_cli::timeline::Timeline;
+use redlock_tokio::{Lease, Lock, Options, Redlock};
+use rustix::process::Signal;
 use std::time::{Duration, Instant};
-use tokio::signal::unix::{signal, Signal, SignalKind};
-use tokio::time::{sleep_until, timeout};
+use tokio::time::sleep_until;
 
-/// Pause between acquire attempts while waiting (and between extension attempts while validity
-/// remains) …
+/// Pause between extension attempts while validity remains.
 const RETRY_DELAY: Duration = Duration::from_millis(100);
-/// … give or take up to this much, at random, so contenders spread apart.
+/// … give or take up to this much.
 const RETRY_JITTER: Duration = Duration::from_millis(50);
 
 /// The environment variable holding the resource name, for the command.
 pub const ENV_RESOURCE: &str = "REDLOCK_RESOURCE";
 /// The environment variable holding the fencing token (with `--fencing`), for the command.
 pub const ENV_FENCING_TOKEN: &str = "REDLOCK_FENCING_TOKEN";
+
+/// What `redlock run --help` says about stopping the command.
+pub const TIMELINE_HELP: &str = "\
+How the command is stopped when the lock cannot be kept:
+  The command runs in its own process group; signals go to the whole group.
+  The lock is extended each time half of --ttl is left. If no extension has
+  succeeded by the time --kill-after plus a safety margin (ttl/20, at least 50ms)
+  is left, the group gets SIGTERM, and SIGKILL --kill-after later: still before
+  the lock's validity ends, so no process of the group runs once another holder
+  can take the lock. A refused extension sends SIGTERM at once. Hence
+  --kill-after plus the margin must fit in a quarter of --ttl.
+
+  acquired -- extend (ttl/2 left) -- retries -- SIGTERM -- SIGKILL -- validity ends
+
+  INT, TERM, HUP, QUIT, USR1 and USR2 sent to redlock are passed on to the group.
+  The lock is released once every process of the group has exited. If redlock
+  itself dies (even by SIGKILL), a guard process kills the group.";
 
 /// Arguments of `redlock run`.
 #[derive(Debug, Args)]
@@ -42,26 +59,32 @@ pub struct RunArgs {
     nodes: NodeArgs,
     /// How long the lock lives on the nodes without an extension; while the command runs it is
     /// extended each time half of it is left. A crashed holder blocks others for at most this.
-    #[arg(long, value_parser = parse_duration, default_value = "10s", value_name = "D")]
+    /// A bare number is seconds.
+    #[arg(long, env = "REDLOCK_TTL", value_parser = parse_duration, default_value = "10s", value_name = "D")]
     ttl: Duration,
-    /// Wait at most D for the lock (default: wait until it is acquired).
-    #[arg(short, long, value_parser = parse_duration, value_name = "D", conflicts_with = "no_wait")]
+    /// Wait at most D for the lock, whatever the cause (default: as long as another holder has
+    /// it; a wrong password, an unknown host or refused connections end the wait at once).
+    #[arg(short, long, env = "REDLOCK_WAIT", value_parser = parse_duration, value_name = "D", conflicts_with = "no_wait")]
     wait: Option<Duration>,
     /// Fail at once (one attempt) if the lock is held.
-    #[arg(short, long)]
+    #[arg(short, long, env = "REDLOCK_NO_WAIT")]
     no_wait: bool,
+    /// Do not say "waiting for RESOURCE (held by another holder)".
+    #[arg(short, long, env = "REDLOCK_QUIET")]
+    quiet: bool,
     /// Take a fencing token with the lock and pass it to the command as REDLOCK_FENCING_TOKEN
     /// (tokens of successive holders strictly increase).
-    #[arg(long)]
+    #[arg(long, env = "REDLOCK_FENCING")]
     fencing: bool,
-    /// After SIGTERM on a lost lock, wait this long for the command before SIGKILL.
-    #[arg(long, value_parser = parse_duration, default_value = "10s", value_name = "D")]
+    /// When the lock cannot be kept: from SIGTERM to SIGKILL of the command's process group.
+    /// With the safety margin it must fit in a quarter of --ttl (see below).
+    #[arg(short, long, env = "REDLOCK_KILL_AFTER", value_parser = parse_duration, default_value = "2s", value_name = "D")]
     kill_after: Duration,
     /// Exit status when the lock could not be acquired because it stayed held.
-    #[arg(short = 'E', long, default_value_t = exit::CONFLICT, value_name = "N")]
+    #[arg(short = 'E', long, env = "REDLOCK_CONFLICT_EXIT_CODE", default_value_t = exit::CONFLICT, value_name = "N")]
     conflict_exit_code: u8,
-    /// Exit status when the lock was lost while the command ran.
-    #[arg(long, default_value_t = exit::LOST, value_name = "N")]
+    /// Exit status when the lock could not be kept while the command ran.
+    #[arg(long, env = "REDLOCK_LOST_EXIT_CODE", default_value_t = exit::LOST, value_name = "N")]
     lost_exit_code: u8,
     /// The resource to lock (its Redis key is --key-prefix followed by this name). The command
     /// gets it as REDLOCK_RESOURCE.
@@ -79,6 +102,13 @@ pub struct RunArgs {
 
 /// Runs `redlock run`; returns the exit status.
 pub fn main(args: RunArgs, verbose: u8) -> u8 {
+    let timeline = match Timeline::new(args.ttl, args.kill_after) {
+        Ok(t) => t,
+        Err(e) => {
+            eprintln!("redlock: {e}");
+            return exit::FAILURE;
+        }
+    };
     let rt = match tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -89,60 +119,41 @@ pub fn main(args: RunArgs, verbose: u8) -> u8 {
             return exit::FAILURE;
         }
     };
-    rt.block_on(run(args, verbose))
+    // The command is spawned from this (the main) thread, which lives until `redlock` exits.
+    rt.block_on(run(args, timeline, verbose))
 }
 
-/// SIGTERM, SIGHUP and SIGINT, caught so the lock is always released.
-struct Signals {
-    term: Signal,
-    hup: Signal,
-    int: Signal,
-}
-
-impl Signals {
-    fn new() -> std::io::Result<Signals> {
-        Ok(Signals {
-            term: signal(SignalKind::terminate())?,
-            hup: signal(SignalKind::hangup())?,
-            int: signal(SignalKind::interrupt())?,
-        })
-    }
-
-    /// The next signal: its number and its name as `kill(1)` takes it.
-    async fn next(&mut self) -> (u8, &'static str) {
-        tokio::select! {
-            _ = self.term.recv() => (15, "-TERM"),
-            _ = self.hup.recv() => (1, "-HUP"),
-            _ = self.int.recv() => (2, "-INT"),
+async fn run(args: RunArgs, timeline: Timeline, verbose: u8) -> u8 {
+    let (urls, nodes) = match args
+        .nodes
+        .urls()
+        .and_then(|u| Ok((u, args.nodes.configs()?)))
+    {
+        Ok(v) => v,
+        Err(e) => {
+            eprintln!("redlock: bad configuration: {e}");
+            return exit::FAILURE;
         }
+    };
+    if verbose > 0 {
+        let shown: Vec<String> = urls.iter().map(|u| mask_url(u)).collect();
+        eprintln!("redlock: nodes {}", shown.join(","));
     }
-}
-
-/// What the routine has done so far, for the signal handling around it.
-#[derive(Debug, Default)]
-struct Progress {
-    /// The lock was acquired and the routine began: signals now go to the command.
-    started: Cell<bool>,
-    /// The command's process id, once spawned.
-    pid: Cell<Option<u32>>,
-}
-
-/// How one [`drive`] ended.
-enum Driven {
-    /// The routine ran; the exit status it chose.
-    Done(u8),
-    /// The lock could not be acquired.
-    Failed(Error),
-    /// A signal arrived before the lock was acquired (its number).
-    Interrupted(u8),
-    /// `--wait` ran out before the lock was acquired.
-    TimedOut,
-}
-
-async fn run(args: RunArgs, verbose: u8) -> u8 {
-    let once = args.no_wait || args.wait == Some(Duration::ZERO);
-    let Some(redlock) = connect(&args, once, verbose).await else {
-        return exit::FAILURE;
+    let mut options = Options::default();
+    // One attempt per acquire: the CLI decides when to try again (see `waiting`). Extensions
+    // are retried by the keep-alive whatever this says.
+    options.retry_count = Some(0);
+    options.retry_delay = RETRY_DELAY;
+    options.retry_jitter = RETRY_JITTER;
+    options.automatic_extension_threshold = args.ttl / 2;
+    options.key_prefix = args.nodes.key_prefix.clone();
+    options.fencing = args.fencing;
+    let redlock = match Redlock::connect(urls, options).await {
+        Ok(r) => r,
+        Err(e) => {
+            report::error("bad configuration", &e, verbose);
+            return exit::FAILURE;
+        }
     };
     let mut signals = match Signals::new() {
         Ok(s) => s,
@@ -151,121 +162,72 @@ async fn run(args: RunArgs, verbose: u8) -> u8 {
             return exit::FAILURE;
         }
     };
-    let start = Instant::now();
-    let deadline = args.wait.filter(|_| !once).map(|w| start + w);
-    let progress = Progress::default();
-    let mut driven = drive(&redlock, &args, verbose, &progress, &mut signals, deadline).await;
-    if let Driven::TimedOut = driven {
-        // The client gave up waiting at the deadline; one last attempt says why.
-        drop(redlock);
-        let Some(last) = connect(&args, true, verbose).await else {
-            return exit::FAILURE;
-        };
-        driven = drive(&last, &args, verbose, &progress, &mut signals, None).await;
-    }
-    match driven {
-        Driven::Done(code) => code,
-        Driven::Interrupted(sig) => 128 + sig,
-        Driven::Failed(e @ Error::Config(_)) => {
-            report::error(&format!("cannot lock {:?}", args.resource), &e, verbose);
-            exit::FAILURE
-        }
-        Driven::Failed(e) => {
-            let tries = if deadline.is_some() {
-                format!("waited {}", duration::show(start.elapsed()))
-            } else {
-                "1 attempt".to_string()
-            };
-            let context = format!("could not acquire {:?}", args.resource);
-            report::error_with(&context, &e, &report::summary_with(&e, &tries), verbose);
-            if e.is_locked() {
-                args.conflict_exit_code
-            } else {
-                exit::UNREACHABLE
-            }
-        }
-        Driven::TimedOut => exit::FAILURE,
-    }
+    let wait = match (args.no_wait, args.wait) {
+        (true, _) | (false, Some(Duration::ZERO)) => Wait::Once,
+        (false, Some(d)) => Wait::Until(Instant::now() + d),
+        (false, None) => Wait::Forever,
+    };
+    let want = Want {
+        resource: &args.resource,
+        ttl: args.ttl,
+        wait,
+        quiet: args.quiet,
+        conflict_exit_code: args.conflict_exit_code,
+        verbose,
+        nodes: &nodes,
+    };
+    let lock = match waiting::acquire(&redlock, &want, &mut signals).await {
+        Ok(lock) => lock,
+        Err(code) => return code,
+    };
+    hold(&redlock, lock, &args, timeline, &mut signals, verbose).await
 }
 
-/// A client for `args`'s nodes: one attempt per acquire when `once`, otherwise retrying until
-/// cancelled. `None` (after saying why) when the configuration is refused.
-async fn connect(args: &RunArgs, once: bool, verbose: u8) -> Option<Redlock> {
-    let mut options = Options::default();
-    options.retry_count = if once { Some(0) } else { None };
-    options.retry_delay = RETRY_DELAY;
-    options.retry_jitter = RETRY_JITTER;
-    // Extend each time half the ttl is left (the lease never waits past half the remainder).
-    options.automatic_extension_threshold = args.ttl / 2;
-    options.key_prefix = args.nodes.key_prefix.clone();
-    options.fencing = args.fencing;
-    match Redlock::connect(args.nodes.urls(), options).await {
-        Ok(r) => Some(r),
-        Err(e) => {
-            report::error("bad configuration", &e, verbose);
-            None
-        }
-    }
-}
-
-/// Holds the lock with `redlock`'s lease for the length of the command, passing signals on to
-/// the command once it runs; before that a signal, or `deadline`, ends the wait (the library
-/// releases whatever the cancelled attempt may have taken).
-async fn drive(
+/// Keeps `lock` alive while the command's group runs, stops the group on the timeline when the
+/// lock cannot be kept, and releases the lock once the group is gone; returns the exit status.
+async fn hold(
     redlock: &Redlock,
+    mut lock: Lock,
     args: &RunArgs,
-    verbose: u8,
-    progress: &Progress,
+    timeline: Timeline,
     signals: &mut Signals,
-    deadline: Option<Instant>,
-) -> Driven {
-    let held = redlock.using([&args.resource], args.ttl, |lease| {
-        hold(lease, args, verbose, progress)
-    });
-    tokio::pin!(held);
-    let waited = async {
-        match deadline {
-            Some(d) => sleep_until(d.into()).await,
-            None => std::future::pending().await,
-        }
-    };
-    tokio::pin!(waited);
-    let said_waiting = async {
-        tokio::time::sleep(Duration::from_secs(1)).await;
-    };
-    tokio::pin!(said_waiting);
-    let mut told = verbose == 0;
-    loop {
-        tokio::select! {
-            result = &mut held => {
-                return match result {
-                    Ok(code) => Driven::Done(code),
-                    Err(e) => Driven::Failed(e),
-                };
-            }
-            (sig, name) = signals.next() => {
-                if !progress.started.get() {
-                    return Driven::Interrupted(sig);
-                }
-                // Ctrl-C reaches the command through the terminal already; forward the rest.
-                // The lock is released once the command exits.
-                if let (true, Some(pid)) = (name != "-INT", progress.pid.get()) {
-                    let _ = send_signal(name, pid);
-                }
-            }
-            _ = &mut waited, if !progress.started.get() => return Driven::TimedOut,
-            _ = &mut said_waiting, if !told && !progress.started.get() => {
-                told = true;
-                eprintln!("redlock: waiting for {:?}", args.resource);
+    verbose: u8,
+) -> u8 {
+    // An acquire that took long may leave too little validity for the first extension to come
+    // before the SIGTERM point: extend once before starting the command.
+    if lock.remaining(Instant::now()) < timeline.enough_left() {
+        match redlock.extend(&lock, args.ttl).await {
+            Ok(l) => lock = l,
+            Err(e) => {
+                let _ = redlock.release(&lock).await;
+                report::error(
+                    &format!(
+                        "acquired {:?} with too little validity left, and could not extend it",
+                        args.resource
+                    ),
+                    &e,
+                    verbose,
+                );
+                return exit::UNREACHABLE;
             }
         }
     }
+    let (lease, keeper) = redlock.keep_alive(lock, args.ttl);
+    let keeper = tokio::spawn(keeper);
+    let code = supervise(&lease, args, timeline, signals, verbose).await;
+    keeper.abort();
+    let _ = redlock.release(&lease.lock()).await;
+    code
 }
 
-/// The routine run under the lease: spawns the command, waits for it, and when the lease is
-/// lost terminates it; returns the exit status.
-async fn hold(lease: Lease, args: &RunArgs, verbose: u8, progress: &Progress) -> u8 {
-    progress.started.set(true);
+/// Starts the command's group under a guard and sees it through; returns the exit status.
+async fn supervise(
+    lease: &Lease,
+    args: &RunArgs,
+    timeline: Timeline,
+    signals: &mut Signals,
+    verbose: u8,
+) -> u8 {
     if verbose > 0 {
         let token = lease
             .fencing_token()
@@ -274,20 +236,34 @@ async fn hold(lease: Lease, args: &RunArgs, verbose: u8, progress: &Progress) ->
         eprintln!(
             "redlock: acquired {:?} (valid for {}{token})",
             args.resource,
-            duration::show(lease.deadline().saturating_duration_since(Instant::now()))
+            show(lease.deadline().saturating_duration_since(Instant::now()))
         );
     }
-    let mut cmd = tokio::process::Command::new(&args.command[0]);
+    group::become_subreaper();
+    let mut guard = match Guard::start() {
+        Ok(g) => Some(g),
+        Err(e) => {
+            eprintln!(
+                "redlock: cannot start the guard process ({e}); the command will not be killed \
+                 if redlock dies"
+            );
+            None
+        }
+    };
+    let mut cmd = std::process::Command::new(&args.command[0]);
     cmd.args(&args.command[1..])
         .env(ENV_RESOURCE, &args.resource);
     match lease.fencing_token() {
         Some(t) => cmd.env(ENV_FENCING_TOKEN, t.to_string()),
         None => cmd.env_remove(ENV_FENCING_TOKEN),
     };
-    let mut child = match cmd.spawn() {
-        Ok(child) => child,
+    let mut group = match Group::spawn(cmd) {
+        Ok(g) => g,
         Err(e) => {
             eprintln!("redlock: cannot run {:?}: {e}", args.command[0]);
+            if let Some(g) = guard {
+                g.stand_down();
+            }
             return if e.kind() == std::io::ErrorKind::NotFound {
                 exit::NOT_FOUND
             } else {
@@ -295,45 +271,95 @@ async fn hold(lease: Lease, args: &RunArgs, verbose: u8, progress: &Progress) ->
             };
         }
     };
-    let pid = child.id().unwrap_or(0);
-    progress.pid.set(child.id());
-    tokio::select! {
-        status = child.wait() => {
-            return match status {
-                Ok(status) => status_code(status),
-                Err(e) => {
-                    eprintln!("redlock: lost track of the command: {e}");
-                    exit::FAILURE
-                }
-            };
+    if let Some(g) = &mut guard {
+        if let Err(e) = g.watch(group.pid()) {
+            eprintln!("redlock: the guard process failed ({e}); the command will not be killed if redlock dies");
         }
-        _ = lease.lost() => {}
     }
-    let why = if Instant::now() >= lease.deadline() {
-        "its validity ran out before a quorum confirmed an extension"
-    } else {
-        "an extension was refused or failed"
-    };
-    eprintln!(
-        "redlock: lost the lock on {:?}: {why}; sending SIGTERM to the command (pid {pid})",
-        args.resource
-    );
-    let _ = send_signal("-TERM", pid);
-    if timeout(args.kill_after, child.wait()).await.is_err() {
-        eprintln!(
-            "redlock: the command did not exit within {} of SIGTERM; sending SIGKILL",
-            duration::show(args.kill_after)
-        );
-        let _ = child.kill().await;
+    let code = watch(lease, &mut group, args, timeline, signals, verbose).await;
+    if let Some(g) = guard {
+        g.stand_down();
     }
-    args.lost_exit_code
+    code
 }
 
-/// The status a shell would report: the exit code, or 128 + the signal number.
-fn status_code(status: ExitStatus) -> u8 {
-    match (status.code(), status.signal()) {
-        (Some(code), _) => (code & 0xff) as u8,
-        (None, Some(sig)) => (128 + sig).clamp(0, 255) as u8,
+/// Waits until every process of `group` has exited, stopping the group on the timeline when
+/// the lease cannot be kept and passing signals on; returns the exit status.
+async fn watch(
+    lease: &Lease,
+    group: &mut Group,
+    args: &RunArgs,
+    timeline: Timeline,
+    signals: &mut Signals,
+    verbose: u8,
+) -> u8 {
+    let pgid = group.pid();
+    let mut leader: Option<u8> = None;
+    let mut termed: Option<Instant> = None;
+    let mut killed = false;
+    let mut lost = false;
+    loop {
+        let valid_until = lease.deadline();
+        let term_at = timeline.term_at(valid_until);
+        let kill_at = termed.map(|t| timeline.kill_at(t, valid_until));
+        tokio::select! {
+            exit = group.next() => match exit {
+                Exit::Leader(code) => {
+                    leader = Some(code);
+                    if verbose > 0 {
+                        eprintln!("redlock: the command exited ({code}); waiting for the rest of its process group {pgid}");
+                    }
+                }
+                Exit::Gone => break,
+            },
+            _ = lease.lost(), if !lost => {
+                lost = true;
+                if termed.is_none() {
+                    let left = lease.deadline().saturating_duration_since(Instant::now());
+                    eprintln!(
+                        "redlock: lost the lock on {:?}: {}; sending SIGTERM to the command's \
+                         process group {pgid}",
+                        args.resource,
+                        if left.is_zero() { "its validity ran out".to_string() } else { "an extension was refused".to_string() },
+                    );
+                    let _ = group.signal(Signal::TERM);
+                    termed = Some(Instant::now());
+                }
+            }
+            _ = sleep_until(term_at.into()), if termed.is_none() => {
+                if lease.deadline() <= valid_until {
+                    eprintln!(
+                        "redlock: lost the lock on {:?}: no extension succeeded in time (validity \
+                         ends in {}); sending SIGTERM to the command's process group {pgid}, \
+                         SIGKILL in {}",
+                        args.resource,
+                        show(valid_until.saturating_duration_since(Instant::now())),
+                        show(timeline.kill_after),
+                    );
+                    let _ = group.signal(Signal::TERM);
+                    termed = Some(Instant::now());
+                }
+            }
+            _ = sleep_until(kill_at.unwrap_or(valid_until).into()), if kill_at.is_some() && !killed => {
+                eprintln!(
+                    "redlock: the command's process group {pgid} did not exit within {} of \
+                     SIGTERM; sending SIGKILL",
+                    show(termed.map(|t| t.elapsed()).unwrap_or_default())
+                );
+                let _ = group.signal(Signal::KILL);
+                killed = true;
+            }
+            (sig, name) = signals.next() => {
+                if verbose > 0 {
+                    eprintln!("redlock: passing SIG{name} on to process group {pgid}");
+                }
+                let _ = group.signal(sig);
+            }
+        }
+    }
+    match (termed, leader) {
+        (Some(_), _) => args.lost_exit_code,
+        (None, Some(code)) => code,
         (None, None) => exit::FAILURE,
     }
 }

@@ -1,11 +1,12 @@
 //! `redlock status`: for each resource, what every node holds, and whether they agree.
 
-use crate::NodeArgs;
+use crate::nodes::NodeArgs;
 use clap::Args;
 use redlock_cli::duration::{parse as parse_duration, show};
 use redlock_cli::exit;
 use redlock_core::{fence_key, NodeConfig};
 use redlock_harness::{describe, Conn, Reply};
+use serde_json::{json, Value};
 use std::time::Duration;
 
 /// Arguments of `redlock status`.
@@ -13,9 +14,12 @@ use std::time::Duration;
 pub struct StatusArgs {
     #[command(flatten)]
     nodes: NodeArgs,
-    /// How long to wait for each node.
-    #[arg(long, value_parser = parse_duration, default_value = "1s", value_name = "D")]
+    /// How long to wait for each node. A bare number is seconds.
+    #[arg(long, env = "REDLOCK_TIMEOUT", value_parser = parse_duration, default_value = "1s", value_name = "D")]
     timeout: Duration,
+    /// Print one JSON object (resources, per-node state, full holder tokens) instead of text.
+    #[arg(long, env = "REDLOCK_JSON")]
+    json: bool,
     /// The resources to inspect.
     #[arg(value_name = "RESOURCE", required = true)]
     resources: Vec<String>,
@@ -35,24 +39,18 @@ enum Held {
     },
 }
 
-/// Runs `redlock status`; returns the exit status (0, or [`exit::UNREACHABLE`] when a node could
-/// not be asked, or [`exit::FAILURE`] for a bad URL).
+/// Runs `redlock status`; returns the exit status: 0 when every resource is free (no holder
+/// has a quorum), [`exit::CONFLICT`] when one is held by a quorum, [`exit::UNREACHABLE`] when a
+/// node could not be asked and the answers leave a resource undecided, [`exit::FAILURE`] for a
+/// bad URL.
 pub fn main(args: StatusArgs, verbose: u8) -> u8 {
-    let urls = args.nodes.urls();
-    let mut nodes = Vec::new();
-    for url in &urls {
-        match redlock_tokio::parse_node_url(url) {
-            Ok(n) => nodes.push(n),
-            Err(e) => {
-                eprintln!("redlock: bad configuration: {e}");
-                return exit::FAILURE;
-            }
+    let nodes = match args.nodes.configs() {
+        Ok(n) => n,
+        Err(e) => {
+            eprintln!("redlock: bad configuration: {e}");
+            return exit::FAILURE;
         }
-    }
-    if nodes.is_empty() {
-        eprintln!("redlock: bad configuration: no Redis nodes configured");
-        return exit::FAILURE;
-    }
+    };
     let keys: Vec<String> = args
         .resources
         .iter()
@@ -71,17 +69,22 @@ pub fn main(args: StatusArgs, verbose: u8) -> u8 {
     });
     let quorum = nodes.len() / 2 + 1;
     let width = nodes.iter().map(|n| n.to_string().len()).max().unwrap_or(0);
-    let mut any_unreachable = false;
+    let (mut any_held, mut any_undecided) = (false, false);
+    let mut resources_json = Vec::new();
     for (k, resource) in args.resources.iter().enumerate() {
         let per_node: Vec<Result<&(Held, Option<u64>), &String>> =
             answers.iter().map(|a| a.as_ref().map(|v| &v[k])).collect();
+        let state = decide(&per_node, quorum);
+        any_held |= state == State::Held;
+        any_undecided |= state == State::Undecided;
+        if args.json {
+            resources_json.push(resource_json(resource, &keys[k], state, &nodes, &per_node));
+            continue;
+        }
         println!("{resource}: {}", verdict(&per_node, quorum));
         for (node, answer) in nodes.iter().zip(&per_node) {
             let line = match answer {
-                Err(e) => {
-                    any_unreachable = true;
-                    format!("unreachable: {e}")
-                }
+                Err(e) => format!("unreachable: {e}"),
                 Ok((Held::Free, fence)) => format!("free{}", show_fence(*fence)),
                 Ok((Held::Held { token, ttl }, fence)) => {
                     let ttl = ttl.map_or("no expiry".to_string(), |t| format!("ttl {}", show(t)));
@@ -96,11 +99,103 @@ pub fn main(args: StatusArgs, verbose: u8) -> u8 {
             println!("  {:<width$}  {line}", node.to_string());
         }
     }
-    if any_unreachable {
+    if args.json {
+        let out = json!({ "quorum": quorum, "nodes": nodes.len(), "resources": resources_json });
+        println!("{out}");
+    }
+    if any_held {
+        exit::CONFLICT
+    } else if any_undecided {
         exit::UNREACHABLE
     } else {
         0
     }
+}
+
+/// What the answers say about one resource, for the exit status.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum State {
+    /// One holder has a quorum.
+    Held,
+    /// No holder has a quorum, and the nodes that did not answer could not give one one.
+    Free,
+    /// No holder has a quorum among the answers, but the unanswered nodes could.
+    Undecided,
+}
+
+impl State {
+    fn name(self) -> &'static str {
+        match self {
+            State::Held => "held",
+            State::Free => "free",
+            State::Undecided => "undecided",
+        }
+    }
+}
+
+fn decide(per_node: &[Result<&(Held, Option<u64>), &String>], quorum: usize) -> State {
+    let unreachable = per_node.iter().filter(|a| a.is_err()).count();
+    let best = holders(per_node).first().map_or(0, |(_, c)| *c);
+    if best >= quorum {
+        State::Held
+    } else if best + unreachable >= quorum {
+        State::Undecided
+    } else {
+        State::Free
+    }
+}
+
+/// Every holder's token and on how many nodes, most common first.
+fn holders<'a>(per_node: &[Result<&'a (Held, Option<u64>), &String>]) -> Vec<(&'a str, usize)> {
+    let mut holders: Vec<(&str, usize)> = Vec::new();
+    for (h, _) in per_node.iter().filter_map(|a| a.as_ref().ok()) {
+        if let Held::Held { token, .. } = h {
+            match holders.iter_mut().find(|(t, _)| *t == token.as_str()) {
+                Some((_, c)) => *c += 1,
+                None => holders.push((token.as_str(), 1)),
+            }
+        }
+    }
+    holders.sort_by_key(|h| std::cmp::Reverse(h.1));
+    holders
+}
+
+/// One resource as JSON.
+fn resource_json(
+    resource: &str,
+    key: &str,
+    state: State,
+    nodes: &[NodeConfig],
+    per_node: &[Result<&(Held, Option<u64>), &String>],
+) -> Value {
+    let holder = match state {
+        State::Held => holders(per_node).first().map(|(t, _)| t.to_string()),
+        _ => None,
+    };
+    let nodes: Vec<Value> = nodes
+        .iter()
+        .zip(per_node)
+        .map(|(node, answer)| match answer {
+            Err(e) => json!({ "node": node.to_string(), "state": "unreachable", "error": e }),
+            Ok((Held::Free, fence)) => {
+                json!({ "node": node.to_string(), "state": "free", "fence": fence })
+            }
+            Ok((Held::Held { token, ttl }, fence)) => json!({
+                "node": node.to_string(),
+                "state": "held",
+                "holder": token,
+                "ttl_ms": ttl.map(|t| t.as_millis() as u64),
+                "fence": fence,
+            }),
+        })
+        .collect();
+    json!({
+        "resource": resource,
+        "key": key,
+        "state": state.name(),
+        "holder": holder,
+        "nodes": nodes,
+    })
 }
 
 fn show_fence(fence: Option<u64>) -> String {
@@ -124,17 +219,7 @@ fn verdict(per_node: &[Result<&(Held, Option<u64>), &String>], quorum: usize) ->
         .collect();
     let unreachable = n - answered.len();
     let free = answered.iter().filter(|h| ***h == Held::Free).count();
-    // The most common holder.
-    let mut holders: Vec<(&str, usize)> = Vec::new();
-    for h in &answered {
-        if let Held::Held { token, .. } = h {
-            match holders.iter_mut().find(|(t, _)| *t == token.as_str()) {
-                Some((_, c)) => *c += 1,
-                None => holders.push((token.as_str(), 1)),
-            }
-        }
-    }
-    holders.sort_by_key(|h| std::cmp::Reverse(h.1));
+    let holders = holders(per_node);
     let agree = unreachable == 0 && (free == n || holders.first().is_some_and(|(_, c)| *c == n));
     let state = match holders.first() {
         Some((token, c)) if *c >= quorum => {

@@ -7,7 +7,7 @@
 //!   and killed when dropped.
 //! - [`Conn`] and [`request`]: a small blocking RESP2 client for inspection and readiness
 //!   checks (the lock itself always goes through `redlock-core`).
-//! - [`signal`]: `kill -SIG PID`, the one way processes are signalled here.
+//! - [`signal`]: `kill(2)` by pid, the one way processes are signalled here.
 
 mod cluster;
 mod resp;
@@ -15,4 +15,4 @@ mod signal;
 
 pub use cluster::{Cluster, StartError, CMD_TIMEOUT, INSTALL_HINT, READY_TIMEOUT, REDIS_SERVER};
 pub use resp::{describe, is_timeout, request, Conn, Reply};
-pub use signal::{pid_exists, signal};
+pub use signal::{pid_exists, signal, signal_named};

@@ -16,15 +16,16 @@ use std::process::{Command, ExitCode};
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let result = match args.first().map(String::as_str) {
+        Some("-h" | "--help" | "help") => {
+            println!("{USAGE}");
+            return ExitCode::SUCCESS;
+        }
         Some("test") => test(),
         Some("demo") => demo(&args[1..]),
         Some("bench") => bench(&args[1..]),
         Some("fuzz") => fuzz(&args[1..]),
         Some("mutants") => mutants(&args[1..]),
-        _ => Err(format!(
-            "usage: cargo xtask <task>\n\ntasks:\n  test    fmt, clippy, doc, sans-IO check and every test (what CI runs)\n  demo    5 local redis-server nodes, 32 contending workers, verified\n  bench   the benchmark matrix (release), with rslock and redis-benchmark\n  fuzz    [SECONDS|smoke] each cargo-fuzz target for SECONDS (default 60; needs nightly)\n  mutants [ARGS…] cargo-mutants over the core's safety code, with the core's tests (minutes)\n\ngot: {}",
-            args.join(" ")
-        )),
+        _ => Err(format!("{USAGE}\n\ngot: {}", args.join(" "))),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -34,6 +35,9 @@ fn main() -> ExitCode {
         }
     }
 }
+
+/// What `cargo xtask --help` prints (and a wrong task, to stderr).
+const USAGE: &str = "usage: cargo xtask <task>\n\ntasks:\n  test    fmt, clippy, doc, sans-IO check and every test (what CI runs)\n  demo    5 local redis-server nodes, 32 contending workers, verified\n  bench   the benchmark matrix (release), with rslock and redis-benchmark\n  fuzz    [SECONDS|smoke] each cargo-fuzz target for SECONDS (default 60; needs nightly)\n  mutants [ARGS…] cargo-mutants over the core's safety code, with the core's tests (minutes)";
 
 fn root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
