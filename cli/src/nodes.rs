@@ -14,7 +14,7 @@ pub const ENV_PASSWORD: &str = "REDLOCK_PASSWORD";
 #[derive(Debug, Clone, Args)]
 pub struct NodeArgs {
     /// Redis nodes (independent masters), comma-separated URLs
-    /// redis://[user:pass@]host[:port][/db]. The value is never shown in help or messages.
+    /// `redis://[user:pass@]host[:port][/db]`. The value is never shown in help or messages.
     #[arg(
         long,
         env = "REDLOCK_NODES",

@@ -77,9 +77,10 @@ pub struct RunArgs {
     #[arg(long, env = "REDLOCK_FENCING")]
     fencing: bool,
     /// When the lock cannot be kept: from SIGTERM to SIGKILL of the command's process group.
-    /// With the safety margin it must fit in a quarter of --ttl (see below).
-    #[arg(short, long, env = "REDLOCK_KILL_AFTER", value_parser = parse_duration, default_value = "2s", value_name = "D")]
-    kill_after: Duration,
+    /// With the safety margin it must fit in a quarter of --ttl (see below). Default: the
+    /// longest that fits, a fifth of --ttl (2s for 10s).
+    #[arg(short, long, env = "REDLOCK_KILL_AFTER", value_parser = parse_duration, value_name = "D")]
+    kill_after: Option<Duration>,
     /// Exit status when the lock could not be acquired because it stayed held.
     #[arg(short = 'E', long, env = "REDLOCK_CONFLICT_EXIT_CODE", default_value_t = exit::CONFLICT, value_name = "N")]
     conflict_exit_code: u8,
@@ -102,7 +103,10 @@ pub struct RunArgs {
 
 /// Runs `redlock run`; returns the exit status.
 pub fn main(args: RunArgs, verbose: u8) -> u8 {
-    let timeline = match Timeline::new(args.ttl, args.kill_after) {
+    let kill_after = args
+        .kill_after
+        .unwrap_or_else(|| Timeline::default_kill_after(args.ttl));
+    let timeline = match Timeline::new(args.ttl, kill_after) {
         Ok(t) => t,
         Err(e) => {
             eprintln!("redlock: {e}");

@@ -67,6 +67,19 @@ impl Timeline {
         ))
     }
 
+    /// The default `--kill-after` for `ttl`: the longest that fits (a fifth of a ttl of 1 s or
+    /// more: 2 s for 10 s), or zero for a ttl too short to fit any.
+    ///
+    /// ```
+    /// use redlock_cli::timeline::Timeline;
+    /// use std::time::Duration;
+    /// assert_eq!(Timeline::default_kill_after(Duration::from_secs(10)), Duration::from_secs(2));
+    /// assert_eq!(Timeline::default_kill_after(Duration::from_millis(100)), Duration::ZERO);
+    /// ```
+    pub fn default_kill_after(ttl: Duration) -> Duration {
+        (ttl / 4).saturating_sub((ttl / 20).max(MIN_MARGIN))
+    }
+
     /// How much validity must be left when the lease is first kept alive: the first extension
     /// starts halfway through what is left, which must come before the SIGTERM point with room
     /// for a try.
@@ -111,6 +124,14 @@ mod tests {
         assert!(Timeline::new(MS(400), MS(51)).is_err());
         assert!(Timeline::new(S(10), MS(2001)).is_err());
         assert!(Timeline::new(S(10), Duration::ZERO).is_ok());
+        for ttl in [MS(10), MS(200), MS(999), S(1), S(5), S(10), S(3600)] {
+            let d = Timeline::default_kill_after(ttl);
+            assert!(
+                Timeline::new(ttl, d).is_ok() || d.is_zero(),
+                "{ttl:?}: {d:?}"
+            );
+        }
+        assert_eq!(Timeline::default_kill_after(S(5)), S(1));
     }
 
     #[test]

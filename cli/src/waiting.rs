@@ -3,7 +3,8 @@
 //! failure that waiting will not fix.
 //!
 //! - `--no-wait` (or `--wait 0`): one attempt.
-//! - `--wait D`: attempts until `D` has passed, whatever the cause; the last one decides.
+//! - `--wait D`: attempts until `D` has passed (the last one at `D`), whatever the cause; the
+//!   last one decides.
 //! - neither: waits as long as another holder has the lock (or nodes fail in ways that may
 //!   pass), but stops at once on a wrong password, an unknown host, or connections refused on
 //!   every node.
@@ -74,7 +75,7 @@ pub async fn acquire(
         };
         let give_up = match want.wait {
             Wait::Once => true,
-            Wait::Until(end) => Instant::now() + delay >= end,
+            Wait::Until(end) => Instant::now() >= end,
             Wait::Forever => cause.permanent(),
         } || matches!(e, Error::Config(_) | Error::InvalidUrl(_));
         if give_up {
@@ -111,8 +112,13 @@ pub async fn acquire(
             }
             said = Some(cause.text.clone());
         }
+        // The last attempt comes at the deadline, so the whole of `--wait` is waited.
+        let next = match want.wait {
+            Wait::Until(end) => end.min(Instant::now() + delay),
+            _ => Instant::now() + delay,
+        };
         tokio::select! {
-            _ = sleep_until((Instant::now() + delay).into()) => {}
+            _ = sleep_until(next.into()) => {}
             (sig, _) = signals.next() => return Err(status_for(sig)),
         }
     }

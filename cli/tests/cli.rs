@@ -118,7 +118,7 @@ fn lost_lock_terminates_the_command() {
         ready = ready.display()
     );
     let mut c = redlock(&["run", "--nodes", &cluster.urls_arg(), "--ttl", "1s"]);
-    c.args(["lost", "--"])
+    c.args(["--kill-after", "200ms", "lost", "--"])
         .args(sh(&script))
         .stderr(Stdio::piped());
     let mut child = c.spawn().expect("spawn redlock");
@@ -165,7 +165,7 @@ fn lost_lock_kills_a_command_that_ignores_sigterm() {
         "trap '' TERM; echo ready > {}; exec sleep 30",
         ready.display()
     );
-    let mut c = redlock(&["run", "--nodes", &cluster.urls_arg(), "--ttl", "1s"]);
+    let mut c = redlock(&["run", "--nodes", &cluster.urls_arg(), "--ttl", "2s"]);
     c.args(["--kill-after", "300ms", "ignores", "--"])
         .args(sh(&script))
         .stderr(Stdio::piped());
@@ -423,16 +423,28 @@ fn status_shows_each_node_and_agreement() {
     set(1, "aaaaaaaaaaaaaaaaaaaa");
     set(2, "aaaaaaaaaaaaaaaaaaaa");
     let (c, out, _) = status("job");
-    assert_eq!(c, 0);
+    assert_eq!(c, 120, "held by a quorum");
     assert!(
         out.contains("held by aaaaaaaaaaaa… on 3 of 3 nodes (a quorum); nodes agree"),
         "{out}"
     );
 
+    let out = output(redlock(&[
+        "status", "--nodes", &urls, "--json", "job", "none",
+    ]));
+    assert_eq!(code(&out), 120);
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).expect("JSON");
+    assert_eq!(v["quorum"], 2);
+    assert_eq!(v["resources"][0]["state"], "held");
+    assert_eq!(v["resources"][0]["holder"], "aaaaaaaaaaaaaaaaaaaa");
+    assert_eq!(v["resources"][0]["nodes"][2]["state"], "held");
+    assert_eq!(v["resources"][1]["state"], "free");
+    assert!(v["resources"][1]["holder"].is_null());
+
     // A node that is down, and several resources at once.
     cluster.kill(2);
     let out = output(redlock(&["status", "--nodes", &urls, "job", "other"]));
-    assert_eq!(code(&out), 122, "a node could not be asked");
+    assert_eq!(code(&out), 120, "still held by a quorum with a node down");
     let stdout = text(&out.stdout);
     assert!(stdout.contains("1 node(s) unreachable"), "{stdout}");
     assert!(
