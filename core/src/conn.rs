@@ -1,6 +1,9 @@
 //! One node's connection: handshake, the FIFO of requests awaiting replies, the transparent
 //! EVALSHA → EVAL fallback on NOSCRIPT, request deadlines, and the input cap.
 //!
+//! Lock requests go out only once the handshake has succeeded: until then they are held, so a
+//! refused `AUTH` or `SELECT` never lets one run as the wrong user or in the wrong database.
+//!
 //! Redis answers in request order, so the reply at the head of the stream belongs to the request
 //! at the head of the FIFO. Anything that breaks that correspondence (a timeout, bytes that do not
 //! parse, a reply with nothing pending) poisons the connection: every pending request fails, and
@@ -13,6 +16,17 @@ use bytes::{Bytes, BytesMut};
 use std::collections::VecDeque;
 use std::time::{Duration, Instant};
 
+/// A request a shut connection can no longer answer.
+#[derive(Debug)]
+pub(crate) struct Lost {
+    /// What it asked.
+    pub(crate) asked: Asked,
+    /// Its command, for lock requests.
+    pub(crate) call: Option<Call>,
+    /// Whether it had been written (it may then have run on the node).
+    pub(crate) sent: bool,
+}
+
 /// Why a connection must be shut: the request it broke on (when a reply could not answer it)
 /// and the reason.
 #[derive(Debug)]
@@ -23,9 +37,24 @@ pub(crate) struct Broken {
     pub(crate) reason: ConnError,
 }
 
+/// Where a connection stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum State {
+    /// No socket.
+    Down,
+    /// The handshake is in flight; this many of its replies are still to come.
+    Handshaking { left: usize },
+    /// The handshake succeeded: lock requests go out as they come.
+    Ready,
+}
+
 #[derive(Debug)]
 pub(crate) struct Conn {
-    up: bool,
+    state: State,
+    /// Lock requests made while the handshake was in flight, sent once it succeeds.
+    held: Vec<(Asked, Call)>,
+    /// Set when the handshake has just succeeded, until the engine takes it.
+    became_ready: bool,
     out: BytesMut,
     decoder: Decoder,
     /// Decoded replies not yet matched to their requests.
@@ -41,7 +70,9 @@ pub(crate) struct Conn {
 impl Conn {
     pub(crate) fn new(protocol: Protocol, cap: usize, timeout: Duration) -> Conn {
         Conn {
-            up: false,
+            state: State::Down,
+            held: Vec::new(),
+            became_ready: false,
             out: BytesMut::new(),
             decoder: Decoder::new(protocol, cap),
             inbox: VecDeque::new(),
@@ -53,10 +84,20 @@ impl Conn {
         }
     }
 
-    /// Whether requests can be queued (the handshake may still be in flight: requests are
-    /// pipelined behind it, and Redis runs them in order).
+    /// Whether requests can be queued: a socket is open (requests made while the handshake is
+    /// still in flight are held until it succeeds).
     pub(crate) fn is_up(&self) -> bool {
-        self.up
+        self.state != State::Down
+    }
+
+    /// Whether the handshake has succeeded on this socket.
+    pub(crate) fn is_ready(&self) -> bool {
+        self.state == State::Ready
+    }
+
+    /// Whether the handshake succeeded since the last call (once per socket).
+    pub(crate) fn take_became_ready(&mut self) -> bool {
+        std::mem::take(&mut self.became_ready)
     }
 
     /// A fresh socket: forget the old stream and queue the handshake (then `INFO server` when
@@ -66,9 +107,8 @@ impl Conn {
         now: Instant,
         handshake: &[Vec<Bytes>],
         info: bool,
-    ) -> Vec<Asked> {
+    ) -> Vec<Lost> {
         let lost = self.shut();
-        self.up = true;
         let info_cmd = [Bytes::from_static(b"INFO"), Bytes::from_static(b"server")];
         let cmds = handshake.iter().map(|c| (Asked::Handshake, &c[..]));
         for (asked, cmd) in cmds.chain(info.then_some((Asked::Info, &info_cmd[..]))) {
@@ -76,28 +116,63 @@ impl Conn {
             self.pending
                 .push_back(Request::plain(asked, now + self.timeout));
         }
+        self.state = State::Handshaking {
+            left: self.pending.len(),
+        };
+        self.ready_if_done(now);
         lost
     }
 
-    /// The stream is gone: drop buffers, return what every pending request asked.
-    pub(crate) fn shut(&mut self) -> Vec<Asked> {
-        self.up = false;
+    /// Once no handshake reply is outstanding: ready, and the held requests go out.
+    fn ready_if_done(&mut self, now: Instant) {
+        if self.state == (State::Handshaking { left: 0 }) {
+            self.state = State::Ready;
+            self.became_ready = true;
+            for (asked, call) in std::mem::take(&mut self.held) {
+                self.send(now, asked, call);
+            }
+        }
+    }
+
+    /// The stream is gone: drop buffers, return every request that was pending or held (they
+    /// can never be answered now); those that were sent may have run on the node.
+    pub(crate) fn shut(&mut self) -> Vec<Lost> {
+        self.state = State::Down;
+        self.became_ready = false;
         self.out.clear();
         self.decoder = Decoder::new(self.protocol, self.cap);
         self.inbox.clear();
         self.stream_error = None;
-        self.pending
+        let sent = self
+            .pending
             .drain(..)
             .filter(|r| !r.superseded)
-            .map(|r| r.asked)
-            .collect()
+            .map(|r| Lost {
+                asked: r.asked,
+                call: r.call,
+                sent: true,
+            });
+        let held = self.held.drain(..).map(|(asked, call)| Lost {
+            asked,
+            call: Some(call),
+            sent: false,
+        });
+        sent.chain(held).collect()
     }
 
-    /// Queues a lock request: `call` goes out in its form, and its reply is read as `asked` says.
+    /// Queues a lock request: `call` goes out in its form (held until the handshake has
+    /// succeeded), and its reply is read as `asked` says.
     pub(crate) fn send(&mut self, now: Instant, asked: Asked, call: Call) {
-        call.encode(&mut self.out);
-        self.pending
-            .push_back(Request::call(asked, now + self.timeout, call));
+        match self.state {
+            State::Ready => {
+                call.encode(&mut self.out);
+                self.pending
+                    .push_back(Request::call(asked, now + self.timeout, call));
+            }
+            State::Handshaking { .. } => self.held.push((asked, call)),
+            // The engine sends only to connections that are up.
+            State::Down => {}
+        }
     }
 
     /// Everything queued for the socket since the last call.
@@ -127,7 +202,7 @@ impl Conn {
     /// one at a time, so the engine reacts to each before the next is matched: what it sends
     /// then does not depend on how the node's bytes were split into reads.
     pub(crate) fn feed(&mut self, bytes: &[u8]) {
-        if !self.up {
+        if self.state == State::Down {
             // Bytes from a socket we already gave up on.
             return;
         }
@@ -170,10 +245,17 @@ impl Conn {
                     continue;
                 }
             }
-            return Some(req.asked.read(&reply).map_err(|reason| Broken {
+            let answer = req.asked.read(&reply).map_err(|reason| Broken {
                 asked: Some(req.asked),
                 reason,
-            }));
+            });
+            if let (Ok(_), Asked::Handshake | Asked::Info) = (&answer, req.asked) {
+                if let State::Handshaking { left } = &mut self.state {
+                    *left = left.saturating_sub(1);
+                }
+                self.ready_if_done(now);
+            }
+            return Some(answer);
         }
     }
 

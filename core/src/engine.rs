@@ -1,7 +1,7 @@
 //! The engine: every lock operation, multiplexed over one connection per node.
 
 use crate::config::{Config, Options};
-use crate::conn::{Broken, Conn};
+use crate::conn::{Broken, Conn, Lost};
 use crate::error::{Attempt, ConnError, Error, Failure, NodeReport, OpError, Outcome};
 use crate::event::{Event, Released};
 use crate::handshake;
@@ -30,35 +30,35 @@ use std::time::{Duration, Instant};
 /// one already seen is treated as the latest one seen.
 ///
 /// ```
-/// use redlock_core::{Config, Engine, NodeConfig, NodeId, Options, Token};
+/// use redlock_core::{Config, Engine, Event, NodeConfig, NodeId, Options, Token};
 /// use std::time::{Duration, Instant};
 ///
 /// // The caller owns the clock: `now` comes from wherever the adapter reads time.
 /// fn demo(now: Instant) {
-/// let config = Config::new(vec![NodeConfig::new("127.0.0.1", 6379)], Options::default());
-/// let mut engine = Engine::new(config, now, 42).unwrap();
-/// engine.handle_connected(now, NodeId::new(0));
-/// let token = Token::from_random(&[7; 20]).unwrap();
-/// let op = engine.acquire(now, ["orders:42"], Duration::from_secs(10), token).unwrap();
-/// let (node, bytes) = engine.poll_transmit().unwrap();
-/// // The handshake loads the scripts (SCRIPT LOAD ×3); a one-resource acquire is then a plain
-/// // `SET key token NX PX ttl`.
-/// assert!(bytes.windows(5).any(|w| w == b"$2\r\nNX"));
-/// let mut replies = Vec::new();
-/// for source in [redlock_core::ACQUIRE, redlock_core::EXTEND, redlock_core::RELEASE] {
-///     replies.extend_from_slice(format!("$40\r\n{}\r\n", redlock_core::script_sha(source)).as_bytes());
-/// }
-/// // A node replying +OK grants the lock (1 node: quorum is 1).
-/// replies.extend_from_slice(b"+OK\r\n");
-/// engine.handle_input(now, node, &replies);
-/// match engine.poll_event() {
-///     Some(redlock_core::Event::Acquired { op: done, result: Ok(lock) }) => {
-///         assert_eq!(done, op);
-///         assert!(lock.is_valid(now));
+///     let config = Config::new(vec![NodeConfig::new("127.0.0.1", 6379)], Options::default());
+///     let mut engine = Engine::new(config, now, 42).unwrap();
+///     let node = NodeId::new(0);
+///     // A socket is open. No password, database or client name: nothing to negotiate, so the
+///     // node takes lock requests at once.
+///     engine.handle_connected(now, node);
+///     assert_eq!(engine.poll_event(), Some(Event::Ready { node }));
+///     let token = Token::from_random(&[7; 20]).unwrap();
+///     let op = engine.acquire(now, ["orders:42"], Duration::from_secs(10), token).unwrap();
+///     // A one-resource acquire is a plain `SET key token NX PX ttl`: write these bytes.
+///     let (to, bytes) = engine.poll_transmit().unwrap();
+///     assert_eq!(to, node);
+///     assert!(bytes.windows(6).any(|w| w == b"$2\r\nNX"));
+///     // The node replies +OK: granted (1 node: quorum is 1).
+///     engine.handle_input(now, node, b"+OK\r\n");
+///     match engine.poll_event() {
+///         Some(Event::Acquired { op: done, result: Ok(lock) }) => {
+///             assert_eq!(done, op);
+///             assert!(lock.is_valid(now));
+///         }
+///         other => panic!("{other:?}"),
 ///     }
-///     other => panic!("{other:?}"),
 /// }
-/// }
+/// demo(Instant::now());
 /// ```
 #[derive(Debug)]
 pub struct Engine {
@@ -77,7 +77,17 @@ pub struct Engine {
     voters: Vec<Voter>,
     /// Single-key acquires may go out as `SET NX PX`: the user kept the built-in acquire script.
     plain_set: bool,
+    /// Per node, releases for acquires whose connection broke after they were written (they may
+    /// still run there): sent once the node's next handshake succeeds.
+    missed: Vec<VecDeque<Call>>,
+    /// Per node, why it last failed (a broken connection, a refused handshake, what the adapter
+    /// said of a failed connect); cleared when its handshake succeeds.
+    causes: Vec<Option<Arc<str>>>,
 }
+
+/// The most missed releases kept per node; past it the oldest go (their keys expire on their
+/// own, at worst a ttl later).
+const MAX_MISSED: usize = 4096;
 
 impl Engine {
     /// A new engine with every node disconnected. `jitter_seed` seeds the retry-jitter PRNG
@@ -93,7 +103,7 @@ impl Engine {
         let scripts = ScriptSet::new(&options.scripts);
         let handshakes = nodes
             .iter()
-            .map(|n| handshake::commands(n, &options, &scripts))
+            .map(|n| handshake::commands(n, &options))
             .collect();
         let conns = nodes
             .iter()
@@ -119,6 +129,8 @@ impl Engine {
             now,
             transmit_cursor: 0,
             voters: vec![Voter::default(); n],
+            missed: vec![VecDeque::new(); n],
+            causes: vec![None; n],
             plain_set,
         })
     }
@@ -149,6 +161,12 @@ impl Engine {
         self.conns.get(node.index()).is_some_and(Conn::is_up)
     }
 
+    /// Whether `node`'s handshake has succeeded on its current socket (lock requests then go out
+    /// at once; before, they wait for it).
+    pub fn is_ready(&self, node: NodeId) -> bool {
+        self.conns.get(node.index()).is_some_and(Conn::is_ready)
+    }
+
     /// How many operations are in flight.
     pub fn in_flight(&self) -> usize {
         self.ops.len()
@@ -172,8 +190,9 @@ impl Engine {
 
     // ----- inputs -------------------------------------------------------------------------
 
-    /// A socket to `node` is open: the engine queues the handshake and starts sending requests.
-    /// Anything pending on a previous socket to that node fails as disconnected.
+    /// A socket to `node` is open: the engine queues the handshake; lock requests go out once it
+    /// has succeeded ([`Event::Ready`]). Anything pending on a previous socket to that node fails
+    /// as disconnected.
     ///
     /// # Panics
     ///
@@ -185,6 +204,10 @@ impl Engine {
         self.voters[node.index()].reconnected();
         let lost = self.conns[node.index()].connect(now, &self.handshakes[node.index()], info);
         self.fail_tags(now, node, lost, &Outcome::Disconnected);
+        // A node with nothing to negotiate is ready at once.
+        if self.conns[node.index()].take_became_ready() {
+            self.on_ready(now, node);
+        }
     }
 
     /// Bytes read from `node`'s socket. Complete replies are matched to their requests; bad
@@ -201,7 +224,12 @@ impl Engine {
         // next is matched, whatever the read boundaries were.
         while let Some(next) = self.conns[node.index()].next(now) {
             match next {
-                Ok(answer) => self.on_answer(now, node, answer),
+                Ok(answer) => {
+                    self.on_answer(now, node, answer);
+                    if self.conns[node.index()].take_became_ready() {
+                        self.on_ready(now, node);
+                    }
+                }
                 Err(Broken { asked, reason }) => {
                     // The request the bad reply belonged to fails with the reason itself.
                     if let Some(Asked::Vote { op, round, .. }) = asked {
@@ -212,6 +240,20 @@ impl Engine {
                 }
             }
         }
+    }
+
+    /// A connection attempt to `node` failed before a socket was open (refused, unknown host,
+    /// timed out). Nothing changes but the cause reported for the node in the attempts that
+    /// follow ([`NodeReport::cause`](crate::NodeReport::cause)), so an operator reads
+    /// `127.0.0.1:7003 not connected (connection refused)` rather than a bare "not connected".
+    ///
+    /// # Panics
+    ///
+    /// When `node` is not one of this engine's nodes.
+    pub fn handle_connect_failed(&mut self, now: Instant, node: NodeId, cause: &str) {
+        self.check_node(node);
+        self.clock(now);
+        self.causes[node.index()] = Some(Arc::from(cause));
     }
 
     /// `node`'s socket closed or failed. Its pending requests fail as disconnected; the adapter
@@ -497,6 +539,7 @@ impl Engine {
             keys,
             argv,
             form,
+            takes_keys: op.kind == Kind::Acquire,
         };
         self.send_round(now, id, reading, call);
     }
@@ -577,15 +620,54 @@ impl Engine {
         self.decide(now, id);
     }
 
-    fn fail_tags(&mut self, now: Instant, node: NodeId, asked: Vec<Asked>, outcome: &Outcome) {
-        for a in asked {
-            if let Asked::Vote { op, round, .. } = a {
+    /// The release script for `keys` holding `token`, sent as a best-effort cleanup.
+    fn release_call(&self, keys: Arc<[Bytes]>, token: Bytes) -> Call {
+        Call {
+            script: self.scripts.get(ScriptKind::Release).clone(),
+            keys,
+            argv: Arc::from([token]),
+            form: Form::EvalSha,
+            takes_keys: false,
+        }
+    }
+
+    /// Requests `node`'s connection can no longer answer: their votes become `outcome`, and an
+    /// acquire that was written may still run on the node (a paused node resumes, the bytes were
+    /// already in its buffer): it is released once the node is back.
+    fn fail_tags(&mut self, now: Instant, node: NodeId, lost: Vec<Lost>, outcome: &Outcome) {
+        for l in lost {
+            if let (true, Some(call)) = (l.sent, &l.call) {
+                if call.takes_keys {
+                    let release = self.release_call(call.keys.clone(), call.argv[0].clone());
+                    let missed = &mut self.missed[node.index()];
+                    if missed.len() == MAX_MISSED {
+                        missed.pop_front();
+                    }
+                    missed.push_back(release);
+                }
+            }
+            if let Asked::Vote { op, round, .. } = l.asked {
                 self.vote(now, op, round, node, outcome.clone());
             }
         }
     }
 
+    /// `node`'s handshake just succeeded: tell the adapter, and send the releases it missed.
+    fn on_ready(&mut self, now: Instant, node: NodeId) {
+        let missed = std::mem::take(&mut self.missed[node.index()]);
+        for call in missed {
+            self.conns[node.index()].send(now, Asked::Cleanup, call);
+        }
+        self.causes[node.index()] = None;
+        self.events.push_back(Event::Ready { node });
+    }
+
     fn poison(&mut self, now: Instant, node: NodeId, reason: ConnError) {
+        let cause = match &reason {
+            ConnError::Handshake(e) => e.clone(),
+            other => other.to_string(),
+        };
+        self.causes[node.index()] = Some(Arc::from(cause));
         let tags = self.conns[node.index()].shut();
         let outcome = match reason {
             ConnError::Timeout(_) => Outcome::Timeout,
@@ -692,6 +774,7 @@ impl Engine {
             keys,
             argv,
             form: Form::EvalSha,
+            takes_keys: false,
         };
         self.send_round(now, id, Reading::Grant, call);
     }
@@ -707,6 +790,7 @@ impl Engine {
                     node: NodeId::new(i),
                     addr: self.addrs[i].clone(),
                     outcome: v.clone().unwrap_or_else(|| unanswered.clone()),
+                    cause: self.causes[i].clone(),
                 })
                 .collect(),
         }
@@ -773,12 +857,7 @@ impl Engine {
     }
 
     fn cleanup(&mut self, now: Instant, keys: &Arc<[Bytes]>, token: &Token) {
-        let call = Call {
-            script: self.scripts.get(ScriptKind::Release).clone(),
-            keys: keys.clone(),
-            argv: Arc::from([token.bytes().clone()]),
-            form: Form::EvalSha,
-        };
+        let call = self.release_call(keys.clone(), token.bytes().clone());
         for c in self.conns.iter_mut().filter(|c| c.is_up()) {
             c.send(now, Asked::Cleanup, call.clone());
         }

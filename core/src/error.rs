@@ -172,6 +172,7 @@ impl fmt::Display for Outcome {
 
 /// One node's line in an [`Attempt`].
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct NodeReport {
     /// Which node.
     pub node: NodeId,
@@ -179,6 +180,55 @@ pub struct NodeReport {
     pub addr: Arc<str>,
     /// What it did.
     pub outcome: Outcome,
+    /// Why the node was not usable, when its outcome is [`Outcome::NotReady`] or
+    /// [`Outcome::Disconnected`]: the last connection failure or handshake refusal the engine
+    /// saw or was told of (e.g. `WRONGPASS invalid username-password pair`, `connection
+    /// refused`).
+    pub cause: Option<Arc<str>>,
+}
+
+impl NodeReport {
+    /// A report of `outcome` for `node` at `addr`, with no cause (for adapters and tests that
+    /// build attempts themselves).
+    pub fn new(node: NodeId, addr: impl Into<Arc<str>>, outcome: Outcome) -> NodeReport {
+        NodeReport {
+            node,
+            addr: addr.into(),
+            outcome,
+            cause: None,
+        }
+    }
+
+    /// The report with `cause` as why the node was not usable.
+    pub fn with_cause(mut self, cause: impl Into<Arc<str>>) -> NodeReport {
+        self.cause = Some(cause.into());
+        self
+    }
+
+    /// Why this node failed the attempt, in one line an operator can act on, or `None` when it
+    /// granted, refused or released.
+    pub fn failure(&self) -> Option<String> {
+        match (&self.outcome, &self.cause) {
+            (Outcome::Granted | Outcome::Refused | Outcome::Released(_), _) => None,
+            (Outcome::NotAwaited, _) => None,
+            (Outcome::Broken(ConnError::Handshake(e)), _) => Some(e.clone()),
+            (Outcome::NotReady | Outcome::Disconnected, Some(cause)) => Some(cause.to_string()),
+            (outcome, _) => Some(outcome.to_string()),
+        }
+    }
+}
+
+/// `addr: outcome`, with the cause when there is one.
+impl fmt::Display for NodeReport {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{} {}", self.addr, self.outcome)?;
+        if let (Outcome::NotReady | Outcome::Disconnected, Some(cause)) =
+            (&self.outcome, &self.cause)
+        {
+            write!(f, " ({cause})")?;
+        }
+        Ok(())
+    }
 }
 
 /// One round of an operation: what every node did.
@@ -204,7 +254,7 @@ impl fmt::Display for Attempt {
             if i > 0 {
                 f.write_str(", ")?;
             }
-            write!(f, "{} {}", r.addr, r.outcome)?;
+            write!(f, "{r}")?;
         }
         Ok(())
     }

@@ -35,6 +35,13 @@ pub enum Event {
         /// How many nodes confirmed the delete.
         result: Result<Released, OpError>,
     },
+    /// A node's handshake succeeded: it takes lock requests from now on. An adapter resets its
+    /// reconnect backoff for the node here (not on TCP connect: a node that accepts connections
+    /// and then refuses the handshake must not be reconnected to at full speed).
+    Ready {
+        /// The node.
+        node: NodeId,
+    },
     /// The engine stopped trusting a node's byte stream. Close that socket (do not feed its
     /// bytes any more), reconnect with backoff, then call
     /// [`Engine::handle_connected`](crate::Engine::handle_connected).
@@ -53,7 +60,7 @@ impl Event {
             Event::Acquired { op, .. }
             | Event::Extended { op, .. }
             | Event::Released { op, .. } => Some(*op),
-            Event::Reconnect { .. } => None,
+            Event::Ready { .. } | Event::Reconnect { .. } => None,
         }
     }
 }

@@ -1,17 +1,12 @@
 //! What a connection sends before any lock request (credentials, protocol, database, client
-//! name, the scripts), and the `INFO server` fields restart-aware voting reads back.
+//! name), and the `INFO server` fields restart-aware voting reads back.
 
 use crate::config::{NodeConfig, Options};
 use crate::resp::Protocol;
-use crate::script::{ScriptKind, ScriptSet};
 use bytes::Bytes;
 
 /// The handshake commands for `node`, in the order they are sent.
-pub(crate) fn commands(
-    node: &NodeConfig,
-    options: &Options,
-    scripts: &ScriptSet,
-) -> Vec<Vec<Bytes>> {
+pub(crate) fn commands(node: &NodeConfig, options: &Options) -> Vec<Vec<Bytes>> {
     let b = |s: &str| Bytes::copy_from_slice(s.as_bytes());
     let mut cmds = Vec::new();
     match node.protocol.unwrap_or(options.protocol) {
@@ -44,20 +39,8 @@ pub(crate) fn commands(
     if node.db != 0 {
         cmds.push(vec![b("SELECT"), b(&node.db.to_string())]);
     }
-    // Load the scripts up front, so EVALSHA hits from the first request. A NOSCRIPT (after a
-    // SCRIPT FLUSH) is still handled, by re-sending everything queued behind it in order
-    // (see conn.rs), but each one costs a round of re-sends.
-    let fenced: &[ScriptKind] = if options.fencing {
-        &[ScriptKind::FencedAcquire, ScriptKind::Fence]
-    } else {
-        &[]
-    };
-    for &id in [ScriptKind::Acquire, ScriptKind::Extend, ScriptKind::Release]
-        .iter()
-        .chain(fenced)
-    {
-        cmds.push(vec![b("SCRIPT"), b("LOAD"), scripts.get(id).source.clone()]);
-    }
+    // No SCRIPT LOAD: a user whose ACL forbids scripting can still connect (and lock through
+    // SET NX), and scripts reach the node's cache on first use (EVALSHA, then EVAL after NOSCRIPT).
     cmds
 }
 

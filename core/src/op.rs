@@ -97,12 +97,20 @@ impl Op {
 }
 
 /// Why the given (final) attempt failed, for the error the caller sees.
+///
+/// A refusal is an answer: when every node that answered either refused or granted, and at least
+/// one refused, the resource is held by someone else (or, for an extend, no longer ours),
+/// whatever the nodes that did not answer were doing. Only an attempt with no refusal, or with a
+/// node that answered with an error, is a failure to reach the nodes.
 pub(crate) fn classify(kind: Kind, last: &Attempt, quorum: usize, too_late: bool) -> Failure {
     if too_late {
         return Failure::Expired;
     }
-    let answered = last.count(|o| matches!(o, Outcome::Granted | Outcome::Refused));
-    if answered >= quorum {
+    let granted = last.count(|o| matches!(o, Outcome::Granted));
+    let refused = last.count(|o| matches!(o, Outcome::Refused));
+    let erred = last.count(|o| matches!(o, Outcome::ErrorReply(_)));
+    let refusal = refused > 0 && erred == 0;
+    if granted + refused >= quorum || refusal {
         match kind {
             Kind::Extend { .. } => Failure::NotHeld,
             _ => Failure::Locked,

@@ -193,6 +193,9 @@ pub(crate) struct Call {
     pub(crate) argv: Arc<[Bytes]>,
     /// How it goes out.
     pub(crate) form: Form,
+    /// Whether running it may leave keys holding the token (an acquire): if its connection
+    /// breaks before the reply, the node is sent a release once it is back.
+    pub(crate) takes_keys: bool,
 }
 
 impl Call {

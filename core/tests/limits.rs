@@ -5,7 +5,9 @@
 // A test (or example) plays the adapter: it owns the clock and the sockets.
 #![allow(clippy::disallowed_methods, clippy::disallowed_types)]
 
-use redlock_core::{Config, Engine, Error, NodeConfig, NodeId, Options, Token, MAX_DURATION};
+use redlock_core::{
+    Config, Engine, Error, Event, NodeConfig, NodeId, Options, Token, MAX_DURATION,
+};
 use std::time::{Duration, Instant};
 
 fn config(options: Options) -> Config {
@@ -17,6 +19,8 @@ fn huge_ttls_are_refused() {
     let now = Instant::now();
     let mut engine = Engine::new(config(Options::default()), now, 1).unwrap();
     engine.handle_connected(now, NodeId::new(0));
+    // Nothing to negotiate: ready at once.
+    assert!(matches!(engine.poll_event(), Some(Event::Ready { .. })));
     let token = || Token::from_random(&[3; 20]).unwrap();
     for ttl in [
         MAX_DURATION + Duration::from_secs(1),

@@ -12,24 +12,25 @@ use redlock_core::{
 use std::time::{Duration, Instant};
 
 const NODE: NodeId = NodeId::new(0);
-/// One `SCRIPT LOAD` reply (the engine does not check the digest it gets back).
-const LOADED: &[u8] = b"$40\r\n0000000000000000000000000000000000000000\r\n";
 const TTL: Duration = Duration::from_secs(10);
 
 fn ms(n: u64) -> Duration {
     Duration::from_millis(n)
 }
 
-/// One connected node whose handshake (three `SCRIPT LOAD`s, five with fencing) has been
-/// answered, so the next reply fed answers the next request.
+/// One connected node with nothing to negotiate (no password, database 0, no client name): its
+/// handshake is empty, so it is ready at once and the next reply fed answers the next request.
 fn connected(options: Options) -> (Engine, Instant) {
-    let loads = if options.fencing { 5 } else { 3 };
     let config = Config::new(vec![NodeConfig::new("127.0.0.1", 1)], options);
     let t0 = Instant::now();
     let mut engine = Engine::new(config, t0, 1).unwrap();
     engine.handle_connected(t0, NODE);
-    engine.handle_input(t0, NODE, &LOADED.repeat(loads));
-    while engine.poll_transmit().is_some() {}
+    assert!(engine.is_ready(NODE));
+    assert_eq!(engine.poll_event(), Some(Event::Ready { node: NODE }));
+    assert!(
+        engine.poll_transmit().is_none(),
+        "no SCRIPT LOAD on connect"
+    );
     (engine, t0)
 }
 
@@ -284,4 +285,116 @@ fn set_nx_is_used_unless_the_acquire_script_is_overridden_even_by_the_same_sourc
 fn a_node_id_from_outside_the_configuration_is_misuse() {
     let (mut engine, t0) = connected(Options::default());
     engine.handle_input(t0, NodeId::new(1), b"+OK\r\n");
+}
+
+#[test]
+fn set_nx_accepts_only_ok_as_a_grant_and_says_what_it_asked() {
+    let (mut engine, t0) = connected(once());
+    engine.acquire(t0, ["r"], TTL, token()).unwrap();
+    sent(&mut engine);
+    engine.handle_input(t0, NODE, b"+QUEUED\r\n");
+    let events: Vec<Event> = std::iter::from_fn(|| engine.poll_event()).collect();
+    let reason = events.iter().find_map(|e| match e {
+        Event::Reconnect { reason, .. } => Some(reason.to_string()),
+        _ => None,
+    });
+    let reason = reason.expect("the connection is broken");
+    assert!(reason.contains("to SET NX"), "{reason}");
+}
+
+#[test]
+fn noscript_is_answered_by_the_source_once_and_a_second_noscript_is_an_error() {
+    let (mut engine, t0) = connected(once());
+    engine.acquire(t0, ["a", "b"], TTL, token()).unwrap();
+    sent(&mut engine);
+    engine.handle_input(t0, NODE, b"-NOSCRIPT No matching script\r\n");
+    let again = sent(&mut engine);
+    assert!(
+        contains(&again, b"$4\r\nEVAL\r\n") && !contains(&again, b"EVALSHA"),
+        "{}",
+        String::from_utf8_lossy(&again)
+    );
+    assert!(
+        contains(&again, ACQUIRE.as_bytes()),
+        "with the script's source"
+    );
+    // EVAL is never answered NOSCRIPT by a real server; if it is, that is an error reply,
+    // not another re-send.
+    engine.handle_input(t0, NODE, b"-NOSCRIPT No matching script\r\n");
+    assert!(
+        !contains(&sent(&mut engine), b"EVAL\r\n$"),
+        "no second re-send"
+    );
+    match engine.poll_event() {
+        Some(Event::Acquired { result: Err(e), .. }) => {
+            assert!(matches!(
+                e.attempts[0].nodes[0].outcome,
+                Outcome::ErrorReply(_)
+            ));
+        }
+        other => panic!("{other:?}"),
+    }
+}
+
+#[test]
+fn a_request_past_its_deadline_breaks_the_connection_with_the_timeout_named() {
+    let mut options = once();
+    options.node_timeout = ms(250);
+    let node = NodeConfig::new("127.0.0.1", 1).with_auth(None, "pw");
+    let t0 = Instant::now();
+    let mut engine = Engine::new(Config::new(vec![node], options), t0, 1).unwrap();
+    engine.handle_connected(t0, NODE);
+    // The handshake's AUTH is due 250 ms from now, not before.
+    assert_eq!(engine.poll_timeout(), Some(t0 + ms(250)));
+    engine.handle_timeout(t0 + ms(249));
+    assert_eq!(engine.poll_event(), None);
+    engine.handle_timeout(t0 + ms(250));
+    match engine.poll_event() {
+        Some(Event::Reconnect { reason, .. }) => {
+            assert_eq!(reason, ConnError::Timeout(ms(250)));
+        }
+        other => panic!("{other:?}"),
+    }
+}
+
+#[test]
+fn restart_aware_voting_reads_info_and_a_refused_info_breaks_the_connection() {
+    let mut options = once();
+    options.restart_grace = Some(Duration::from_secs(30));
+    let config = Config::new(vec![NodeConfig::new("127.0.0.1", 1)], options.clone());
+    let t0 = Instant::now();
+    let mut engine = Engine::new(config, t0, 1).unwrap();
+    engine.handle_connected(t0, NODE);
+    assert!(contains(&sent(&mut engine), b"INFO"));
+    assert!(!engine.is_ready(NODE), "not before INFO answered");
+    let info = "# Server\r\nrun_id:abc\r\nuptime_in_seconds:9999\r\n";
+    let reply = format!("${}\r\n{info}\r\n", info.len());
+    engine.handle_input(t0, NODE, reply.as_bytes());
+    assert_eq!(engine.poll_event(), Some(Event::Ready { node: NODE }));
+    engine.acquire(t0, ["r"], TTL, token()).unwrap();
+    sent(&mut engine);
+    engine.handle_input(t0, NODE, b"+OK\r\n");
+    assert!(
+        matches!(
+            engine.poll_event(),
+            Some(Event::Acquired { result: Ok(_), .. })
+        ),
+        "up for long enough: its grant counts"
+    );
+    // An ACL user without INFO cannot use restart-aware voting: say so by breaking.
+    let config = Config::new(vec![NodeConfig::new("127.0.0.1", 1)], options);
+    let mut engine = Engine::new(config, t0, 1).unwrap();
+    engine.handle_connected(t0, NODE);
+    sent(&mut engine);
+    engine.handle_input(
+        t0,
+        NODE,
+        b"-NOPERM this user has no permissions to run the 'info' command\r\n",
+    );
+    match engine.poll_event() {
+        Some(Event::Reconnect { reason, .. }) => {
+            assert!(reason.to_string().contains("NOPERM"), "{reason}");
+        }
+        other => panic!("{other:?}"),
+    }
 }

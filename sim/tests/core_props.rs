@@ -534,6 +534,10 @@ impl Sim {
                                 link.close(&mut self.nodes[n], self.now, flush);
                             }
                         }
+                        Event::Ready { node } => ensure!(
+                            self.clients[c].engine.is_ready(node),
+                            "Ready for a node whose handshake has not succeeded"
+                        ),
                         other if completion(&other).is_some() => {
                             let (op, result) = completion(&other).expect("a completion");
                             self.completed(c, op, result)?
@@ -904,6 +908,9 @@ impl Solo {
         }
         while let Some(event) = self.engine.poll_event() {
             match event {
+                Event::Ready { node } => {
+                    ensure!(self.engine.is_ready(node), "Ready but not ready");
+                }
                 Event::Reconnect { node, .. } => {
                     ensure!(!self.engine.is_connected(node), "Reconnect but connected");
                     self.links[node.index()] = None;

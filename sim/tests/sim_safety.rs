@@ -37,7 +37,12 @@ fn same_seed_same_run() {
             assert_eq!(a.stats, b.stats, "seed {seed}");
             assert_eq!(a.violations, b.violations, "seed {seed}");
             assert!(!b.log.is_empty());
-            assert!(a.stats.events > 100, "seed {seed}: the run did something");
+            // Handshakes no longer load scripts, so a quiet one-client run moves fewer events
+            // than it used to: count locks taken as well.
+            assert!(
+                a.stats.acquired > 0 && a.stats.events > 50,
+                "seed {seed}: the run did something"
+            );
             seen.insert(a.hash);
         }
     }

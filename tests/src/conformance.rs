@@ -515,11 +515,16 @@ pub fn garbage_node<C: Client>() {
         .acquire(&["garbage:x"], TTL)
         .expect_err("one good node of three");
     assert!(err.is_unreachable(), "{}: {err}", C::NAME);
-    assert_eq!(
-        lonely.exists_any("garbage:x"),
-        0,
-        "released after the failed attempt"
-    );
+    // The failed attempt's release is queued behind its acquire; it may still be on the way
+    // (on a fresh connection the release script first meets NOSCRIPT) when acquire returns.
+    let released = (0..100).any(|_| {
+        let gone = lonely.exists_any("garbage:x") == 0;
+        if !gone {
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        gone
+    });
+    assert!(released, "{}: released after the failed attempt", C::NAME);
 }
 
 /// `using` keeps the lock through several ttl periods (others refused throughout), then

@@ -7,9 +7,10 @@
 //! (callers on other threads would block on it), and a node gets one write per pass however
 //! many requests are queued for it: every write costs a syscall here and a wake-up in Redis.
 
+use crate::backoff::Backoff;
 use crate::batching::Batching;
 use crate::runtime::{BoxFuture, Connection, Runtime};
-use crate::waiters::Waiters;
+use crate::waiters::{NodeChange, Waiters};
 use redlock_core::{Engine, NodeConfig, NodeId};
 use std::future::Future;
 use std::ops::Range;
@@ -17,9 +18,6 @@ use std::pin::Pin;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::task::{Context, Poll, Waker};
 use std::time::{Duration, Instant};
-
-const BACKOFF_MIN: Duration = Duration::from_millis(20);
-const BACKOFF_MAX: Duration = Duration::from_secs(1);
 
 /// State shared between the driver and the callers.
 pub(crate) struct Shared {
@@ -105,8 +103,8 @@ impl<C> NodeIo<C> {
 /// What the unlocked I/O phase saw, applied to the engine in this order under the lock.
 enum Seen {
     Connected(usize),
-    /// The first connection attempt failed or timed out (only `settled` cares).
-    ConnectFailed(usize),
+    /// A connection attempt failed or timed out, and why.
+    ConnectFailed(usize, String),
     /// Bytes from the node, at this range of `Driver::input`.
     Input(usize, Range<usize>),
     Disconnected(usize),
@@ -122,7 +120,10 @@ pub(crate) struct Driver<R: Runtime> {
     handle: Arc<Handle>,
     nodes: Vec<NodeConfig>,
     io: Vec<NodeIo<R::Conn>>,
-    backoff: Vec<Duration>,
+    backoff: Vec<Backoff>,
+    /// Per node, the last failure logged, so each change of state is logged once, not on
+    /// every retry.
+    logged: Vec<Option<String>>,
     connect_timeout: Duration,
     sleep: Option<(Instant, BoxFuture<()>)>,
     /// Scratch space reused across passes.
@@ -130,7 +131,7 @@ pub(crate) struct Driver<R: Runtime> {
     input: Vec<u8>,
     seen: Vec<Seen>,
     woken: Vec<Waker>,
-    reconnect: Vec<NodeId>,
+    changes: Vec<NodeChange>,
     /// Whether the last poll ended by yielding before a write.
     yielded: bool,
     /// Whether a write should wait for other callers' requests.
@@ -152,7 +153,10 @@ impl<R: Runtime> Driver<R> {
                 .iter()
                 .map(|_| NodeIo::Idle { retry_at: now })
                 .collect(),
-            backoff: vec![BACKOFF_MIN; nodes.len()],
+            backoff: (0..nodes.len())
+                .map(|i| Backoff::new(crate::setup::seed() ^ i as u64))
+                .collect(),
+            logged: vec![None; nodes.len()],
             nodes,
             connect_timeout,
             sleep: None,
@@ -160,18 +164,25 @@ impl<R: Runtime> Driver<R> {
             input: Vec::new(),
             seen: Vec::new(),
             woken: Vec::new(),
-            reconnect: Vec::new(),
+            changes: Vec::new(),
             yielded: false,
             batching: Batching::default(),
         }
     }
 
     fn drop_node(&mut self, i: usize, now: Instant) {
-        let wait = self.backoff[i];
-        self.backoff[i] = (wait * 2).min(BACKOFF_MAX);
+        let wait = self.backoff[i].next_wait();
         self.io[i] = NodeIo::Idle {
             retry_at: now + wait,
         };
+    }
+
+    /// Logs `node`'s failure once per distinct cause.
+    fn log_failure(&mut self, i: usize, cause: String) {
+        if self.logged[i].as_ref() != Some(&cause) {
+            tracing::warn!(node = %self.nodes[i], %cause, "redlock: node unusable");
+            self.logged[i] = Some(cause);
+        }
     }
 
     /// Without the lock: starts and polls connection attempts and reads every socket until it
@@ -193,7 +204,7 @@ impl<R: Runtime> Driver<R> {
                 NodeIo::Idle { .. } => {}
                 NodeIo::Connecting { fut, deadline } => match fut.as_mut().poll(cx) {
                     Poll::Ready(Ok(conn)) => {
-                        self.backoff[i] = BACKOFF_MIN;
+                        // The backoff resets only once the handshake succeeds (`Event::Ready`).
                         self.io[i] = NodeIo::Up {
                             conn,
                             out: Vec::new(),
@@ -205,13 +216,15 @@ impl<R: Runtime> Driver<R> {
                         more = true;
                     }
                     Poll::Ready(Err(e)) => {
-                        tracing::debug!(node = %self.nodes[i], error = %e, "redlock: connect failed");
-                        self.seen.push(Seen::ConnectFailed(i));
+                        let cause = e.to_string();
+                        self.log_failure(i, cause.clone());
+                        self.seen.push(Seen::ConnectFailed(i, cause));
                         self.drop_node(i, now);
                     }
                     Poll::Pending if now >= *deadline => {
-                        tracing::debug!(node = %self.nodes[i], "redlock: connect timed out");
-                        self.seen.push(Seen::ConnectFailed(i));
+                        let cause = format!("connect timed out after {:?}", self.connect_timeout);
+                        self.log_failure(i, cause.clone());
+                        self.seen.push(Seen::ConnectFailed(i, cause));
                         self.drop_node(i, now);
                     }
                     Poll::Pending => {}
@@ -255,7 +268,10 @@ impl<R: Runtime> Driver<R> {
                     s.settled[i] = true;
                     s.engine.handle_connected(now, NodeId::new(i));
                 }
-                Seen::ConnectFailed(i) => s.settled[i] = true,
+                Seen::ConnectFailed(i, cause) => {
+                    s.settled[i] = true;
+                    s.engine.handle_connect_failed(now, NodeId::new(i), &cause);
+                }
                 Seen::Input(i, range) => {
                     s.engine
                         .handle_input(now, NodeId::new(i), &self.input[range]);
@@ -270,15 +286,27 @@ impl<R: Runtime> Driver<R> {
             s.engine.handle_timeout(now);
         }
         // Dispatch first: releasing a lock nobody waits for queues more bytes.
-        let reconnect = &mut self.reconnect;
+        let changes = &mut self.changes;
         s.waiters.dispatch(
             &mut s.engine,
             now,
-            |node| reconnect.push(node),
+            |change| changes.push(change),
             &mut self.woken,
         );
-        for node in std::mem::take(&mut self.reconnect) {
-            self.drop_node(node.index(), now);
+        for change in std::mem::take(&mut self.changes) {
+            match change {
+                NodeChange::Ready(node) => {
+                    let i = node.index();
+                    self.backoff[i].reset();
+                    if self.logged[i].take().is_some() {
+                        tracing::info!(node = %self.nodes[i], "redlock: node usable again");
+                    }
+                }
+                NodeChange::Reconnect(node, reason) => {
+                    self.log_failure(node.index(), reason.to_string());
+                    self.drop_node(node.index(), now);
+                }
+            }
         }
         while let Some((node, bytes)) = s.engine.poll_transmit() {
             // A node that is not up was (or is about to be) reported disconnected; the engine

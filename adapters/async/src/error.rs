@@ -83,22 +83,35 @@ impl From<OpError> for Error {
     }
 }
 
+/// One line by default: what happened and, for a failure to reach the nodes, each failing node
+/// with its cause (`127.0.0.1:7002: WRONGPASS invalid username-password pair`). The alternate
+/// form (`{:#}`) adds every attempt's per-node detail.
 impl fmt::Display for Error {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let n = self.attempts().len();
         match self {
             Error::Locked { .. } => write!(f, "locked by another holder ({n} attempt(s))")?,
-            Error::Unreachable { .. } => write!(
-                f,
-                "quorum unreachable: too few nodes answered ({n} attempt(s))"
-            )?,
+            Error::Unreachable { .. } => {
+                write!(f, "quorum unreachable ({n} attempt(s))")?;
+                let failing = self.attempts().last().into_iter().flat_map(|last| {
+                    last.nodes
+                        .iter()
+                        .filter_map(|r| Some((r.addr.clone(), r.failure()?)))
+                });
+                for (i, (addr, why)) in failing.enumerate() {
+                    f.write_str(if i == 0 { ": " } else { "; " })?;
+                    write!(f, "{addr}: {why}")?;
+                }
+            }
             Error::NotHeld { .. } => write!(f, "lock no longer held on a quorum ({n} attempt(s))")?,
             Error::Expired { .. } => write!(f, "lock validity ran out")?,
             Error::Config(e) => return write!(f, "{e}"),
             Error::InvalidUrl(e) => return write!(f, "{e}"),
         }
-        if let Some(last) = self.attempts().last() {
-            write!(f, "; last attempt {last}")?;
+        if f.alternate() {
+            for (i, attempt) in self.attempts().iter().enumerate() {
+                write!(f, "\n  attempt {}: {attempt}", i + 1)?;
+            }
         }
         Ok(())
     }
@@ -111,5 +124,52 @@ impl std::error::Error for Error {}
 impl From<crate::node_url::UrlError> for Error {
     fn from(e: crate::node_url::UrlError) -> Self {
         Error::InvalidUrl(e)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use redlock_core::{ConnError, NodeId, NodeReport, Outcome};
+    use std::time::Duration;
+
+    fn report(i: usize, outcome: Outcome, cause: Option<&str>) -> NodeReport {
+        let r = NodeReport::new(NodeId::new(i), format!("127.0.0.1:700{i}"), outcome);
+        match cause {
+            Some(c) => r.with_cause(c),
+            None => r,
+        }
+    }
+
+    #[test]
+    fn unreachable_names_each_failing_node_and_its_cause_in_one_line() {
+        let attempt = Attempt {
+            elapsed: Duration::from_millis(3),
+            nodes: vec![
+                report(1, Outcome::Granted, None),
+                report(
+                    2,
+                    Outcome::Broken(ConnError::Handshake(
+                        "WRONGPASS invalid username-password pair".into(),
+                    )),
+                    None,
+                ),
+                report(3, Outcome::NotReady, Some("connection refused")),
+            ],
+        };
+        let e = Error::Unreachable {
+            attempts: vec![attempt.clone(), attempt],
+        };
+        let short = e.to_string();
+        assert_eq!(
+            short,
+            "quorum unreachable (2 attempt(s)): 127.0.0.1:7002: WRONGPASS invalid \
+             username-password pair; 127.0.0.1:7003: connection refused"
+        );
+        assert!(!short.contains('\n'));
+        let full = format!("{e:#}");
+        assert!(full.starts_with(&short));
+        assert_eq!(full.lines().count(), 3, "{full}");
+        assert!(full.contains("127.0.0.1:7001 granted"), "{full}");
     }
 }

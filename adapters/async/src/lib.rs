@@ -24,6 +24,7 @@
 //! # Ok(()) }
 //! ```
 
+mod backoff;
 mod batching;
 mod client;
 mod driver;

@@ -35,10 +35,9 @@ where
         })
         .collect::<Result<Vec<_>, UrlError>>()?;
     let config = Config::new(nodes, options.clone());
-    let mut seed = [0u8; 8];
-    getrandom::fill(&mut seed).expect("the OS random number generator failed");
+    let seed = seed();
     let nodes = config.nodes.clone();
-    let engine = Engine::new(config, Instant::now(), u64::from_le_bytes(seed))?;
+    let engine = Engine::new(config, Instant::now(), seed)?;
     Ok((
         engine,
         nodes,
@@ -55,4 +54,15 @@ pub(crate) fn fresh_token() -> Token {
     let mut random = [0u8; 20];
     getrandom::fill(&mut random).expect("the OS random number generator failed");
     Token::from_random(&random).expect("20 bytes is long enough")
+}
+
+/// A seed for jitter (retry spacing, reconnect backoff) from the OS random number generator.
+///
+/// # Panics
+///
+/// When the OS entropy source fails.
+pub(crate) fn seed() -> u64 {
+    let mut seed = [0u8; 8];
+    getrandom::fill(&mut seed).expect("the OS random number generator failed");
+    u64::from_le_bytes(seed)
 }

@@ -4,7 +4,7 @@
 //! One table per kind of operation, typed by what that kind produces, so a caller waiting for an
 //! acquire can only ever be handed a lock.
 
-use redlock_core::{Engine, Event, Lock, NodeId, OpError, OpId, Released};
+use redlock_core::{ConnError, Engine, Event, Lock, NodeId, OpError, OpId, Released};
 use std::collections::HashMap;
 use std::task::Waker;
 use std::time::Instant;
@@ -78,6 +78,14 @@ impl<T> Table<T> {
     }
 }
 
+/// A change of a node's state the driver acts on.
+pub(crate) enum NodeChange {
+    /// Its handshake succeeded.
+    Ready(NodeId),
+    /// Its connection must be closed and opened again, for this reason.
+    Reconnect(NodeId, ConnError),
+}
+
 /// Who waits for which operation.
 #[derive(Default)]
 pub(crate) struct Waiters {
@@ -134,12 +142,12 @@ impl Waiters {
 
     /// Drains the engine's events: results go to their waiters, whose wakers are pushed onto
     /// `woken` (wake them after letting go of any lock the waiters need); a lock acquired for
-    /// nobody is released; `on_reconnect` is called for each node to reconnect.
+    /// nobody is released; `on_node` hears of each node that became ready or must reconnect.
     pub(crate) fn dispatch(
         &mut self,
         engine: &mut Engine,
         now: Instant,
-        mut on_reconnect: impl FnMut(NodeId),
+        mut on_node: impl FnMut(NodeChange),
         woken: &mut Vec<Waker>,
     ) {
         while let Some(event) = engine.poll_event() {
@@ -155,10 +163,8 @@ impl Waiters {
                 Event::Released { op, result } => {
                     self.releases.fill(op, result, woken);
                 }
-                Event::Reconnect { node, reason } => {
-                    tracing::warn!(node = engine.node_addr(node).unwrap_or("?"), %reason, "redlock: reconnecting");
-                    on_reconnect(node);
-                }
+                Event::Ready { node } => on_node(NodeChange::Ready(node)),
+                Event::Reconnect { node, reason } => on_node(NodeChange::Reconnect(node, reason)),
                 _ => {}
             }
         }

@@ -137,6 +137,8 @@ impl Sim<'_> {
                         }
                         self.schedule_reconnect(c, slot);
                     }
+                    // The handshake succeeded; the simulated client's backoff is its own.
+                    Event::Ready { .. } => {}
                     other => match completion(&other) {
                         Some((op, result)) => self.completed(c, op, result),
                         None => self.violation(Check::Engine, format!("unknown event {other:?}")),
