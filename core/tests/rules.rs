@@ -9,7 +9,7 @@ use redlock_core::{
     Config, ConnError, Engine, Event, Failure, Lock, NodeConfig, NodeId, Options, Outcome, Token,
     ACQUIRE,
 };
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime};
 
 const NODE: NodeId = NodeId::new(0);
 /// One `SCRIPT LOAD` reply (the engine does not check the digest it gets back).
@@ -51,7 +51,9 @@ fn contains(haystack: &[u8], needle: &[u8]) -> bool {
 
 /// A lock on `r`, taken with `SET NX` at `at`.
 fn acquired(engine: &mut Engine, at: Instant, ttl: Duration) -> Lock {
-    engine.acquire(at, ["r"], ttl, token()).unwrap();
+    engine
+        .acquire(at, ["r"], ttl, token(), SystemTime::now())
+        .unwrap();
     sent(engine);
     engine.handle_input(at, NODE, b"+OK\r\n");
     match engine.poll_event() {
@@ -149,7 +151,9 @@ fn a_refused_fenced_acquire_is_locked_not_a_broken_connection() {
     options.fencing = true;
     options.retry_count = Some(0);
     let (mut engine, t0) = connected(options);
-    engine.acquire(t0, ["r"], TTL, token()).unwrap();
+    engine
+        .acquire(t0, ["r"], TTL, token(), SystemTime::now())
+        .unwrap();
     sent(&mut engine);
     engine.handle_input(t0, NODE, b"*1\r\n:0\r\n");
     match engine.poll_event() {
@@ -165,7 +169,9 @@ fn a_refused_fenced_acquire_is_locked_not_a_broken_connection() {
 /// broken, the vote recorded as broken, and a reconnect asked for.
 fn poisons(options: Options, resources: &[&str], reply: &[u8]) {
     let (mut engine, t0) = connected(options);
-    engine.acquire(t0, resources, TTL, token()).unwrap();
+    engine
+        .acquire(t0, resources, TTL, token(), SystemTime::now())
+        .unwrap();
     sent(&mut engine);
     engine.handle_input(t0, NODE, reply);
     let events: Vec<Event> = std::iter::from_fn(|| engine.poll_event()).collect();
@@ -228,7 +234,9 @@ fn a_script_sent_again_after_noscript_gets_a_fresh_deadline() {
     let mut options = Options::default();
     options.node_timeout = ms(500);
     let (mut engine, t0) = connected(options);
-    engine.acquire(t0, ["a", "b"], TTL, token()).unwrap();
+    engine
+        .acquire(t0, ["a", "b"], TTL, token(), SystemTime::now())
+        .unwrap();
     assert_eq!(engine.poll_timeout(), Some(t0 + ms(500)));
     sent(&mut engine);
     let at = t0 + ms(400);
@@ -252,7 +260,9 @@ fn an_attempt_ends_when_validity_would_run_out() {
     options.node_timeout = Duration::from_secs(60);
     let (mut engine, t0) = connected(options);
     let ttl = Duration::from_secs(1);
-    engine.acquire(t0, ["r"], ttl, token()).unwrap();
+    engine
+        .acquire(t0, ["r"], ttl, token(), SystemTime::now())
+        .unwrap();
     let end = t0 + ttl - engine.options().drift(ttl);
     assert_eq!(engine.poll_timeout(), Some(end));
     engine.handle_timeout(end - Duration::from_nanos(1));
@@ -269,12 +279,16 @@ fn an_attempt_ends_when_validity_would_run_out() {
 #[test]
 fn set_nx_is_used_unless_the_acquire_script_is_overridden_even_by_the_same_source() {
     let (mut engine, t0) = connected(Options::default());
-    engine.acquire(t0, ["r"], TTL, token()).unwrap();
+    engine
+        .acquire(t0, ["r"], TTL, token(), SystemTime::now())
+        .unwrap();
     assert!(contains(&sent(&mut engine), b"$2\r\nNX\r\n"));
     let mut options = Options::default();
     options.scripts.acquire = Some(ACQUIRE.to_string());
     let (mut engine, t0) = connected(options);
-    engine.acquire(t0, ["r"], TTL, token()).unwrap();
+    engine
+        .acquire(t0, ["r"], TTL, token(), SystemTime::now())
+        .unwrap();
     let out = sent(&mut engine);
     assert!(contains(&out, b"EVALSHA") && !contains(&out, b"$2\r\nNX\r\n"));
 }

@@ -4,7 +4,7 @@
 #![allow(clippy::disallowed_methods, clippy::disallowed_types)]
 
 use redlock_core::{Config, Engine, Event, Failure, NodeConfig, NodeId, Options, Token};
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime};
 
 const LOADED: &[u8] = b"$40\r\n0000000000000000000000000000000000000000\r\n";
 
@@ -23,6 +23,7 @@ fn acquire(engine: &mut Engine, now: Instant, resources: &[&str]) -> Vec<u8> {
             resources,
             Duration::from_secs(10),
             Token::from_random(&[9; 20]).unwrap(),
+            SystemTime::now(),
         )
         .unwrap();
     engine.poll_transmit().unwrap().1.to_vec()

@@ -156,7 +156,7 @@ mod tests {
     use redlock_core::{script_sha, Config, Engine, Event, NodeConfig, NodeId, Options, Token};
     use std::sync::atomic::{AtomicUsize, Ordering};
     use std::task::Wake;
-    use std::time::Duration;
+    use std::time::{Duration, SystemTime};
 
     /// A lock from a one-node engine fed the replies a Redis would send.
     fn held_lock() -> Lock {
@@ -165,7 +165,13 @@ mod tests {
         let mut engine = Engine::new(config, now, 42).unwrap();
         engine.handle_connected(now, NodeId::new(0));
         let token = Token::from_random(&[7; 20]).unwrap();
-        let _ = engine.acquire(now, ["r"], Duration::from_secs(60), token);
+        let _ = engine.acquire(
+            now,
+            ["r"],
+            Duration::from_secs(60),
+            token,
+            SystemTime::now(),
+        );
         let (node, _) = engine.poll_transmit().unwrap();
         let mut replies = Vec::new();
         for source in [
