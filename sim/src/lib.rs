@@ -137,6 +137,7 @@ mod session;
 mod value;
 mod world;
 
+pub use clock::wall_clock;
 pub use commands::NOSCRIPT;
 pub use completion::{completion, Done};
 pub use explore::{check_sweep, explore, sweep_seeds, Exploration, Sweep};
