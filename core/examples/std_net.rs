@@ -12,7 +12,7 @@
 use redlock_core::{Config, Engine, Event, NodeConfig, NodeId, OpId, Options, Token};
 use std::io::{ErrorKind, Read, Write};
 use std::net::TcpStream;
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime};
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let mut addrs: Vec<String> = std::env::args().skip(1).collect();
@@ -48,6 +48,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         ["example:std_net"],
         Duration::from_secs(10),
         token()?,
+        SystemTime::now(),
     )?;
     let lock = match run_until_done(&mut engine, &mut sockets, op)? {
         Event::Acquired { result, .. } => result?,

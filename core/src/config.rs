@@ -50,10 +50,13 @@ pub struct Options {
     /// (default 1 MiB).
     pub max_reply_bytes: usize,
     /// Hand out fencing tokens (default off). Acquire becomes two rounds: the nodes report their
-    /// per-resource counters, the client writes `max + 1` back to a quorum while it still holds
-    /// the keys, and [`Lock::fencing_token`](crate::Lock::fencing_token) returns it. Tokens of
-    /// successive holders of a resource strictly increase, even when a paused holder outlives
-    /// its lease. Costs one more round trip per acquire and one never-expiring counter key per
+    /// per-resource counters, the client writes `max(max + 1, floor)` back to a quorum while it
+    /// still holds the keys (the floor is the wall clock given to
+    /// [`Engine::acquire`](crate::Engine::acquire), in µs), and
+    /// [`Lock::fencing_token`](crate::Lock::fencing_token) returns it. Tokens of successive
+    /// holders of a resource strictly increase, even when a paused holder outlives its lease,
+    /// and across nodes restarting empty while clients' wall clocks agree within
+    /// `restart_grace`. Costs one more round trip per acquire and one never-expiring counter key per
     /// resource (`{R}:fence`, or `R:fence` when `R` already has a hash tag).
     pub fencing: bool,
     /// Restart-aware voting (default off). With `Some(grace)`, each connection reads

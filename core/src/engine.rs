@@ -9,7 +9,7 @@ use crate::ids::{NodeId, OpId};
 use crate::key::{fence_key, redis_key};
 use crate::limits::MAX_DURATION;
 use crate::lock::Lock;
-use crate::op::{classify, Kind, Op, Phase, Stage, Tally};
+use crate::op::{classify, Kind, Op, Phase, Stage, Tally, Wall};
 use crate::request::{Answer, Asked, Call, Form, Reading};
 use crate::rng::Rng;
 use crate::script::{ScriptKind, ScriptSet};
@@ -18,7 +18,7 @@ use crate::voter::Voter;
 use bytes::Bytes;
 use std::collections::{BTreeMap, VecDeque};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime};
 
 /// The sans-IO Redlock engine.
 ///
@@ -31,10 +31,10 @@ use std::time::{Duration, Instant};
 ///
 /// ```
 /// use redlock_core::{Config, Engine, Event, NodeConfig, NodeId, Options, Token};
-/// use std::time::{Duration, Instant};
+/// use std::time::{Duration, Instant, SystemTime};
 ///
-/// // The caller owns the clock: `now` comes from wherever the adapter reads time.
-/// fn demo(now: Instant) {
+/// // The caller owns the clocks: `now` and `wall` come from wherever the adapter reads time.
+/// fn demo(now: Instant, wall: SystemTime) {
 ///     let config = Config::new(vec![NodeConfig::new("127.0.0.1", 6379)], Options::default());
 ///     let mut engine = Engine::new(config, now, 42).unwrap();
 ///     let node = NodeId::new(0);
@@ -43,7 +43,7 @@ use std::time::{Duration, Instant};
 ///     engine.handle_connected(now, node);
 ///     assert_eq!(engine.poll_event(), Some(Event::Ready { node }));
 ///     let token = Token::from_random(&[7; 20]).unwrap();
-///     let op = engine.acquire(now, ["orders:42"], Duration::from_secs(10), token).unwrap();
+///     let op = engine.acquire(now, ["orders:42"], Duration::from_secs(10), token, wall).unwrap();
 ///     // A one-resource acquire is a plain `SET key token NX PX ttl`: write these bytes.
 ///     let (to, bytes) = engine.poll_transmit().unwrap();
 ///     assert_eq!(to, node);
@@ -58,7 +58,7 @@ use std::time::{Duration, Instant};
 ///         other => panic!("{other:?}"),
 ///     }
 /// }
-/// demo(Instant::now());
+/// demo(Instant::now(), SystemTime::now());
 /// ```
 #[derive(Debug)]
 pub struct Engine {
@@ -300,14 +300,55 @@ impl Engine {
 
     /// Starts acquiring every resource in `resources` for `ttl`, with `token` as the value.
     ///
+    /// `wall` is the caller's wall clock at `now` (the adapters pass `SystemTime::now()`): the
+    /// floor of the fencing token, with [`Options::fencing`]. The token is
+    /// `max(largest counter of the granting nodes + 1, floor)`, where the floor is `wall` in
+    /// microseconds since the Unix epoch, advanced by the time elapsed on `now`'s clock until the
+    /// fence round. Tokens then keep increasing even when nodes restart without their counters,
+    /// provided the clients' wall clocks agree within `restart_grace` (keep them in sync with
+    /// NTP). Without fencing `wall` is unused. The engine reads no clock itself: a simulator
+    /// passes any wall time it likes; one before the epoch is a floor of 0.
+    ///
     /// Returns the operation id at once; the result arrives as [`Event::Acquired`]. Fails
     /// synchronously for no resources, an empty name, or a ttl too short to leave validity.
+    ///
+    /// ```
+    /// use redlock_core::{Config, Engine, NodeConfig, NodeId, Options, Token};
+    /// use std::time::{Duration, Instant, SystemTime};
+    ///
+    /// fn fenced(now: Instant) -> Engine {
+    ///     let mut options = Options::default();
+    ///     options.fencing = true;
+    ///     let config = Config::new(vec![NodeConfig::new("127.0.0.1", 6379)], options);
+    ///     let mut engine = Engine::new(config, now, 42).unwrap();
+    ///     engine.handle_connected(now, NodeId::new(0));
+    ///     engine
+    /// }
+    /// # let now = Instant::now();
+    /// let mut engine = fenced(now);
+    /// // 2025-01-01T00:00:00Z, as an adapter's `SystemTime::now()` might read.
+    /// let wall = SystemTime::UNIX_EPOCH + Duration::from_secs(1_735_689_600);
+    /// let token = Token::from_random(&[7; 20]).unwrap();
+    /// engine.acquire(now, ["orders:42"], Duration::from_secs(10), token, wall).unwrap();
+    /// let _handshake_and_fenced_acquire = engine.poll_transmit().unwrap();
+    /// // The node answers the handshake (five SCRIPT LOADs), then grants with fence counter 41.
+    /// let mut replies = Vec::new();
+    /// for _ in 0..5 {
+    ///     replies.extend_from_slice(format!("$40\r\n{}\r\n", "0".repeat(40)).as_bytes());
+    /// }
+    /// replies.extend_from_slice(b"*2\r\n:1\r\n:41\r\n");
+    /// engine.handle_input(now, NodeId::new(0), &replies);
+    /// // The write-back carries the floor, 1735689600000000 µs, not 42.
+    /// let (_, fence) = engine.poll_transmit().unwrap();
+    /// assert!(fence.windows(16).any(|w| w == b"1735689600000000"));
+    /// ```
     pub fn acquire<I, S>(
         &mut self,
         now: Instant,
         resources: I,
         ttl: Duration,
         token: Token,
+        wall: SystemTime,
     ) -> Result<OpId, Error>
     where
         I: IntoIterator<Item = S>,
@@ -326,7 +367,12 @@ impl Engine {
         self.check_ttl(ttl)?;
         let prefix = &self.options.key_prefix;
         let keys = resources.iter().map(|r| redis_key(prefix, r)).collect();
+        let wall = Wall::new(wall, self.clock(now));
         let id = self.start(now, Kind::Acquire, resources, keys, token, ttl);
+        // Before any reply can be read: the floor is first needed by the fence round.
+        if let Some(op) = self.ops.get_mut(&id) {
+            op.wall = Some(wall);
+        }
         Ok(id)
     }
 
@@ -464,6 +510,7 @@ impl Engine {
             votes: Vec::new(),
             attempts: Vec::new(),
             phase: Phase::Waiting { until: now },
+            wall: None,
         };
         self.ops.insert(id, op);
         self.start_attempt(now, id);
@@ -747,8 +794,13 @@ impl Engine {
         }
     }
 
-    /// A fenced acquire won its quorum: write `T = max(counters of the granting nodes) + 1`
-    /// back, to every node, while the keys are held. Only a quorum of write-backs makes the lock.
+    /// A fenced acquire won its quorum: write `T = max(counters of the granting nodes + 1,
+    /// floor)` back, to every node, while the keys are held. Only a quorum of write-backs makes
+    /// the lock. The floor (the caller's wall clock now, in microseconds) keeps `T` above every
+    /// token handed out before nodes lost their counters in a restart: those nodes sat out
+    /// `restart_grace`, and a token is at most its issuer's wall clock (plus one per acquisition
+    /// faster than one a microsecond). Past [`MAX_FENCING_TOKEN`](crate::MAX_FENCING_TOKEN) the
+    /// fence script refuses `T` with an error reply rather than compare a rounded number.
     fn start_fence_round(&mut self, now: Instant, id: OpId) {
         let Some(op) = self.ops.get_mut(&id) else {
             return;
@@ -761,7 +813,8 @@ impl Engine {
             .filter_map(|(_, c)| *c)
             .max()
             .unwrap_or(0);
-        let token = top.saturating_add(1);
+        let floor = op.wall.map_or(0, |w| w.floor(now));
+        let token = top.saturating_add(1).max(floor);
         op.stage = Stage::Fence { token };
         let fence = op.fence_keys.clone().expect("fenced acquire");
         let keys: Arc<[Bytes]> = op.keys.iter().chain(fence.iter()).cloned().collect();

@@ -44,6 +44,7 @@ pub use limits::{MAX_DURATION, MIN_TOKEN_BYTES};
 pub use lock::Lock;
 pub use resp::Protocol;
 pub use script::{
-    script_sha, ScriptKind, Scripts, ACQUIRE, EXTEND, FENCE, FENCED_ACQUIRE, RELEASE,
+    script_sha, ScriptKind, Scripts, ACQUIRE, EXTEND, FENCE, FENCED_ACQUIRE, MAX_FENCING_TOKEN,
+    RELEASE,
 };
 pub use token::Token;

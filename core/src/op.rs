@@ -4,7 +4,7 @@ use crate::error::{Attempt, Failure, Outcome};
 use crate::token::Token;
 use bytes::Bytes;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Kind {
@@ -55,6 +55,35 @@ pub(crate) struct Op {
     pub(crate) votes: Vec<Option<Outcome>>,
     pub(crate) attempts: Vec<Attempt>,
     pub(crate) phase: Phase,
+    /// The caller's wall clock when the operation started (acquires only): the fencing floor.
+    pub(crate) wall: Option<Wall>,
+}
+
+/// A wall-clock reading taken with an acquire, and the engine's instant it goes with.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Wall {
+    /// Microseconds since the Unix epoch (0 for a reading before it).
+    unix_micros: u64,
+    /// The engine's `now` when the reading was taken.
+    at: Instant,
+}
+
+impl Wall {
+    pub(crate) fn new(wall: SystemTime, at: Instant) -> Wall {
+        let unix_micros = wall
+            .duration_since(SystemTime::UNIX_EPOCH)
+            .map_or(0, |d| u64::try_from(d.as_micros()).unwrap_or(u64::MAX));
+        Wall { unix_micros, at }
+    }
+
+    /// The fencing floor at `now`: the reading advanced by the time elapsed since on the
+    /// engine's clock, so that an acquire still retrying long after it was called gets a
+    /// current floor, not the one of its first attempt.
+    pub(crate) fn floor(&self, now: Instant) -> u64 {
+        let elapsed = now.saturating_duration_since(self.at).as_micros();
+        self.unix_micros
+            .saturating_add(u64::try_from(elapsed).unwrap_or(u64::MAX))
+    }
 }
 
 /// Where an attempt stands.

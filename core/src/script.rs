@@ -49,9 +49,25 @@ end
 return n
 "#;
 
+/// The largest fencing token, and the largest fence counter the scripts accept: `2^53 - 1`.
+///
+/// Lua numbers are doubles, exact for integers below `2^53`. The fencing scripts compare
+/// counters as numbers, so they refuse (with an error reply, changing nothing) a counter or
+/// token at or above `2^53` rather than compare a rounded value. Tokens with the clock floor
+/// are the wall clock in microseconds (about `2^50.6` in 2025), so this is reached around the
+/// year 2255, or sooner by a counter someone set by hand.
+///
+/// ```
+/// assert_eq!(redlock_core::MAX_FENCING_TOKEN, 9_007_199_254_740_991);
+/// assert!(redlock_core::FENCE.contains("9007199254740992"));
+/// ```
+pub const MAX_FENCING_TOKEN: u64 = (1 << 53) - 1;
+
 /// Fenced acquire (with `fencing` on). `KEYS` holds the lock keys, then as many fence-counter
-/// keys. Refuses with `{0}` if any lock key holds another token; otherwise sets every lock key like
-/// [`ACQUIRE`] and replies `{1, c}`, `c` the largest fence counter (0 when none is set yet).
+/// keys. Refuses with `{0}` if any lock key holds another token. A counter that is not an integer
+/// in `0..=MAX_FENCING_TOKEN` (see [`MAX_FENCING_TOKEN`]) is an error reply, and nothing changes.
+/// Otherwise sets every lock key like [`ACQUIRE`] and replies `{1, c}`, `c` the largest fence
+/// counter (0 when none is set yet), exact.
 pub const FENCED_ACQUIRE: &str = r#"
 local n = #KEYS / 2
 for i = 1, n do
@@ -60,8 +76,14 @@ for i = 1, n do
 end
 local top = 0
 for i = n + 1, 2 * n do
-  local c = tonumber(redis.call('GET', KEYS[i]) or '0') or 0
-  if c > top then top = c end
+  local v = redis.call('GET', KEYS[i])
+  if v then
+    local c = tonumber(v)
+    if not c or c < 0 or c >= 9007199254740992 or c % 1 ~= 0 then
+      return redis.error_reply('fence counter ' .. KEYS[i] .. ' holds ' .. v .. ', not an integer below 2^53')
+    end
+    if c > top then top = c end
+  end
 end
 for i = 1, n do
   redis.call('SET', KEYS[i], ARGV[1], 'PX', ARGV[2])
@@ -71,18 +93,29 @@ return {1, top}
 
 /// Fence write-back (with `fencing` on): `KEYS` as for [`FENCED_ACQUIRE`], `ARGV[2]` the new
 /// fencing token. Only while every lock key still holds `ARGV[1]`, raises each counter to the
-/// token (never lowers it) and replies 1; otherwise changes nothing and replies 0. Counters have
-/// no expiry: they must outlive every lock.
+/// token (never lowers it) and replies 1; otherwise changes nothing and replies 0. A token or
+/// counter that is not an integer below `2^53` ([`MAX_FENCING_TOKEN`]) is an error reply, and
+/// nothing changes: the comparison would not be exact. Counters have no expiry: they must
+/// outlive every lock.
 pub const FENCE: &str = r#"
 local n = #KEYS / 2
 for i = 1, n do
   if redis.call('GET', KEYS[i]) ~= ARGV[1] then return 0 end
 end
 local t = tonumber(ARGV[2])
-for i = n + 1, 2 * n do
-  local c = tonumber(redis.call('GET', KEYS[i]) or '0') or 0
-  if t > c then redis.call('SET', KEYS[i], ARGV[2]) end
+if not t or t < 1 or t >= 9007199254740992 or t % 1 ~= 0 then
+  return redis.error_reply('fencing token ' .. ARGV[2] .. ' is not an integer below 2^53')
 end
+local raise = {}
+for i = n + 1, 2 * n do
+  local v = redis.call('GET', KEYS[i])
+  local c = tonumber(v or '0')
+  if not c or c < 0 or c >= 9007199254740992 or c % 1 ~= 0 then
+    return redis.error_reply('fence counter ' .. KEYS[i] .. ' holds ' .. v .. ', not an integer below 2^53')
+  end
+  if t > c then raise[#raise + 1] = KEYS[i] end
+end
+for _, k in ipairs(raise) do redis.call('SET', k, ARGV[2]) end
 return 1
 "#;
 

@@ -8,7 +8,7 @@
 use redlock_core::{
     Config, Engine, Error, Event, Failure, Lock, NodeConfig, NodeId, Options, Outcome, Token,
 };
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime};
 
 const TTL: Duration = Duration::from_secs(10);
 
@@ -57,7 +57,9 @@ fn options(retry_count: u32) -> Options {
 }
 
 fn lock_on_one_node(engine: &mut Engine, at: Instant) -> Lock {
-    engine.acquire(at, ["r"], TTL, token(4)).unwrap();
+    engine
+        .acquire(at, ["r"], TTL, token(4), SystemTime::UNIX_EPOCH)
+        .unwrap();
     drain(engine);
     engine.handle_input(at, n(0), b"+OK\r\n");
     match engine.poll_event() {
@@ -79,8 +81,12 @@ fn the_engine_reports_its_configuration_and_what_is_in_flight() {
     assert_eq!(e.node_addr(n(1)), Some("127.0.0.1:7002"));
     assert_eq!(e.node_addr(n(3)), None);
     assert_eq!(e.in_flight(), 0);
-    let a = e.acquire(t0, ["a"], TTL, token(1)).unwrap();
-    let b = e.acquire(t0, ["b"], TTL, token(2)).unwrap();
+    let a = e
+        .acquire(t0, ["a"], TTL, token(1), SystemTime::UNIX_EPOCH)
+        .unwrap();
+    let b = e
+        .acquire(t0, ["b"], TTL, token(2), SystemTime::UNIX_EPOCH)
+        .unwrap();
     assert_ne!(a, b, "every operation gets its own id");
     assert_eq!(e.in_flight(), 2);
 }
@@ -104,20 +110,28 @@ fn a_lock_reports_what_it_holds() {
 fn transmit_takes_turns_between_nodes() {
     let (mut e, t0) = engine(3, 3, options(0));
     for round in 0..2u8 {
-        e.acquire(t0, [format!("r{round}")], TTL, token(round))
-            .unwrap();
+        e.acquire(
+            t0,
+            [format!("r{round}")],
+            TTL,
+            token(round),
+            SystemTime::UNIX_EPOCH,
+        )
+        .unwrap();
         let order: Vec<usize> = drain(&mut e).iter().map(|(node, _)| node.index()).collect();
         assert_eq!(order, [0, 1, 2], "round {round}: each node once, in turn");
     }
     // After node 1 alone had output, the next turn starts after it.
     e.handle_disconnected(t0, n(0));
     e.handle_disconnected(t0, n(2));
-    e.acquire(t0, ["x"], TTL, token(7)).unwrap();
+    e.acquire(t0, ["x"], TTL, token(7), SystemTime::UNIX_EPOCH)
+        .unwrap();
     let order: Vec<usize> = drain(&mut e).iter().map(|(node, _)| node.index()).collect();
     assert_eq!(order, [1]);
     e.handle_connected(t0, n(0));
     e.handle_connected(t0, n(2));
-    e.acquire(t0, ["y"], TTL, token(8)).unwrap();
+    e.acquire(t0, ["y"], TTL, token(8), SystemTime::UNIX_EPOCH)
+        .unwrap();
     let order: Vec<usize> = drain(&mut e).iter().map(|(node, _)| node.index()).collect();
     assert_eq!(order, [2, 0, 1]);
 }
@@ -125,7 +139,8 @@ fn transmit_takes_turns_between_nodes() {
 #[test]
 fn a_stale_grant_from_an_earlier_attempt_does_not_count() {
     let (mut e, t0) = engine(3, 2, options(1));
-    e.acquire(t0, ["r"], TTL, token(1)).unwrap();
+    e.acquire(t0, ["r"], TTL, token(1), SystemTime::UNIX_EPOCH)
+        .unwrap();
     drain(&mut e);
     // Attempt 1: node 0 errs, node 2 is down, so node 1 alone cannot make a quorum.
     e.handle_input(t0, n(0), b"-BUSY\r\n");
@@ -155,7 +170,8 @@ fn a_stale_grant_from_an_earlier_attempt_does_not_count() {
 #[test]
 fn a_release_returns_once_a_majority_confirmed() {
     let (mut e, t0) = engine(3, 3, options(0));
-    e.acquire(t0, ["r"], TTL, token(1)).unwrap();
+    e.acquire(t0, ["r"], TTL, token(1), SystemTime::UNIX_EPOCH)
+        .unwrap();
     drain(&mut e);
     for i in 0..3 {
         e.handle_input(t0, n(i), b"+OK\r\n");
@@ -183,7 +199,8 @@ fn a_release_returns_once_a_majority_confirmed() {
 #[test]
 fn a_disconnect_fails_the_pending_votes_at_once() {
     let (mut e, t0) = engine(1, 1, options(0));
-    e.acquire(t0, ["r"], TTL, token(1)).unwrap();
+    e.acquire(t0, ["r"], TTL, token(1), SystemTime::UNIX_EPOCH)
+        .unwrap();
     drain(&mut e);
     e.handle_disconnected(t0, n(0));
     match e.poll_event() {
@@ -199,7 +216,9 @@ fn a_disconnect_fails_the_pending_votes_at_once() {
 #[test]
 fn cancel_completes_the_operation_and_undoes_an_acquire() {
     let (mut e, t0) = engine(1, 1, options(0));
-    let op = e.acquire(t0, ["r"], TTL, token(1)).unwrap();
+    let op = e
+        .acquire(t0, ["r"], TTL, token(1), SystemTime::UNIX_EPOCH)
+        .unwrap();
     drain(&mut e);
     e.cancel(t0, op).unwrap();
     match e.poll_event() {
@@ -235,7 +254,8 @@ fn a_failed_acquire_attempt_is_released_everywhere_and_retried_with_another_toke
     o.retry_delay = Duration::from_millis(200);
     o.retry_jitter = Duration::from_millis(100);
     let (mut e, t0) = engine(1, 1, o);
-    e.acquire(t0, ["r"], TTL, token(1)).unwrap();
+    e.acquire(t0, ["r"], TTL, token(1), SystemTime::UNIX_EPOCH)
+        .unwrap();
     let first = drain(&mut e).remove(0).1;
     e.handle_input(t0, n(0), b"-BUSY\r\n");
     let cleanup = drain(&mut e).remove(0).1;
@@ -260,7 +280,8 @@ fn a_grant_that_arrives_as_validity_ends_is_too_late() {
     o.node_timeout = Duration::from_secs(60);
     let (mut e, t0) = engine(1, 1, o);
     let ttl = Duration::from_secs(1);
-    e.acquire(t0, ["r"], ttl, token(1)).unwrap();
+    e.acquire(t0, ["r"], ttl, token(1), SystemTime::UNIX_EPOCH)
+        .unwrap();
     drain(&mut e);
     let end = t0 + ttl - e.options().drift(ttl);
     e.handle_input(end, n(0), b"+OK\r\n");
@@ -277,7 +298,8 @@ fn extending_a_fenced_lock_keeps_its_fencing_token() {
     let mut o = options(0);
     o.fencing = true;
     let (mut e, t0) = engine(1, 1, o);
-    e.acquire(t0, ["r"], TTL, token(1)).unwrap();
+    e.acquire(t0, ["r"], TTL, token(1), SystemTime::UNIX_EPOCH)
+        .unwrap();
     drain(&mut e);
     e.handle_input(t0, n(0), b"*2\r\n:1\r\n:6\r\n");
     drain(&mut e);

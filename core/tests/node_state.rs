@@ -8,7 +8,7 @@
 use redlock_core::{
     Config, ConnError, Engine, Event, Failure, NodeConfig, NodeId, Options, Outcome, Token,
 };
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime};
 
 const TTL: Duration = Duration::from_secs(10);
 
@@ -48,7 +48,9 @@ fn lock_requests_wait_for_the_handshake_to_succeed() {
     let n = NodeId::new(0);
     engine.handle_connected(now, n);
     assert!(!engine.is_ready(n));
-    engine.acquire(now, ["r"], TTL, token(1)).unwrap();
+    engine
+        .acquire(now, ["r"], TTL, token(1), SystemTime::UNIX_EPOCH)
+        .unwrap();
     let out = sent(&mut engine);
     assert!(contains(&out, b"AUTH") && contains(&out, b"SELECT"));
     assert!(
@@ -77,7 +79,9 @@ fn a_refused_handshake_runs_nothing_and_names_its_cause() {
     let now = Instant::now();
     let n = NodeId::new(0);
     engine.handle_connected(now, n);
-    engine.acquire(now, ["r"], TTL, token(1)).unwrap();
+    engine
+        .acquire(now, ["r"], TTL, token(1), SystemTime::UNIX_EPOCH)
+        .unwrap();
     sent(&mut engine);
     engine.handle_input(
         now,
@@ -106,7 +110,9 @@ fn a_refused_handshake_runs_nothing_and_names_its_cause() {
     assert!(why.starts_with("WRONGPASS"), "{why}");
     assert!(evs.iter().any(|e| matches!(e, Event::Reconnect { .. })));
     // While it reconnects, the next attempt still says why the node is unusable.
-    engine.acquire(now, ["r"], TTL, token(2)).unwrap();
+    engine
+        .acquire(now, ["r"], TTL, token(2), SystemTime::UNIX_EPOCH)
+        .unwrap();
     match engine.poll_event() {
         Some(Event::Acquired { result: Err(e), .. }) => {
             let shown = e.to_string();
@@ -125,7 +131,9 @@ fn a_failed_connect_is_the_cause_shown_for_the_node() {
     let mut engine = Engine::new(Config::new(nodes, once()), Instant::now(), 1).unwrap();
     let now = Instant::now();
     engine.handle_connect_failed(now, NodeId::new(0), "connection refused");
-    engine.acquire(now, ["r"], TTL, token(1)).unwrap();
+    engine
+        .acquire(now, ["r"], TTL, token(1), SystemTime::UNIX_EPOCH)
+        .unwrap();
     match engine.poll_event() {
         Some(Event::Acquired { result: Err(e), .. }) => {
             let report = &e.attempts[0].nodes[0];
@@ -147,7 +155,9 @@ fn an_acquire_written_before_the_connection_broke_is_released_once_the_node_is_b
     let n = NodeId::new(0);
     engine.handle_connected(t0, n);
     events(&mut engine);
-    engine.acquire(t0, ["ghost"], TTL, token(9)).unwrap();
+    engine
+        .acquire(t0, ["ghost"], TTL, token(9), SystemTime::UNIX_EPOCH)
+        .unwrap();
     assert!(contains(&sent(&mut engine), b"ghost"));
     // The node is paused: no reply, the request times out, the connection is given up.
     let later = t0 + Duration::from_millis(100);
@@ -185,7 +195,9 @@ fn refused_with_a_node_down_is_locked_not_unreachable() {
     engine.handle_connected(now, NodeId::new(0));
     engine.handle_connected(now, NodeId::new(1));
     events(&mut engine);
-    engine.acquire(now, ["r"], TTL, token(1)).unwrap();
+    engine
+        .acquire(now, ["r"], TTL, token(1), SystemTime::UNIX_EPOCH)
+        .unwrap();
     sent(&mut engine);
     // Node 2 is down; node 0 refuses: a quorum of 2 can no longer be reached, and node 1 is
     // not awaited.
@@ -197,7 +209,9 @@ fn refused_with_a_node_down_is_locked_not_unreachable() {
         other => panic!("{other:?}"),
     }
     // An error reply among the answers keeps it a failure to reach the nodes.
-    engine.acquire(now, ["s"], TTL, token(2)).unwrap();
+    engine
+        .acquire(now, ["s"], TTL, token(2), SystemTime::UNIX_EPOCH)
+        .unwrap();
     sent(&mut engine);
     // Each node first answers what is queued ahead: node 0 the first attempt's cleanup, node 1
     // the first acquire and its cleanup.

@@ -9,7 +9,7 @@ use redlock_core::{
     Config, ConnError, Engine, Event, Failure, Lock, NodeConfig, NodeId, Options, Outcome, Token,
     ACQUIRE,
 };
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime};
 
 const NODE: NodeId = NodeId::new(0);
 const TTL: Duration = Duration::from_secs(10);
@@ -52,7 +52,9 @@ fn contains(haystack: &[u8], needle: &[u8]) -> bool {
 
 /// A lock on `r`, taken with `SET NX` at `at`.
 fn acquired(engine: &mut Engine, at: Instant, ttl: Duration) -> Lock {
-    engine.acquire(at, ["r"], ttl, token()).unwrap();
+    engine
+        .acquire(at, ["r"], ttl, token(), SystemTime::now())
+        .unwrap();
     sent(engine);
     engine.handle_input(at, NODE, b"+OK\r\n");
     match engine.poll_event() {
@@ -150,7 +152,9 @@ fn a_refused_fenced_acquire_is_locked_not_a_broken_connection() {
     options.fencing = true;
     options.retry_count = Some(0);
     let (mut engine, t0) = connected(options);
-    engine.acquire(t0, ["r"], TTL, token()).unwrap();
+    engine
+        .acquire(t0, ["r"], TTL, token(), SystemTime::now())
+        .unwrap();
     sent(&mut engine);
     engine.handle_input(t0, NODE, b"*1\r\n:0\r\n");
     match engine.poll_event() {
@@ -166,7 +170,9 @@ fn a_refused_fenced_acquire_is_locked_not_a_broken_connection() {
 /// broken, the vote recorded as broken, and a reconnect asked for.
 fn poisons(options: Options, resources: &[&str], reply: &[u8]) {
     let (mut engine, t0) = connected(options);
-    engine.acquire(t0, resources, TTL, token()).unwrap();
+    engine
+        .acquire(t0, resources, TTL, token(), SystemTime::now())
+        .unwrap();
     sent(&mut engine);
     engine.handle_input(t0, NODE, reply);
     let events: Vec<Event> = std::iter::from_fn(|| engine.poll_event()).collect();
@@ -229,7 +235,9 @@ fn a_script_sent_again_after_noscript_gets_a_fresh_deadline() {
     let mut options = Options::default();
     options.node_timeout = ms(500);
     let (mut engine, t0) = connected(options);
-    engine.acquire(t0, ["a", "b"], TTL, token()).unwrap();
+    engine
+        .acquire(t0, ["a", "b"], TTL, token(), SystemTime::now())
+        .unwrap();
     assert_eq!(engine.poll_timeout(), Some(t0 + ms(500)));
     sent(&mut engine);
     let at = t0 + ms(400);
@@ -253,7 +261,9 @@ fn an_attempt_ends_when_validity_would_run_out() {
     options.node_timeout = Duration::from_secs(60);
     let (mut engine, t0) = connected(options);
     let ttl = Duration::from_secs(1);
-    engine.acquire(t0, ["r"], ttl, token()).unwrap();
+    engine
+        .acquire(t0, ["r"], ttl, token(), SystemTime::now())
+        .unwrap();
     let end = t0 + ttl - engine.options().drift(ttl);
     assert_eq!(engine.poll_timeout(), Some(end));
     engine.handle_timeout(end - Duration::from_nanos(1));
@@ -270,12 +280,16 @@ fn an_attempt_ends_when_validity_would_run_out() {
 #[test]
 fn set_nx_is_used_unless_the_acquire_script_is_overridden_even_by_the_same_source() {
     let (mut engine, t0) = connected(Options::default());
-    engine.acquire(t0, ["r"], TTL, token()).unwrap();
+    engine
+        .acquire(t0, ["r"], TTL, token(), SystemTime::now())
+        .unwrap();
     assert!(contains(&sent(&mut engine), b"$2\r\nNX\r\n"));
     let mut options = Options::default();
     options.scripts.acquire = Some(ACQUIRE.to_string());
     let (mut engine, t0) = connected(options);
-    engine.acquire(t0, ["r"], TTL, token()).unwrap();
+    engine
+        .acquire(t0, ["r"], TTL, token(), SystemTime::now())
+        .unwrap();
     let out = sent(&mut engine);
     assert!(contains(&out, b"EVALSHA") && !contains(&out, b"$2\r\nNX\r\n"));
 }
@@ -290,7 +304,9 @@ fn a_node_id_from_outside_the_configuration_is_misuse() {
 #[test]
 fn set_nx_accepts_only_ok_as_a_grant_and_says_what_it_asked() {
     let (mut engine, t0) = connected(once());
-    engine.acquire(t0, ["r"], TTL, token()).unwrap();
+    engine
+        .acquire(t0, ["r"], TTL, token(), SystemTime::UNIX_EPOCH)
+        .unwrap();
     sent(&mut engine);
     engine.handle_input(t0, NODE, b"+QUEUED\r\n");
     let events: Vec<Event> = std::iter::from_fn(|| engine.poll_event()).collect();
@@ -305,7 +321,9 @@ fn set_nx_accepts_only_ok_as_a_grant_and_says_what_it_asked() {
 #[test]
 fn noscript_is_answered_by_the_source_once_and_a_second_noscript_is_an_error() {
     let (mut engine, t0) = connected(once());
-    engine.acquire(t0, ["a", "b"], TTL, token()).unwrap();
+    engine
+        .acquire(t0, ["a", "b"], TTL, token(), SystemTime::UNIX_EPOCH)
+        .unwrap();
     sent(&mut engine);
     engine.handle_input(t0, NODE, b"-NOSCRIPT No matching script\r\n");
     let again = sent(&mut engine);
@@ -371,7 +389,9 @@ fn restart_aware_voting_reads_info_and_a_refused_info_breaks_the_connection() {
     let reply = format!("${}\r\n{info}\r\n", info.len());
     engine.handle_input(t0, NODE, reply.as_bytes());
     assert_eq!(engine.poll_event(), Some(Event::Ready { node: NODE }));
-    engine.acquire(t0, ["r"], TTL, token()).unwrap();
+    engine
+        .acquire(t0, ["r"], TTL, token(), SystemTime::UNIX_EPOCH)
+        .unwrap();
     sent(&mut engine);
     engine.handle_input(t0, NODE, b"+OK\r\n");
     assert!(

@@ -4,7 +4,7 @@
 #![allow(clippy::disallowed_methods, clippy::disallowed_types)]
 
 use redlock_core::{Config, Engine, Event, Failure, NodeConfig, NodeId, Options, Token};
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime};
 
 fn new_engine(options: Options) -> (Engine, Instant) {
     let config = Config::new(vec![NodeConfig::new("127.0.0.1", 1)], options);
@@ -23,6 +23,7 @@ fn acquire(engine: &mut Engine, now: Instant, resources: &[&str]) -> Vec<u8> {
             resources,
             Duration::from_secs(10),
             Token::from_random(&[9; 20]).unwrap(),
+            SystemTime::now(),
         )
         .unwrap();
     engine.poll_transmit().unwrap().1.to_vec()

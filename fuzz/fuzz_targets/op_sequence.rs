@@ -197,7 +197,7 @@ fn main_steps(h: &mut Harness, input: &Input) {
                     || names.iter().any(String::is_empty)
                     || ttl <= h.engine.options().drift(ttl)
                     || ttl > MAX_DURATION;
-                match h.engine.acquire(now, &names, ttl, token) {
+                match h.engine.acquire(now, &names, ttl, token, h.clock.wall()) {
                     Ok(op) => {
                         assert!(!expect_err, "acquire accepted {names:?} / {ttl:?}");
                         h.clock.observe(now);

@@ -46,7 +46,13 @@ fuzz_target!(|data: &[u8]| {
     let now = h.clock.now();
     let op = h
         .engine
-        .acquire(now, ["orders:42"], ttl, token(20, 1).expect("valid token"))
+        .acquire(
+            now,
+            ["orders:42"],
+            ttl,
+            token(20, 1).expect("valid token"),
+            h.clock.wall(),
+        )
         .expect("valid acquire");
     h.started(op, OpKind::Acquire, vec!["orders:42".into()]);
     h.clock.observe(now);
@@ -63,6 +69,7 @@ fuzz_target!(|data: &[u8]| {
                 [resource, "shared"],
                 ttl,
                 token(16, 2).expect("valid token"),
+                h.clock.wall(),
             )
             .expect("valid acquire");
         h.started(op, OpKind::Acquire, vec![resource.into(), "shared".into()]);

@@ -17,7 +17,7 @@ enum Done {
     Released(Released),
 }
 use std::collections::{BTreeMap, VecDeque};
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime};
 
 /// Whether to print every event (`REDLOCK_FUZZ_TRACE=1`), for reading a reproducer.
 pub fn trace() -> bool {
@@ -67,6 +67,12 @@ impl Clock {
     /// The current (possibly rewound) instant.
     pub fn now(&self) -> Instant {
         self.base + self.offset
+    }
+
+    /// The wall clock at [`Clock::now`], for `Engine::acquire`: a fixed date plus the virtual
+    /// offset, so a run is the same whenever it happens (and rewinds with `now`).
+    pub fn wall(&self) -> SystemTime {
+        SystemTime::UNIX_EPOCH + Duration::from_secs(1_700_000_000) + self.offset
     }
 
     /// The latest instant the engine is known to have taken in (see [`Clock::observe`]): its

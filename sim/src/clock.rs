@@ -1,10 +1,41 @@
 //! Virtual time: nanosecond counters since the start of a run, drifting clocks that map real
-//! (simulated) time to each participant's local time, and the instants handed to engines and
+//! (simulated) time to each participant's local time, the instants handed to engines and
 //! nodes (one base instant, captured once per process, plus a virtual offset; nothing reads the
-//! real clock after that).
+//! real clock after that), and wall clocks (a fixed date plus real time plus an offset).
 
 use std::sync::OnceLock;
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime};
+
+/// The wall-clock date of real time 0 in every run: 2025-06-15 (about 2^50.6 µs since the
+/// epoch, where fencing tokens with the clock floor live).
+pub(crate) const WALL_START: Duration = Duration::from_secs(1_750_000_000);
+
+/// A machine's wall clock at real time `t` (nanoseconds), `offset` nanoseconds ahead of real
+/// time. Wall clocks are modelled apart from rate drift: NTP keeps them within a bounded offset
+/// of real time, whatever the rate of the machine's monotonic clock.
+pub(crate) fn wall(t: u64, offset: u64) -> SystemTime {
+    SystemTime::UNIX_EPOCH + WALL_START + Duration::from_nanos(t.saturating_add(offset))
+}
+
+/// The wall clock that goes with instant `i`, for tests that drive engines by hand (the
+/// [`Rig`]'s clock): a fixed date (2025-06-15) at an instant captured once per process, moving
+/// with `i`. Every engine given it has a wall clock in step with the others.
+///
+/// ```
+/// use std::time::{Duration, Instant};
+/// let now = Instant::now();
+/// let later = redlock_sim::wall_clock(now + Duration::from_secs(5));
+/// assert_eq!(later.duration_since(redlock_sim::wall_clock(now)).unwrap(), Duration::from_secs(5));
+/// ```
+///
+/// [`Rig`]: crate::Rig
+pub fn wall_clock(i: Instant) -> SystemTime {
+    let start = SystemTime::UNIX_EPOCH + WALL_START;
+    match i.checked_duration_since(base()) {
+        Some(after) => start + after,
+        None => start - base().duration_since(i),
+    }
+}
 
 /// One millisecond, in nanoseconds.
 pub(crate) const MS: u64 = 1_000_000;

@@ -48,6 +48,10 @@
 //! - **Clocks.** Every client and every node has its own clock running at `1 + ppm / 10⁶` the
 //!   rate of real (simulated) time, from its own offset. A client's engine only ever sees its
 //!   own clock; a node's keys expire on the node's clock; `INFO` uptime is node time.
+//!   Apart from that rate drift, each client has a wall clock (what `SystemTime::now()` would
+//!   read, passed to every acquire as the floor of fencing tokens): real time plus an offset
+//!   drawn from `0..=`[`Scenario::wall_offset`], so two clients' wall clocks differ by at most
+//!   that, as NTP keeps them.
 //! - **Network.** Each client has one connection per node at a time. Bytes from
 //!   [`Engine::poll_transmit`] and reply bytes from the node travel as chunks (sometimes split
 //!   at random points) with a per-chunk latency drawn from a range (jitter), occasionally a
@@ -92,12 +96,11 @@
 //! ## Profiles, and what they leave out
 //!
 //! [`Scenario::safety`] (exclusion and fencing, the algorithm's assumptions hold),
-//! [`Scenario::fencing`] (fencing only, anything goes) and [`Scenario::liveness`] (one client, a
-//! quorum up). `sim/tests/sim_findings.rs` reproduces what the simulator found wrong in the
-//! core. Two faults are left out of the profiles for that reason: restarts without persistence
-//! with fencing on ([`Scenario::keep_data`]: fence counters are keys, and are lost), and extends
-//! with a ttl shorter than the validity left ([`Scenario::extend_any_ttl`]: they used to shorten
-//! the keys under the caller's current lock).
+//! [`Scenario::fencing`] (fencing only: half the seeds keep their counters through restarts
+//! and drop every clock assumption, half are [`Scenario::fencing_empty_restarts`], restarts that
+//! lose the counters with `restart_grace` set and wall clocks within half of it) and
+//! [`Scenario::liveness`] (one client, a quorum up). `sim/tests/sim_findings.rs` reproduces what
+//! the simulator found wrong in the core, each now fixed and guarded.
 //!
 //! ## Running
 //!
@@ -137,6 +140,7 @@ mod session;
 mod value;
 mod world;
 
+pub use clock::wall_clock;
 pub use commands::NOSCRIPT;
 pub use completion::{completion, Done};
 pub use explore::{check_sweep, explore, sweep_seeds, Exploration, Sweep};

@@ -14,12 +14,14 @@
 //!
 //! let mut rig = Rig::new(3, Options::default(), 7);
 //! rig.connect_all();
-//! let op = rig.engine.acquire(rig.now, ["job"], Duration::from_secs(5), Rig::token(1)).unwrap();
+//! let wall = rig.wall();
+//! let op = rig.engine.acquire(rig.now, ["job"], Duration::from_secs(5), Rig::token(1), wall).unwrap();
 //! let done = rig.run_until_complete(op, 10).unwrap();
 //! assert!(matches!(done, Done::Acquired(_)));
 //! assert_eq!(rig.holders(b"job"), 3);
 //! ```
 
+use crate::clock::wall_clock;
 use crate::completion::{completion, Done};
 use crate::link::Link;
 use crate::node::Node;
@@ -27,7 +29,7 @@ use crate::request::parse_commands;
 use bytes::Bytes;
 use redlock_core::{Config, Engine, Event, NodeConfig, NodeId, OpError, OpId, Options, Token};
 use std::collections::BTreeMap;
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime};
 
 /// An engine, its model nodes and the links between them. Fields are public: reach in.
 #[derive(Debug)]
@@ -89,6 +91,13 @@ impl Rig {
             lost_bytes: 0,
             completed: BTreeMap::new(),
         }
+    }
+
+    /// The wall clock at [`Rig::now`], for `Engine::acquire`: a fixed date that moves with
+    /// `now`, the same for every rig in the process (so two rigs sharing nodes have wall clocks
+    /// in step, as NTP keeps real machines).
+    pub fn wall(&self) -> SystemTime {
+        wall_clock(self.now)
     }
 
     /// A token made of 20 copies of `byte`.

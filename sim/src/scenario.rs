@@ -7,6 +7,9 @@ use crate::script::ScriptKind;
 use redlock_core::{Options, Protocol};
 use std::time::Duration;
 
+/// Seeds the choice of the fencing profile's half with empty restarts.
+const EMPTY_RESTARTS: u64 = 0xE3E7_1055_E3E7_1055;
+
 /// Everything one run depends on. The profile constructors ([`Scenario::safety`],
 /// [`Scenario::fencing`], [`Scenario::liveness`]) derive one from a seed; fields are public so
 /// tests can break things on purpose.
@@ -50,6 +53,14 @@ pub struct Scenario {
     pub client_ppm: (i64, i64),
     /// Node clocks' rate error is drawn from this range (ppm).
     pub node_ppm: (i64, i64),
+    /// The largest difference between two clients' wall clocks: each runs ahead of real time by
+    /// an offset drawn from `0..=wall_offset`, at real time's rate (NTP keeps wall clocks in
+    /// step, apart from the rate drift of the clocks the engines run on). Fencing tokens keep
+    /// increasing across empty restarts while this stays below `restart_grace`.
+    pub wall_offset: Duration,
+    /// Clients pass their wall clock to `Engine::acquire` (the floor of fencing tokens); `false`
+    /// passes the Unix epoch instead, i.e. no floor.
+    pub floor: bool,
     /// Mean time between crashes of each node; `None`: no crashes.
     pub crash_every: Option<Duration>,
     /// How long a crashed node stays down.
@@ -116,6 +127,8 @@ impl Scenario {
             flush_on_close: 0.5,
             client_ppm: (0, 0),
             node_ppm: (0, 0),
+            wall_offset: Duration::ZERO,
+            floor: true,
             crash_every: None,
             down: (ms(10), ms(200)),
             keep_data: 1.0,
@@ -188,8 +201,10 @@ impl Scenario {
         if r.chance(0.6) {
             s.crash_every = Some(ms(r.range(500, 4000)));
             s.down = (ms(5), ms(r.range(10, 600)));
-            // Fence counters are keys too: an empty restart loses them, which no grace can
-            // make up for (see `Scenario::fencing`). Empty restarts only without fencing.
+            // Fence counters are keys too: an empty restart loses them, and only the clock
+            // floor keeps tokens increasing, under assumptions of its own (wall clocks in step,
+            // rates far tighter than these): `Scenario::fencing_empty_restarts` covers that.
+            // Empty restarts here only without fencing.
             s.keep_data = if grace.is_some() && !s.options.fencing {
                 0.3
             } else {
@@ -211,13 +226,34 @@ impl Scenario {
         s
     }
 
-    /// Fencing under every fault: like [`Scenario::safety`] with fencing always on, and with the
-    /// assumptions dropped: clocks drifting up to ±20% whatever `drift_factor` says, any
-    /// `restart_grace` (or none), pauses up to three ttls, many pauses between a validity check
-    /// and the write, and request bytes of abandoned connections still arriving late. Restarts
-    /// keep their keys: fence counters are keys, and no protocol over these scripts keeps tokens
-    /// increasing once a node forgets them (set `keep_data` below 1 to see it).
+    /// Fencing under every fault: like [`Scenario::safety`] with fencing always on, many pauses
+    /// between a validity check and the write, and request bytes of abandoned connections still
+    /// arriving late. Half the seeds keep their fence counters through restarts (persistence)
+    /// and drop the clock assumptions: rates drifting up to ±20% whatever `drift_factor` says,
+    /// any `restart_grace` (or none). The other half are [`Scenario::fencing_empty_restarts`].
     pub fn fencing(seed: u64) -> Scenario {
+        let mut s = Scenario::fencing_durable(seed);
+        if Rng::new(seed ^ EMPTY_RESTARTS).chance(0.5) {
+            s.lose_data(seed);
+        }
+        s
+    }
+
+    /// The fencing profile with restarts that lose data (a node comes back empty, with a new
+    /// `run_id`), so fence counters are lost and only the clock floor keeps tokens increasing.
+    /// The floor's two clock assumptions hold: `restart_grace` is set, the clients' wall clocks
+    /// differ by less than half of it ([`Scenario::wall_offset`]), and clock rates are within
+    /// ±1000 ppm (the floor is the acquire's wall-clock reading advanced on the engine's clock:
+    /// over an acquire of up to 14 s that is off by at most 14 ms, which the other half of the
+    /// grace covers). Nodes crash every few hundred milliseconds to seconds; most restarts are
+    /// empty.
+    pub fn fencing_empty_restarts(seed: u64) -> Scenario {
+        let mut s = Scenario::fencing_durable(seed);
+        s.lose_data(seed);
+        s
+    }
+
+    fn fencing_durable(seed: u64) -> Scenario {
         let mut s = Scenario::safety(seed);
         let mut r = Rng::new(seed ^ 0xFE4C_E000_FE4C_E000);
         s.options.fencing = true;
@@ -237,6 +273,20 @@ impl Scenario {
         s.pause = (ms(1), s.ttl.1 * 3);
         s.pause_after_check = 0.3;
         s
+    }
+
+    /// Turns a fencing scenario into one whose restarts lose data, within the floor's clock
+    /// assumptions (see [`Scenario::fencing_empty_restarts`]).
+    fn lose_data(&mut self, seed: u64) {
+        let mut r = Rng::new(seed ^ EMPTY_RESTARTS ^ 0x0FF5_E700_0FF5_E700);
+        let grace = r.pick(&[ms(100), ms(250), self.ttl.1 * 2 + ms(50)]);
+        self.options.restart_grace = Some(grace);
+        self.keep_data = r.pick(&[0.0, 0.0, 0.3, 0.7]);
+        self.client_ppm = (-1000, 1000);
+        self.node_ppm = (-1000, 1000);
+        self.wall_offset = Duration::from_nanos(r.range(0, nanos(grace) / 2));
+        self.crash_every = Some(ms(r.range(300, 2000)));
+        self.down = (ms(5), ms(r.range(10, 400)));
     }
 
     /// One client (no contention), a quorum of nodes always up: nodes crash (and stall) only

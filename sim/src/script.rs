@@ -18,12 +18,15 @@ pub enum ScriptKind {
     /// Delete every key holding `ARGV[1]`; return how many.
     Release,
     /// [`redlock_core::FENCED_ACQUIRE`]: `KEYS` are n lock keys then n fence-counter keys.
-    /// Refuse with `{0}` if any lock key exists; otherwise `SET` every lock key to `ARGV[1]`
-    /// with `PX ARGV[2]` and reply `{1, c}`, `c` the largest counter (0 when none is set).
+    /// Refuse with `{0}` if any lock key exists; an error reply if a counter is not an integer
+    /// below 2^53 (the script's numbers are doubles); otherwise `SET` every lock key to
+    /// `ARGV[1]` with `PX ARGV[2]` and reply `{1, c}`, `c` the largest counter (0 when none is
+    /// set).
     FencedAcquire,
     /// [`redlock_core::FENCE`]: `KEYS` as for [`FencedAcquire`](ScriptKind::FencedAcquire).
     /// Only if every lock key holds `ARGV[1]`, raise each counter to `ARGV[2]` (never lower it;
-    /// no expiry) and reply 1; otherwise change nothing and reply 0.
+    /// no expiry) and reply 1; otherwise change nothing and reply 0. A token or counter that is
+    /// not an integer below 2^53 is an error reply, changing nothing.
     Fence,
     /// A script that touches nothing and replies this integer (for user-supplied scripts that
     /// misbehave, e.g. a fence write-back that skips the write).
@@ -121,11 +124,13 @@ impl ScriptKind {
                 if ks.any_held_by_other(db, locks, token) {
                     return Value::Array(vec![Value::Int(0)]);
                 }
-                let top = counters
-                    .iter()
-                    .map(|k| counter(ks, now, db, k))
-                    .max()
-                    .unwrap_or(0);
+                let mut top = 0;
+                for k in counters {
+                    match counter(ks, now, db, k) {
+                        Ok(c) => top = top.max(c),
+                        Err(e) => return e,
+                    }
+                }
                 for k in locks {
                     ks.insert(
                         db,
@@ -137,18 +142,27 @@ impl ScriptKind {
                 Value::Array(vec![Value::Int(1), Value::Int(top)])
             }
             ScriptKind::Fence => {
-                let Some(t) = args.get(1).and_then(int_arg) else {
-                    return script_error("attempt to compare nil with number");
-                };
                 let (locks, counters) = keys.split_at(keys.len() / 2);
                 if !ks.all_hold(db, locks, token) {
                     return Value::Int(0);
                 }
+                let arg = args.get(1).cloned().unwrap_or_default();
+                let Some(t) = exact(&arg).filter(|t| *t >= 1) else {
+                    return Value::error(format!(
+                        "ERR fencing token {} is not an integer below 2^53",
+                        String::from_utf8_lossy(&arg)
+                    ));
+                };
+                let mut raise = Vec::new();
                 for k in counters {
-                    ks.expire_key(now, db, k);
-                    if t > counter(ks, now, db, k) {
-                        ks.insert(db, k.clone(), args[1].clone(), None);
+                    match counter(ks, now, db, k) {
+                        Ok(c) if t > c => raise.push(k.clone()),
+                        Ok(_) => {}
+                        Err(e) => return e,
                     }
+                }
+                for k in raise {
+                    ks.insert(db, k, arg.clone(), None);
                 }
                 Value::Int(1)
             }
@@ -157,9 +171,25 @@ impl ScriptKind {
     }
 }
 
-/// A fence counter as the scripts read it: `tonumber(GET k or '0') or 0`.
-fn counter(ks: &Keyspace, now: Instant, db: u32, key: &Bytes) -> i64 {
-    ks.entry(now, db, key)
-        .and_then(|e| parse_int(&e.value))
-        .unwrap_or(0)
+/// The largest integer the scripts compare exactly (their numbers are doubles): 2^53 - 1.
+const EXACT: i64 = (1 << 53) - 1;
+
+/// `text` as a decimal integer in `0..=2^53 - 1`, or `None`.
+fn exact(text: &[u8]) -> Option<i64> {
+    parse_int(text).filter(|n| (0..=EXACT).contains(n))
+}
+
+/// A fence counter as the scripts read it: 0 when unset, an error reply (as the script's) when
+/// it is not an integer below 2^53.
+fn counter(ks: &Keyspace, now: Instant, db: u32, key: &Bytes) -> Result<i64, Value> {
+    match ks.entry(now, db, key) {
+        None => Ok(0),
+        Some(e) => exact(&e.value).ok_or_else(|| {
+            Value::error(format!(
+                "ERR fence counter {} holds {}, not an integer below 2^53",
+                String::from_utf8_lossy(key),
+                String::from_utf8_lossy(&e.value)
+            ))
+        }),
+    }
 }

@@ -10,7 +10,7 @@ mod network;
 mod workload;
 
 use crate::checker::{exclusion, FencedStore, TokenLedger, Window};
-use crate::clock::{base, instant, nanos, Clock, MS, SEC};
+use crate::clock::{base, instant, nanos, wall, Clock, MS, SEC};
 use crate::digest::Fnv;
 use crate::node::Node;
 use crate::report::{Check, Report, Stats, Violation};
@@ -21,7 +21,7 @@ use event::{CEv, Ev, Scheduled};
 use redlock_core::{Config, Engine, Lock, NodeConfig, OpId};
 use std::collections::{BTreeSet, BinaryHeap, VecDeque};
 use std::fmt;
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime};
 
 /// How long after [`Scenario::duration`] clients still wait for acquires in flight.
 const GIVE_UP: u64 = 10 * SEC;
@@ -58,6 +58,8 @@ enum State {
 struct Client {
     engine: Engine,
     clock: Clock,
+    /// How far this client's wall clock runs ahead of real time (nanoseconds).
+    wall: u64,
     view: Vec<usize>,
     links: Vec<Option<usize>>,
     connecting: Vec<bool>,
@@ -124,6 +126,8 @@ impl<'a> Sim<'a> {
     fn new(sc: &'a Scenario) -> Sim<'a> {
         let _ = base();
         let mut rng = Rng::new(sc.seed);
+        // A stream of its own, so that wall clocks leave every other draw of a seed as it was.
+        let mut walls = Rng::new(sc.seed ^ 0x3A11_C10C_3A11_C10C);
         let nodes = (0..sc.nodes)
             .map(|i| {
                 let clock = Clock {
@@ -168,6 +172,7 @@ impl<'a> Sim<'a> {
                 Client {
                     engine,
                     clock,
+                    wall: walls.range(0, nanos(sc.wall_offset)),
                     links: vec![None; view.len()],
                     connecting: vec![false; view.len()],
                     backoff: vec![nanos(sc.reconnect.0); view.len()],
@@ -232,6 +237,16 @@ impl<'a> Sim<'a> {
 
     fn local(&self, c: usize) -> Instant {
         instant(self.clients[c].clock.local(self.now))
+    }
+
+    /// Client `c`'s wall clock now, as its adapter would read `SystemTime::now()`; the Unix
+    /// epoch (no fencing floor) when the scenario removed the floor.
+    fn wall(&self, c: usize) -> SystemTime {
+        if self.sc.floor {
+            wall(self.now, self.clients[c].wall)
+        } else {
+            SystemTime::UNIX_EPOCH
+        }
     }
 
     fn node_now(&self, n: usize) -> Instant {

@@ -7,6 +7,7 @@
 //! quorum of nodes no longer held it, and a second client could take it too.
 
 use redlock_core::{Config, Engine, NodeConfig, NodeId, OpError, Options, Token, ACQUIRE};
+use redlock_sim::wall_clock;
 use redlock_sim::Link;
 use redlock_sim::Rig;
 use redlock_sim::{completion, Done};
@@ -56,7 +57,7 @@ fn a_cleanup_after_noscript_does_not_delete_the_next_attempts_keys() {
     }
     let op = rig
         .engine
-        .acquire(now, ["r"], ms(10_000), Rig::token(1))
+        .acquire(now, ["r"], ms(10_000), Rig::token(1), wall_clock(now))
         .unwrap();
     // Attempt 1: all refuse; the engine queues a cleanup release everywhere.
     rig.drain();
@@ -96,7 +97,9 @@ fn a_cleanup_after_noscript_does_not_delete_the_next_attempts_keys() {
         other.handle_connected(rig.now, NodeId::new(i));
     }
     let token = Token::from_random(&[2; 20]).unwrap();
-    let op2 = other.acquire(rig.now, ["r"], ms(10_000), token).unwrap();
+    let op2 = other
+        .acquire(rig.now, ["r"], ms(10_000), token, wall_clock(rig.now))
+        .unwrap();
     let mut result = None;
     for _ in 0..10 {
         while let Some((node, bytes)) = other.poll_transmit() {
@@ -135,7 +138,7 @@ fn a_cancel_after_noscript_leaves_nothing_behind() {
     rig.nodes[0].load_script(redlock_core::RELEASE);
     let op = rig
         .engine
-        .acquire(now, ["r"], ms(10_000), Rig::token(1))
+        .acquire(now, ["r"], ms(10_000), Rig::token(1), wall_clock(now))
         .unwrap();
     rig.engine.cancel(now, op).unwrap();
     rig.pump();

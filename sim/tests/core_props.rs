@@ -22,6 +22,7 @@ use proptest::test_runner::{Config as ProptestConfig, TestCaseError, TestRunner}
 use redlock_core::{
     Config, Engine, Error, Event, Lock, NodeConfig, NodeId, OpError, OpId, Options, Token,
 };
+use redlock_sim::wall_clock;
 use redlock_sim::Link;
 use redlock_sim::Node;
 use redlock_sim::{completion, Done};
@@ -460,7 +461,7 @@ impl Sim {
                 let resources = SETS[usize::from(choice) % SETS.len()];
                 let op = client
                     .engine
-                    .acquire(now, resources, ttl, token)
+                    .acquire(now, resources, ttl, token, wall_clock(now))
                     .map_err(|e| format!("acquire refused: {e}"))?;
                 client.in_flight.insert(op);
                 client.hold = Hold::Acquiring(op);
@@ -955,7 +956,13 @@ impl Solo {
                 let token = Token::from_random(&[self.tokens; 20]).unwrap();
                 let op = self
                     .engine
-                    .acquire(now, SETS[usize::from(*set)], self.ttl, token)
+                    .acquire(
+                        now,
+                        SETS[usize::from(*set)],
+                        self.ttl,
+                        token,
+                        wall_clock(now),
+                    )
                     .map_err(|e| e.to_string())?;
                 self.in_flight.insert(op);
             }

@@ -6,6 +6,7 @@ use redlock_core::{
     script_sha, Config, ConnError, Engine, Error, Event, Failure, NodeConfig, NodeId, OpError,
     Options, Outcome, Protocol, ACQUIRE, EXTEND, RELEASE,
 };
+use redlock_sim::wall_clock;
 use redlock_sim::Rig;
 use redlock_sim::{completion, Done};
 use redlock_sim::{Fault, FaultAction, Match, Value, NOSCRIPT};
@@ -77,7 +78,13 @@ fn failed(r: Result<Done, OpError>) -> OpError {
 fn held_everywhere(rig: &mut Rig) -> redlock_core::Lock {
     let op = rig
         .engine
-        .acquire(rig.now, ["r"], ms(10_000), Rig::token(1))
+        .acquire(
+            rig.now,
+            ["r"],
+            ms(10_000),
+            Rig::token(1),
+            wall_clock(rig.now),
+        )
         .unwrap();
     let lock = acquired(rig.run_until_complete(op, 0));
     rig.pump();
@@ -98,7 +105,7 @@ fn two_grants_and_one_refusal_acquire() {
     rig.connect_all();
     let op = rig
         .engine
-        .acquire(now, ["r"], ms(10_000), Rig::token(1))
+        .acquire(now, ["r"], ms(10_000), Rig::token(1), wall_clock(now))
         .unwrap();
     let lock = acquired(rig.run_until_complete(op, 0));
     assert_eq!(lock.attempts(), 1);
@@ -127,7 +134,7 @@ fn two_refusals_fail_as_locked_after_every_retry() {
     rig.connect_all();
     let op = rig
         .engine
-        .acquire(now, ["r", "r2"], ms(10_000), Rig::token(1))
+        .acquire(now, ["r", "r2"], ms(10_000), Rig::token(1), wall_clock(now))
         .unwrap();
     let err = failed(rig.run_until_complete(op, 10));
     assert_eq!(err.failure, Failure::Locked);
@@ -162,7 +169,7 @@ fn refusal_by_a_quorum_is_decided_without_waiting_for_the_rest() {
     rig.connect_all();
     let op = rig
         .engine
-        .acquire(now, ["r"], ms(10_000), Rig::token(1))
+        .acquire(now, ["r"], ms(10_000), Rig::token(1), wall_clock(now))
         .unwrap();
     rig.pump();
     let err = failed(rig.result(op).cloned().expect("decided with no timeout"));
@@ -182,7 +189,7 @@ fn disconnected_nodes_are_unreachable() {
     let now = rig.now;
     let op = rig
         .engine
-        .acquire(now, ["r"], ms(10_000), Rig::token(1))
+        .acquire(now, ["r"], ms(10_000), Rig::token(1), wall_clock(now))
         .unwrap();
     let err = failed(rig.run_until_complete(op, 5));
     assert_eq!(err.failure, Failure::Unreachable);
@@ -203,7 +210,7 @@ fn silent_nodes_time_out_and_are_unreachable() {
     }
     let op = rig
         .engine
-        .acquire(now, ["r"], ms(10_000), Rig::token(1))
+        .acquire(now, ["r"], ms(10_000), Rig::token(1), wall_clock(now))
         .unwrap();
     let err = failed(rig.run_until_complete(op, 5));
     assert_eq!(err.failure, Failure::Unreachable);
@@ -241,7 +248,10 @@ fn validity_is_t0_plus_ttl_minus_drift() {
         n.set_stalled(true);
     }
     let ttl = ms(1000);
-    let op = rig.engine.acquire(t0, ["r"], ttl, Rig::token(1)).unwrap();
+    let op = rig
+        .engine
+        .acquire(t0, ["r"], ttl, Rig::token(1), wall_clock(t0))
+        .unwrap();
     rig.pump();
     rig.now += ms(37); // the replies take a while: validity still counts from t0
     for n in &mut rig.nodes {
@@ -267,7 +277,7 @@ fn a_quorum_too_late_to_leave_validity_is_no_lock() {
     rig.nodes[0].set_stalled(true);
     let op = rig
         .engine
-        .acquire(t0, ["r"], ms(100), Rig::token(1))
+        .acquire(t0, ["r"], ms(100), Rig::token(1), wall_clock(t0))
         .unwrap();
     rig.pump();
     rig.now += ms(99); // 100 ms - drift (3 ms) has passed: a yes now is useless
@@ -286,7 +296,7 @@ fn extend_renews_and_refuses_expired_or_lost_locks() {
     let ttl = ms(1000);
     let op = rig
         .engine
-        .acquire(rig.now, ["r", "s"], ttl, Rig::token(1))
+        .acquire(rig.now, ["r", "s"], ttl, Rig::token(1), wall_clock(rig.now))
         .unwrap();
     let lock = acquired(rig.run_until_complete(op, 0));
 
@@ -348,7 +358,13 @@ fn cancelling_an_acquire_completes_it_and_releases_on_connected_nodes() {
     rig.connect(1);
     let op = rig
         .engine
-        .acquire(rig.now, ["r"], ms(10_000), Rig::token(1))
+        .acquire(
+            rig.now,
+            ["r"],
+            ms(10_000),
+            Rig::token(1),
+            wall_clock(rig.now),
+        )
         .unwrap();
     rig.drain();
     assert_eq!(
@@ -406,7 +422,7 @@ fn retries_wait_retry_delay_plus_or_minus_jitter() {
         rig.connect_all();
         let op = rig
             .engine
-            .acquire(now, ["r"], ms(10_000), Rig::token(1))
+            .acquire(now, ["r"], ms(10_000), Rig::token(1), wall_clock(now))
             .unwrap();
         rig.pump();
         for _ in 0..3 {
@@ -440,11 +456,17 @@ fn scripted_run(seed: u64, start: Instant) -> (Vec<(NodeId, Bytes)>, Vec<Event>)
     }
     let a = rig
         .engine
-        .acquire(start, ["r"], ms(1000), Rig::token(1))
+        .acquire(start, ["r"], ms(1000), Rig::token(1), wall_clock(start))
         .unwrap();
     let b = rig
         .engine
-        .acquire(start, ["r", "s"], ms(1000), Rig::token(2))
+        .acquire(
+            start,
+            ["r", "s"],
+            ms(1000),
+            Rig::token(2),
+            wall_clock(start),
+        )
         .unwrap();
     rig.run_until_complete(a, 50).ok();
     rig.run_until_complete(b, 50).ok();
@@ -477,7 +499,13 @@ fn noscript_is_handled_transparently() {
     }
     let op = rig
         .engine
-        .acquire(rig.now, ["r", "r2"], ms(10_000), Rig::token(1))
+        .acquire(
+            rig.now,
+            ["r", "r2"],
+            ms(10_000),
+            Rig::token(1),
+            wall_clock(rig.now),
+        )
         .unwrap();
     let lock = acquired(rig.run_until_complete(op, 0));
     rig.pump();
@@ -534,7 +562,13 @@ fn noscript_to_eval_as_well_is_an_error_reply() {
     // Two healthy nodes still make a quorum.
     let op = rig
         .engine
-        .acquire(rig.now, ["r", "r2"], ms(10_000), Rig::token(1))
+        .acquire(
+            rig.now,
+            ["r", "r2"],
+            ms(10_000),
+            Rig::token(1),
+            wall_clock(rig.now),
+        )
         .unwrap();
     acquired(rig.run_until_complete(op, 0));
     // Alone, the broken node fails the operation with its error reply.
@@ -543,7 +577,13 @@ fn noscript_to_eval_as_well_is_an_error_reply() {
     rig.connect_all();
     let op = rig
         .engine
-        .acquire(rig.now, ["r", "r2"], ms(10_000), Rig::token(1))
+        .acquire(
+            rig.now,
+            ["r", "r2"],
+            ms(10_000),
+            Rig::token(1),
+            wall_clock(rig.now),
+        )
         .unwrap();
     let err = failed(rig.run_until_complete(op, 0));
     assert_eq!(err.failure, Failure::Unreachable);
@@ -567,7 +607,13 @@ fn a_reply_of_the_wrong_type_breaks_the_connection() {
     rig.connect_all();
     let op = rig
         .engine
-        .acquire(rig.now, ["r", "r2"], ms(10_000), Rig::token(1))
+        .acquire(
+            rig.now,
+            ["r", "r2"],
+            ms(10_000),
+            Rig::token(1),
+            wall_clock(rig.now),
+        )
         .unwrap();
     let err = failed(rig.run_until_complete(op, 0));
     assert!(matches!(
@@ -585,7 +631,13 @@ fn a_reply_of_the_wrong_type_breaks_the_connection() {
     assert!(rig.connect(0));
     let op = rig
         .engine
-        .acquire(rig.now, ["q"], ms(10_000), Rig::token(2))
+        .acquire(
+            rig.now,
+            ["q"],
+            ms(10_000),
+            Rig::token(2),
+            wall_clock(rig.now),
+        )
         .unwrap();
     acquired(rig.run_until_complete(op, 0));
 }
@@ -607,7 +659,13 @@ fn handshake_with_credentials_db_name_and_resp3() {
     rig.connect_all();
     let op = rig
         .engine
-        .acquire(rig.now, ["r"], ms(10_000), Rig::token(1))
+        .acquire(
+            rig.now,
+            ["r"],
+            ms(10_000),
+            Rig::token(1),
+            wall_clock(rig.now),
+        )
         .unwrap();
     acquired(rig.run_until_complete(op, 0));
     assert_eq!(rig.nodes[0].get(rig.now, 0, b"r"), None);
@@ -628,7 +686,13 @@ fn handshake_with_credentials_db_name_and_resp3() {
     rig.connect_all();
     let op = rig
         .engine
-        .acquire(rig.now, ["r"], ms(10_000), Rig::token(1))
+        .acquire(
+            rig.now,
+            ["r"],
+            ms(10_000),
+            Rig::token(1),
+            wall_clock(rig.now),
+        )
         .unwrap();
     let err = failed(rig.run_until_complete(op, 0));
     assert_eq!(err.failure, Failure::Unreachable);
@@ -648,7 +712,7 @@ fn time_going_backwards_is_ignored() {
     let early = rig.now; // 1 s before what the engine has seen
     let op = rig
         .engine
-        .acquire(early, ["r"], ms(10_000), Rig::token(1))
+        .acquire(early, ["r"], ms(10_000), Rig::token(1), wall_clock(early))
         .unwrap();
     rig.engine.handle_timeout(early);
     let lock = acquired(rig.run_until_complete(op, 0));
@@ -664,15 +728,21 @@ fn misuse_is_a_synchronous_error() {
     let now = rig.now;
     let e = &mut rig.engine;
     assert_eq!(
-        e.acquire(now, Vec::<String>::new(), ms(100), Rig::token(1)),
+        e.acquire(
+            now,
+            Vec::<String>::new(),
+            ms(100),
+            Rig::token(1),
+            wall_clock(now)
+        ),
         Err(Error::NoResources)
     );
     assert_eq!(
-        e.acquire(now, [""], ms(100), Rig::token(1)),
+        e.acquire(now, [""], ms(100), Rig::token(1), wall_clock(now)),
         Err(Error::EmptyResource)
     );
     assert!(matches!(
-        e.acquire(now, ["r"], ms(2), Rig::token(1)),
+        e.acquire(now, ["r"], ms(2), Rig::token(1), wall_clock(now)),
         Err(Error::TtlTooShort { .. })
     ));
     // A node id from outside the configuration is misuse of the kind an index out of bounds

@@ -16,6 +16,7 @@ use bytes::Bytes;
 use proptest::prelude::*;
 use proptest::test_runner::{Config as ProptestConfig, TestCaseError, TestRunner};
 use redlock_core::{Config, Event, NodeConfig, NodeId, OpId, Options, Protocol, Token};
+use redlock_sim::wall_clock;
 use redlock_sim::Rig;
 use redlock_sim::{completion, Done};
 use redlock_sim::{Fault, FaultAction, KeyDump, Match, ScriptKind, Value};
@@ -163,7 +164,13 @@ fn run_split(
         .map(|(k, set)| {
             let token = Token::from_random(&[u8::try_from(k).unwrap() + 1; 20]).unwrap();
             rig.engine
-                .acquire(start, SETS[usize::from(*set)], ms(10_000), token)
+                .acquire(
+                    start,
+                    SETS[usize::from(*set)],
+                    ms(10_000),
+                    token,
+                    wall_clock(start),
+                )
                 .unwrap()
         })
         .collect();
@@ -395,6 +402,7 @@ fn garbage_with_nothing_pending() {
                         ["r"],
                         ms(10_000),
                         Token::from_random(&[1; 20]).unwrap(),
+                        wall_clock(rig.now),
                     )
                     .unwrap();
                 let done = rig.run_until_complete(op, 2);
@@ -425,7 +433,13 @@ fn garbage_with_requests_pending() {
                 .map(|k| {
                     let token = Token::from_random(&[u8::try_from(k).unwrap() + 1; 20]).unwrap();
                     rig.engine
-                        .acquire(rig.now, SETS[k % SETS.len()], ms(10_000), token)
+                        .acquire(
+                            rig.now,
+                            SETS[k % SETS.len()],
+                            ms(10_000),
+                            token,
+                            wall_clock(rig.now),
+                        )
                         .unwrap()
                 })
                 .collect();
@@ -480,6 +494,7 @@ fn garbage_with_requests_pending() {
                     ["fresh"],
                     ms(10_000),
                     Token::from_random(&[9; 20]).unwrap(),
+                    wall_clock(rig.now),
                 )
                 .unwrap();
             let done = rig.run_until_complete(op, 2);

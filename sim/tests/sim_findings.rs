@@ -1,7 +1,8 @@
-//! Core behaviour the simulator found wrong. Bugs 1, 3 and 4 are fixed (per-attempt tokens; late
-//! replies dropped before classification; extend never shortens) and their tests run normally. Tests of bugs not yet
-//! fixed FAIL against the current core and are `#[ignore]`d so that the suite stays green; run
-//! them with `cargo test -p redlock-sim --test sim_findings -- --ignored`. Each bug has a small
+//! Core behaviour the simulator found wrong. All four are fixed (per-attempt tokens; the clock
+//! floor of fencing tokens; late replies dropped before classification; extend never shortens)
+//! and their tests run normally, as regression guards. A bug found but not yet fixed gets a
+//! test that FAILS against the current core, `#[ignore]`d so that the suite stays green (run
+//! them with `cargo test -p redlock-sim --test sim_findings -- --ignored`). Each bug has a small
 //! deterministic reproduction through the public `Engine` API (model nodes driven by hand) and,
 //! where the simulator found it, the simulator sweep that finds it (with a replayable seed).
 //!
@@ -11,7 +12,10 @@
 //!    Mutual exclusion breaks with clocks in bound, no restarts, no pauses.
 //! 2. Fence counters are keys: a node that restarts without persistence forgets them, and the
 //!    next quorum that includes it can hand out a token below one already handed out.
-//!    `restart_grace` does not help (counters never expire; waiting does not bring them back).
+//!    `restart_grace` alone does not help (counters never expire; waiting does not bring them
+//!    back). Fixed by the clock floor: a token is at least the acquiring client's wall clock in
+//!    microseconds, which has moved past every earlier token by the time the restarted node may
+//!    vote again, as long as wall clocks agree within the grace.
 //! 3. A reply is classified by the operation's *current* stage, not by the round it answers: a
 //!    late fenced-acquire reply after the fence round started (or a late fence reply after a
 //!    retry began) is "unexpected", and the connection is poisoned, failing the current round's
@@ -23,6 +27,7 @@
 #![allow(clippy::print_stderr)]
 
 use redlock_core::{Event, NodeId, Options};
+use redlock_sim::wall_clock;
 use redlock_sim::Done;
 use redlock_sim::Rig;
 use redlock_sim::{self as sim, Check, Scenario};
@@ -76,7 +81,13 @@ fn stale_cleanup_release_cannot_delete_a_later_attempts_key() {
     let token = Rig::token(7);
     let op = rig
         .engine
-        .acquire(rig.now, ["r"], Duration::from_secs(10), token.clone())
+        .acquire(
+            rig.now,
+            ["r"],
+            Duration::from_secs(10),
+            token.clone(),
+            wall_clock(rig.now),
+        )
         .unwrap();
     rig.drain();
     // Attempt 1: every node refuses; the engine sends its cleanup release to every node.
@@ -127,12 +138,16 @@ fn sweep_safety_with_abandoned_connections_still_delivering() {
 
 // ----- 2. fence counters lost in a restart ----------------------------------------------------
 
+/// Fixed by the clock floor: a token is `max(largest counter + 1, wall clock in µs)`, so client
+/// B, whose acquire is granted only after node 1 sat out the grace, gets a token above A's even
+/// though node 1 forgot the counter and B's wall clock runs 900 ms behind A's (less than the
+/// 1 s grace).
 #[test]
-#[ignore = "core bug 2: a restart without persistence loses fence counters, tokens go backwards"]
 fn fencing_tokens_keep_increasing_across_an_empty_restart() {
+    let grace = Duration::from_secs(1);
     let mut o = Options::default();
     o.fencing = true;
-    o.restart_grace = Some(Duration::from_secs(1));
+    o.restart_grace = Some(grace);
     o.retry_count = Some(0);
     let mut a = Rig::new(3, o.clone(), 1);
     a.now += Duration::from_secs(5); // the nodes have been up longer than the grace
@@ -145,41 +160,54 @@ fn fencing_tokens_keep_increasing_across_an_empty_restart() {
     }
     let op = a
         .engine
-        .acquire(a.now, ["r"], Duration::from_secs(1), Rig::token(1))
+        .acquire(
+            a.now,
+            ["r"],
+            Duration::from_secs(1),
+            Rig::token(1),
+            a.wall(),
+        )
         .unwrap();
     a.run_until_complete(op, 10).unwrap();
-    let first = acquired(&a, op);
-    assert_eq!(first.fencing_token(), Some(42));
-    let rel = a.engine.release(a.now, &first);
+    let lock = acquired(&a, op);
+    let first = lock.fencing_token().unwrap();
+    assert!(
+        first > 42,
+        "the floor (A's wall clock in µs) is above the counters"
+    );
+    let rel = a.engine.release(a.now, &lock);
     a.run_until_complete(rel, 10).unwrap();
-    // Node 1 restarts without persistence; client B waits out the grace, reaches nodes 1 and 2.
+    // Node 1 restarts without persistence; client B reaches nodes 1 and 2 as soon as node 1 may
+    // vote again, with a wall clock 900 ms behind A's.
     a.nodes[1].restart(a.now, false);
     let mut b = Rig::new(3, o, 2);
     b.nodes = std::mem::take(&mut a.nodes);
-    b.now = a.now + Duration::from_secs(5);
+    b.now = a.now + grace;
     b.connect(1);
     b.connect(2);
     b.pump();
+    let behind = b.wall() - ms(900);
     let op = b
         .engine
-        .acquire(b.now, ["r"], Duration::from_secs(1), Rig::token(2))
+        .acquire(b.now, ["r"], Duration::from_secs(1), Rig::token(2), behind)
         .unwrap();
     b.run_until_complete(op, 10).unwrap();
     let second = acquired(&b, op).fencing_token().unwrap();
     assert!(
-        second > 42,
-        "token {second} handed out after token 42: node 1 forgot its counter in the restart"
+        second > first,
+        "token {second} handed out after token {first}: node 1 forgot its counter in the restart"
     );
 }
 
+/// The simulator's reproduction, now a regression guard: restarts that always lose data, with
+/// the floor's clock assumptions (wall clocks within half the grace).
 #[test]
-#[ignore = "core bug 2, found by the simulator (fencing profile, restarts without persistence)"]
 fn sweep_fencing_with_empty_restarts() {
     sweep_finds_nothing(
         "sweep_fencing_with_empty_restarts",
-        &[Check::TokenOrder],
+        &[Check::TokenOrder, Check::StaleWrite],
         |s| {
-            let mut sc = Scenario::fencing(s);
+            let mut sc = Scenario::fencing_empty_restarts(s);
             sc.keep_data = 0.0;
             sc
         },
@@ -196,7 +224,13 @@ fn a_late_reply_of_a_decided_round_leaves_the_connection_alone() {
     rig.connect_all();
     let op = rig
         .engine
-        .acquire(rig.now, ["r"], Duration::from_secs(10), Rig::token(1))
+        .acquire(
+            rig.now,
+            ["r"],
+            Duration::from_secs(10),
+            Rig::token(1),
+            wall_clock(rig.now),
+        )
         .unwrap();
     rig.drain();
     for n in 0..3 {
@@ -237,7 +271,13 @@ fn a_failed_extend_leaves_the_current_lock_intact() {
     rig.connect_all();
     let op = rig
         .engine
-        .acquire(rig.now, ["r"], Duration::from_secs(10), Rig::token(1))
+        .acquire(
+            rig.now,
+            ["r"],
+            Duration::from_secs(10),
+            Rig::token(1),
+            wall_clock(rig.now),
+        )
         .unwrap();
     rig.run_until_complete(op, 10).unwrap();
     let lock = acquired(&rig, op);

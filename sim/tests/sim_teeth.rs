@@ -7,7 +7,13 @@
 //! - Drift ignored: node clocks run 3–6% fast and client clocks 3–6% slow, and the clients
 //!   use `drift_factor = 0` (the control uses 0.12, which covers a rate ratio of 1.06/0.94).
 //! - Fence write-back skipped: `Options::scripts.fence` replaced by a script that replies 1
-//!   without writing the counter (the model runs it as `ScriptKind::Reply(1)`).
+//!   without writing the counter (the model runs it as `ScriptKind::Reply(1)`), with wall clocks
+//!   up to 1 s apart (in step, the clock floor alone would keep tokens in order).
+//! - Clock floor of fencing tokens, with restarts that always lose data: clients' wall clocks
+//!   apart by up to 10 × `restart_grace`, or the floor removed (clients pass the
+//!   Unix epoch as their wall clock). The control is the same scenario within the floor's
+//!   assumptions (`sim_findings`' `sweep_fencing_with_empty_restarts`, and the fencing profile
+//!   in `sim_fencing`).
 //!
 //! Seeds are fixed (0..budget), whatever `SIM_SEED`/`SIM_SEEDS` say.
 #![allow(clippy::print_stderr)]
@@ -59,6 +65,8 @@ fn drifting(seed: u64, drift_factor: f64) -> Scenario {
 fn fenced(seed: u64, skip_write_back: bool) -> Scenario {
     let mut s = contended(seed, 3, 3);
     s.options.fencing = true;
+    // Wall clocks apart: with clocks in step the floor alone would keep order here.
+    s.wall_offset = Duration::from_secs(1);
     s.pause_after_check = 0.3;
     s.pause = (ms(1), ms(200));
     if skip_write_back {
@@ -157,6 +165,9 @@ fn skipping_the_fence_write_back_breaks_fencing() {
     for check in [Check::TokenOrder, Check::StaleWrite] {
         finds("fence skipped (fencing profile)", 1000, check, |s| {
             let mut s = Scenario::fencing(s);
+            // Counters kept, wall clocks apart: only the write-back can keep order.
+            s.keep_data = 1.0;
+            s.wall_offset = Duration::from_secs(1);
             s.options.scripts.fence = Some(SKIPPED_FENCE.into());
             s.learn = vec![(SKIPPED_FENCE.into(), ScriptKind::Reply(1))];
             s
@@ -168,4 +179,35 @@ fn skipping_the_fence_write_back_breaks_fencing() {
         &[Check::TokenOrder, Check::StaleWrite],
         |s| fenced(s, false),
     );
+}
+
+/// Restarts that always lose data, everything else as the fencing profile's half with empty
+/// restarts (`restart_grace` set, wall clocks within half of it unless changed).
+fn empty_restarts(seed: u64) -> Scenario {
+    let mut s = Scenario::fencing_empty_restarts(seed);
+    s.keep_data = 0.0;
+    s
+}
+
+#[test]
+fn a_wall_clock_offset_above_the_grace_breaks_fencing() {
+    finds(
+        "wall clocks up to 10 graces apart",
+        300,
+        Check::TokenOrder,
+        |s| {
+            let mut s = empty_restarts(s);
+            s.wall_offset = s.options.restart_grace.expect("set") * 10;
+            s
+        },
+    );
+}
+
+#[test]
+fn removing_the_clock_floor_breaks_fencing() {
+    finds("no floor", 300, Check::TokenOrder, |s| {
+        let mut s = empty_restarts(s);
+        s.floor = false;
+        s
+    });
 }

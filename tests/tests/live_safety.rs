@@ -23,8 +23,14 @@ fn fenced_acquire_once() {
     let mut o = fenced();
     o.retry_count = Some(0);
     let a = BlockingClient::connect(&cluster.urls(), o).expect("connect a");
+    let before = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .expect("after 1970")
+        .as_micros();
     let lock = a.acquire(&["fence:once"], TTL).expect("acquire");
-    assert_eq!(lock.fencing_token(), Some(1));
+    // No counter yet: the token is the clock floor, the wall clock in microseconds.
+    let token = u128::from(lock.fencing_token().expect("token"));
+    assert!(token >= before, "token {token}, wall clock {before} µs");
 }
 
 #[test]

@@ -9,7 +9,7 @@ use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime};
 use tracing::Instrument;
 
 /// Closes the driver when the last clone of a client (and every future holding one) is gone.
@@ -122,7 +122,9 @@ impl<R: Runtime> Redlock<R> {
         let token = crate::setup::fresh_token();
         self.start(
             |w| &mut w.acquires,
-            |e, now| e.acquire(now, &names, ttl, token),
+            // The wall clock is read with `now`: the floor of the fencing token (microseconds
+            // since the epoch), which keeps tokens increasing when nodes restart empty.
+            |e, now| e.acquire(now, &names, ttl, token, SystemTime::now()),
         )
         .instrument(span)
         .await

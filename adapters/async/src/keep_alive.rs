@@ -62,7 +62,9 @@ async fn keep_alive<R: Runtime>(client: Redlock<R>, lease: Lease, ttl: Duration)
     let mut retry = None;
     loop {
         let lock = lease.lock();
-        let valid_until = lock.valid_until();
+        // Everything aims at `lost_at`, a margin before validity ends: the lease must be known
+        // lost while the lock is still valid, whatever the timers' lateness.
+        let valid_until = lease.lost_at();
         let wake = retry.unwrap_or_else(|| extend_at(valid_until, Instant::now(), threshold));
         client.runtime().sleep_until(wake).await;
         // The extension races the validity: past it the lock may be someone else's, whatever

@@ -5,7 +5,15 @@ use std::future::Future;
 use std::pin::Pin;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::task::{Context, Poll, Waker};
-use std::time::Instant;
+use std::time::{Duration, Instant};
+
+/// How long before the lock's validity ends a lease counts as lost: a twentieth of the ttl,
+/// between 10 ms and 1 s. Timers fire late (by a millisecond or two on an idle machine, tens of
+/// milliseconds on a loaded one), so a lease that waited for `valid_until` itself would tell the
+/// routine after the lock could already be someone else's.
+pub(crate) fn loss_margin(ttl: Duration) -> Duration {
+    (ttl / 20).clamp(Duration::from_millis(10), Duration::from_secs(1))
+}
 
 struct State {
     lock: Lock,
@@ -20,9 +28,10 @@ struct State {
 /// The routine's view of a lock held by [`Redlock::using`](crate::Redlock::using) (or kept
 /// alive by [`Redlock::keep_alive`](crate::Redlock::keep_alive)). Cheap to clone.
 ///
-/// The lease is *lost* when an extension fails or when local validity runs out before an
-/// extension succeeded, whichever comes first. Once lost it stays lost: stop touching the
-/// protected resource.
+/// The lease is *lost* when an extension fails or when validity comes within a safety margin of
+/// its end (a twentieth of the ttl, 10 ms to 1 s: see [`Lease::lost_at`]) before an extension
+/// succeeded, whichever comes first, so the routine hears of it while the lock is still valid
+/// by this process's clock. Once lost it stays lost: stop touching the protected resource.
 #[derive(Clone)]
 pub struct Lease {
     state: Arc<Mutex<State>>,
@@ -63,10 +72,18 @@ impl Lease {
         self.state().lock.valid_until()
     }
 
-    /// Whether the lock is lost (an extension failed, or the deadline has passed).
-    pub fn is_lost(&self) -> bool {
+    /// When the lease counts as lost unless an extension succeeds first: the margin before
+    /// [`deadline`](Lease::deadline). Moves later with each successful extension.
+    pub fn lost_at(&self) -> Instant {
         let s = self.state();
-        s.lost || Instant::now() >= s.lock.valid_until()
+        s.lock.valid_until() - loss_margin(s.lock.ttl())
+    }
+
+    /// Whether the lock is lost (an extension failed, or [`lost_at`](Lease::lost_at) has
+    /// passed).
+    pub fn is_lost(&self) -> bool {
+        let lost_at = self.lost_at();
+        self.state().lost || Instant::now() >= lost_at
     }
 
     /// The fencing token, when the client runs with fencing.
@@ -156,7 +173,7 @@ mod tests {
     use redlock_core::{Config, Engine, Event, NodeConfig, NodeId, Options, Token};
     use std::sync::atomic::{AtomicUsize, Ordering};
     use std::task::Wake;
-    use std::time::Duration;
+    use std::time::{Duration, SystemTime};
 
     /// A lock from a one-node engine fed the replies a Redis would send.
     fn held_lock() -> Lock {
@@ -171,7 +188,13 @@ mod tests {
             })
         );
         let token = Token::from_random(&[7; 20]).unwrap();
-        let _ = engine.acquire(now, ["r"], Duration::from_secs(60), token);
+        let _ = engine.acquire(
+            now,
+            ["r"],
+            Duration::from_secs(60),
+            token,
+            SystemTime::now(),
+        );
         let (node, _) = engine.poll_transmit().unwrap();
         // The SET NX is granted.
         engine.handle_input(now, node, b"+OK\r\n");

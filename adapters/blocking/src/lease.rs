@@ -32,7 +32,14 @@ impl Lease {
         self.0.deadline()
     }
 
-    /// Whether the lock is lost (an extension failed, or the deadline has passed).
+    /// When the lease counts as lost unless an extension succeeds first: a margin (a twentieth
+    /// of the ttl, 10 ms to 1 s) before [`deadline`](Lease::deadline).
+    pub fn lost_at(&self) -> Instant {
+        self.0.lost_at()
+    }
+
+    /// Whether the lock is lost (an extension failed, or [`lost_at`](Lease::lost_at) has
+    /// passed).
     pub fn is_lost(&self) -> bool {
         self.0.is_lost()
     }
@@ -56,9 +63,9 @@ impl Lease {
             if end.is_some_and(|end| now >= end) {
                 return false;
             }
-            // Wake at the deadline too: validity can run out with no extension failing. An
-            // extension moves it later, and the loop then waits again.
-            let wake = end.map_or(self.deadline(), |end| end.min(self.deadline()));
+            // Wake when the lease counts as lost too: validity can run out with no extension
+            // failing. An extension moves it later, and the loop then waits again.
+            let wake = end.map_or(self.lost_at(), |end| end.min(self.lost_at()));
             block_on(or(lost.as_mut(), async {
                 Timer::at(wake).await;
             }));

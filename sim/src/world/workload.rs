@@ -106,8 +106,11 @@ impl Sim<'_> {
         }
         let token = Token::from_random(&random).expect("20 bytes");
         let names: Vec<&str> = res.iter().map(|r| self.names[*r].as_str()).collect();
-        let local = self.local(c);
-        match self.clients[c].engine.acquire(local, names, ttl, token) {
+        let (local, wall) = (self.local(c), self.wall(c));
+        match self.clients[c]
+            .engine
+            .acquire(local, names, ttl, token, wall)
+        {
             Ok(op) => {
                 self.note(|| format!("client {c} acquires {res:?} for {ttl:?} ({op})"));
                 self.clients[c].state = State::Acquiring {
