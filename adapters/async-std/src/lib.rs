@@ -25,7 +25,6 @@
 //! ```
 
 use async_std::io::{Read, Write};
-use redlock_async::{BoxFuture, Connection};
 use std::io;
 use std::path::PathBuf;
 use std::pin::Pin;
@@ -33,9 +32,9 @@ use std::task::{Context, Poll};
 use std::time::Instant;
 
 pub use redlock_async::{
-    open_connection, parse_node_url, Address, Attempt, Connector, Error, Failure, Lease, Lock,
-    Node, NodeId, NodeReport, Options, OptionsExt, Outcome, Protocol, Released, Runtime, Scripts,
-    Tls, TlsError, UrlError,
+    open_connection, parse_node_url, Address, Attempt, BoxFuture, Connection, Connector, Error,
+    Failure, Lease, Lock, Node, NodeId, NodeReport, Options, OptionsExt, Outcome, Protocol,
+    Released, Runtime, Scripts, Tls, TlsError, UrlError,
 };
 
 /// The async-std [`Runtime`].

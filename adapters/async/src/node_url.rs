@@ -152,9 +152,10 @@ pub(crate) fn parse_node(raw: &str) -> Result<Node, UrlError> {
     node.db = db;
     node.protocol = protocol;
     if tls {
-        let mut settings = Tls::default();
-        settings.danger_accept_invalid_certs = insecure;
-        node.tls = Some(settings);
+        node.tls = Some(Tls {
+            danger_accept_invalid_certs: insecure,
+            ..Tls::default()
+        });
     }
     Ok(node)
 }

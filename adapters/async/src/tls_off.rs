@@ -8,7 +8,7 @@ use std::io;
 
 /// Settings made ready once per client. None can exist without the feature.
 #[derive(Default)]
-pub(crate) struct Cache;
+pub(crate) struct Cache {}
 
 /// A node's TLS, ready to wrap a stream. Cannot exist without the feature.
 pub(crate) enum Secure {}

@@ -21,7 +21,6 @@
 //! }
 //! ```
 
-use redlock_async::{BoxFuture, Connection};
 use smol::io::{AsyncRead, AsyncWrite};
 use std::io;
 use std::path::PathBuf;
@@ -30,9 +29,9 @@ use std::task::{Context, Poll};
 use std::time::Instant;
 
 pub use redlock_async::{
-    open_connection, parse_node_url, Address, Attempt, Connector, Error, Failure, Lease, Lock,
-    Node, NodeId, NodeReport, Options, OptionsExt, Outcome, Protocol, Released, Runtime, Scripts,
-    Tls, TlsError, UrlError,
+    open_connection, parse_node_url, Address, Attempt, BoxFuture, Connection, Connector, Error,
+    Failure, Lease, Lock, Node, NodeId, NodeReport, Options, OptionsExt, Outcome, Protocol,
+    Released, Runtime, Scripts, Tls, TlsError, UrlError,
 };
 
 /// The smol [`Runtime`].

@@ -33,7 +33,6 @@
 //! }
 //! ```
 
-use redlock_async::{BoxFuture, Connection};
 use std::io;
 use std::path::PathBuf;
 use std::pin::Pin;
@@ -42,9 +41,9 @@ use std::time::Instant;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 
 pub use redlock_async::{
-    open_connection, parse_node_url, Address, Attempt, Connector, Error, Failure, Lease, Lock,
-    Node, NodeId, NodeReport, Options, OptionsExt, Outcome, Protocol, Released, Runtime, Scripts,
-    Tls, TlsError, UrlError,
+    open_connection, parse_node_url, Address, Attempt, BoxFuture, Connection, Connector, Error,
+    Failure, Lease, Lock, Node, NodeId, NodeReport, Options, OptionsExt, Outcome, Protocol,
+    Released, Runtime, Scripts, Tls, TlsError, UrlError,
 };
 
 /// The tokio [`Runtime`]: `tokio::net::TcpStream` (and `UnixStream`), `tokio::time`,
