@@ -5,11 +5,12 @@
 
 use crate::certs::Certs;
 use crate::conformance::{test_options, Client};
-use redlock_async::{Address, Error, Node, Options, OptionsExt as _, Tls};
+use redlock_async::{Address, Connection, Error, Node, Options, OptionsExt as _, Tls};
 use redlock_harness::{Cluster, Conn, Reply, Serve, ServerTls};
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
+use std::task::{Context, Poll};
 use std::time::Duration;
 
 const TTL: Duration = Duration::from_secs(5);
@@ -21,9 +22,23 @@ pub struct Relay {
     pub ports: HashMap<String, u16>,
     /// Streams opened so far.
     pub opened: AtomicUsize,
+    /// Whether the streams trickle (see [`Trickle`]).
+    pub trickle: bool,
 }
 
 impl Relay {
+    /// `stream`, made to trickle when the relay says so.
+    pub fn wrap(&self, stream: Box<dyn Connection>) -> Box<dyn Connection> {
+        if self.trickle {
+            Box::new(Trickle {
+                inner: stream,
+                calls: 0,
+            })
+        } else {
+            stream
+        }
+    }
+
     /// The loopback port for `address` (counted as one stream opened), or `NotFound`.
     pub fn route(&self, address: &Address) -> std::io::Result<u16> {
         let port = match address {
@@ -38,6 +53,42 @@ impl Relay {
         })?;
         self.opened.fetch_add(1, Ordering::SeqCst);
         Ok(port)
+    }
+}
+
+/// A stream at its least convenient: every other call is `Pending` (with an immediate wake-up),
+/// and a write takes at most 7 bytes, a read gives at most 5. What the TLS layer must cope with.
+pub struct Trickle {
+    inner: Box<dyn Connection>,
+    calls: u64,
+}
+
+impl Trickle {
+    /// Whether this call pretends not to be ready.
+    fn stall(&mut self, cx: &mut Context<'_>) -> bool {
+        self.calls += 1;
+        if self.calls.is_multiple_of(2) {
+            cx.waker().wake_by_ref();
+            return true;
+        }
+        false
+    }
+}
+
+impl Connection for Trickle {
+    fn poll_read(&mut self, cx: &mut Context<'_>, buf: &mut [u8]) -> Poll<std::io::Result<usize>> {
+        if self.stall(cx) {
+            return Poll::Pending;
+        }
+        let n = buf.len().min(5);
+        self.inner.poll_read(cx, &mut buf[..n])
+    }
+
+    fn poll_write(&mut self, cx: &mut Context<'_>, buf: &[u8]) -> Poll<std::io::Result<usize>> {
+        if self.stall(cx) {
+            return Poll::Pending;
+        }
+        self.inner.poll_write(cx, &buf[..buf.len().min(7)])
     }
 }
 
@@ -210,7 +261,7 @@ pub fn custom_connector<C: Client>() {
         ports: (0..3)
             .map(|i| (format!("node-{i}"), cluster.port(i)))
             .collect(),
-        opened: AtomicUsize::new(0),
+        ..Relay::default()
     });
     let nodes: Vec<Node> = (0..3)
         .map(|i| Node::tcp(format!("node-{i}"), 6379))
@@ -226,19 +277,28 @@ pub fn custom_connector<C: Client>() {
     drop(c);
 
     // TLS over the connector's streams, checked against the name the certificate holds.
-    let relay = Arc::new(Relay {
-        ports: (0..3)
-            .map(|i| (format!("node-{i}"), cluster.tls_port(i)))
-            .collect(),
-        opened: AtomicUsize::new(0),
-    });
-    let tls = Tls::default().ca_file(&certs.ca).server_name("localhost");
-    let nodes: Vec<Node> = (0..3)
-        .map(|i| Node::tcp(format!("node-{i}"), 6379).with_tls(tls.clone()))
-        .collect();
-    let c = C::connect_via(relay.clone(), nodes, test_options()).expect("connect via, TLS");
-    lock_round(&c, &cluster, "via:tls");
-    assert!(relay.opened.load(Ordering::SeqCst) >= 3);
+    // And over streams that trickle: TLS records cut anywhere, writes taken in pieces.
+    for trickle in [false, true] {
+        let relay = Arc::new(Relay {
+            ports: (0..3)
+                .map(|i| (format!("node-{i}"), cluster.tls_port(i)))
+                .collect(),
+            trickle,
+            ..Relay::default()
+        });
+        let tls = Tls::default().ca_file(&certs.ca).server_name("localhost");
+        let nodes: Vec<Node> = (0..3)
+            .map(|i| Node::tcp(format!("node-{i}"), 6379).with_tls(tls.clone()))
+            .collect();
+        let c = C::connect_via(relay.clone(), nodes, test_options()).expect("connect via, TLS");
+        lock_round(&c, &cluster, "via:tls");
+        let long = "y".repeat(4000);
+        let names: Vec<String> = (0..8).map(|k| format!("via:big:{k}:{long}")).collect();
+        let names: Vec<&str> = names.iter().map(String::as_str).collect();
+        let lock = c.acquire(&names, TTL).expect("acquire a 32 KB request");
+        c.release(&lock).expect("release");
+        assert!(relay.opened.load(Ordering::SeqCst) >= 3);
+    }
 }
 
 /// Nodes given field by field, with a password full of URL syntax; the password appears in no
@@ -293,6 +353,53 @@ pub fn structured_nodes_hide_the_password<C: Client>() {
     );
 }
 
+/// Many threads locking at once over TLS, with requests and replies of several TLS records
+/// each (20 resources with 2 KB names per lock): mutual exclusion holds and nothing is left.
+pub fn tls_under_load<C: Client>() {
+    const WORKERS: usize = 8;
+    const ROUNDS: usize = 15;
+    let certs = Certs::generate();
+    let cluster = Arc::new(tls_cluster(3, &certs, false));
+    let nodes = tls_nodes(&cluster, &Tls::default().ca_file(&certs.ca));
+    let c = C::connect_nodes(nodes, test_options().retry_forever()).expect("connect");
+    let inside = Arc::new(AtomicUsize::new(0));
+    let threads: Vec<_> = (0..WORKERS)
+        .map(|w| {
+            let (c, inside) = (c.clone(), inside.clone());
+            std::thread::spawn(move || {
+                // One shared resource (the exclusion), the rest this worker's own.
+                let long = "x".repeat(2048);
+                let mut names: Vec<String> =
+                    (0..19).map(|k| format!("load:{w}:{k}:{long}")).collect();
+                names.push(format!("load:shared:{long}"));
+                let names: Vec<&str> = names.iter().map(String::as_str).collect();
+                for _ in 0..ROUNDS {
+                    let lock = c.acquire(&names, Duration::from_secs(10)).expect("acquire");
+                    assert_eq!(
+                        inside.fetch_add(1, Ordering::SeqCst),
+                        0,
+                        "two holders at once"
+                    );
+                    inside.fetch_sub(1, Ordering::SeqCst);
+                    c.release(&lock).expect("release");
+                }
+            })
+        })
+        .collect();
+    for t in threads {
+        t.join().expect("worker");
+    }
+    for i in 0..3 {
+        let left = cluster.keys(i);
+        assert!(
+            left.is_empty(),
+            "{}: node {i} kept {} key(s)",
+            C::NAME,
+            left.len()
+        );
+    }
+}
+
 /// Stamps out the transport `#[test]`s for one [`Client`] type.
 #[macro_export]
 macro_rules! transport_suite {
@@ -310,6 +417,10 @@ macro_rules! transport_suite {
             #[test]
             fn mutual_tls() {
                 t::mutual_tls::<$client>()
+            }
+            #[test]
+            fn tls_under_load() {
+                t::tls_under_load::<$client>()
             }
             #[test]
             fn unix_socket() {

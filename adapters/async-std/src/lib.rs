@@ -26,7 +26,6 @@
 
 use async_std::io::{Read, Write};
 use std::io;
-use std::path::PathBuf;
 use std::pin::Pin;
 use std::task::{Context, Poll};
 use std::time::Instant;
@@ -100,7 +99,7 @@ impl redlock_async::Runtime for AsyncStd {
     }
 
     #[cfg(unix)]
-    fn connect_unix(&self, path: PathBuf) -> BoxFuture<io::Result<AsyncStdConn>> {
+    fn connect_unix(&self, path: std::path::PathBuf) -> BoxFuture<io::Result<AsyncStdConn>> {
         Box::pin(async move {
             let stream = async_std::os::unix::net::UnixStream::connect(path).await?;
             Ok(AsyncStdConn(Socket::Unix(Stream(stream))))

@@ -23,7 +23,6 @@
 
 use smol::io::{AsyncRead, AsyncWrite};
 use std::io;
-use std::path::PathBuf;
 use std::pin::Pin;
 use std::task::{Context, Poll};
 use std::time::Instant;
@@ -97,7 +96,7 @@ impl redlock_async::Runtime for Smol {
     }
 
     #[cfg(unix)]
-    fn connect_unix(&self, path: PathBuf) -> BoxFuture<io::Result<SmolConn>> {
+    fn connect_unix(&self, path: std::path::PathBuf) -> BoxFuture<io::Result<SmolConn>> {
         Box::pin(async move {
             let stream = smol::net::unix::UnixStream::connect(path).await?;
             Ok(SmolConn(Socket::Unix(Stream(stream))))

@@ -34,7 +34,6 @@
 //! ```
 
 use std::io;
-use std::path::PathBuf;
 use std::pin::Pin;
 use std::task::{Context, Poll};
 use std::time::Instant;
@@ -115,7 +114,7 @@ impl redlock_async::Runtime for Tokio {
     }
 
     #[cfg(unix)]
-    fn connect_unix(&self, path: PathBuf) -> BoxFuture<io::Result<TokioConn>> {
+    fn connect_unix(&self, path: std::path::PathBuf) -> BoxFuture<io::Result<TokioConn>> {
         Box::pin(async move {
             let stream = tokio::net::UnixStream::connect(path).await?;
             Ok(TokioConn(Socket::Unix(Stream(stream))))
