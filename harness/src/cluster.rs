@@ -7,6 +7,9 @@
 //! still accepts connections), [`Cluster::kill`] (SIGKILL, a crash) and [`Cluster::restart`] (a
 //! fresh, empty server on the same port).
 //!
+//! [`Cluster::start_serving`] also opens a TLS port ([`ServerTls`]) and/or a Unix socket on
+//! every node, besides the plaintext port the helpers here use.
+//!
 //! Every process is a child of this process and is only ever signalled by its pid, never by
 //! name, so concurrent users do not disturb each other. Dropping the [`Cluster`] kills every
 //! server and removes the temporary directories.
@@ -71,6 +74,28 @@ impl fmt::Display for StartError {
 
 impl std::error::Error for StartError {}
 
+/// What every node serves besides its plaintext loopback port (which the helpers here use).
+#[derive(Debug, Clone, Default)]
+pub struct Serve {
+    /// A TLS port too (`--tls-port`), with these certificates.
+    pub tls: Option<ServerTls>,
+    /// A Unix socket too (`--unixsocket`), at `redis.sock` in the node's directory.
+    pub unix_socket: bool,
+}
+
+/// The files a node's TLS port serves with (PEM).
+#[derive(Debug, Clone)]
+pub struct ServerTls {
+    /// The server's certificate (`--tls-cert-file`).
+    pub cert: PathBuf,
+    /// Its private key (`--tls-key-file`).
+    pub key: PathBuf,
+    /// The CA that client certificates must chain to (`--tls-ca-cert-file`).
+    pub ca: PathBuf,
+    /// Whether clients must present a certificate (`--tls-auth-clients yes|no`).
+    pub require_client_cert: bool,
+}
+
 /// A set of independent `redis-server` processes on loopback, killed on drop.
 #[derive(Debug)]
 pub struct Cluster {
@@ -80,7 +105,10 @@ pub struct Cluster {
 #[derive(Debug)]
 struct Node {
     port: u16,
+    /// The TLS port, when the node serves one.
+    tls_port: Option<u16>,
     dir: PathBuf,
+    serve: Serve,
     state: Mutex<NodeState>,
 }
 
@@ -102,14 +130,30 @@ impl Cluster {
     /// another server that happened to own the port). On error the servers started so far are
     /// stopped.
     pub fn try_start(n: usize) -> Result<Cluster, StartError> {
+        Cluster::try_start_serving(n, &Serve::default())
+    }
+
+    /// [`Cluster::try_start`], each node also serving what `serve` asks for (a TLS port on
+    /// another free port, a Unix socket in its directory).
+    pub fn try_start_serving(n: usize, serve: &Serve) -> Result<Cluster, StartError> {
         let mut cluster = Cluster {
             nodes: Vec::with_capacity(n),
         };
         for _ in 0..n {
             // Pushed one at a time so that a failure part-way still cleans up (Drop).
-            cluster.nodes.push(Node::start_fresh()?);
+            cluster.nodes.push(Node::start_fresh(serve)?);
         }
         Ok(cluster)
+    }
+
+    /// [`Cluster::try_start_serving`] for tests.
+    ///
+    /// # Panics
+    ///
+    /// As [`Cluster::start`].
+    pub fn start_serving(n: usize, serve: &Serve) -> Cluster {
+        Cluster::try_start_serving(n, serve)
+            .unwrap_or_else(|e| panic!("cannot start redis-server: {e}"))
     }
 
     /// [`Cluster::try_start`] for tests.
@@ -140,6 +184,36 @@ impl Cluster {
     /// The URLs of all nodes, in index order.
     pub fn urls(&self) -> Vec<String> {
         (0..self.len()).map(|i| self.url(i)).collect()
+    }
+
+    /// `rediss://localhost:P` for node `i`'s TLS port (the host name a test certificate names).
+    ///
+    /// # Panics
+    ///
+    /// If the cluster was started without TLS.
+    pub fn tls_url(&self, i: usize) -> String {
+        format!("rediss://localhost:{}", self.tls_port(i))
+    }
+
+    /// Node `i`'s TLS port.
+    ///
+    /// # Panics
+    ///
+    /// If the cluster was started without TLS.
+    pub fn tls_port(&self, i: usize) -> u16 {
+        self.node(i)
+            .tls_port
+            .unwrap_or_else(|| panic!("live node {i} serves no TLS port"))
+    }
+
+    /// The path of node `i`'s Unix socket (whether or not it serves one).
+    pub fn socket_path(&self, i: usize) -> PathBuf {
+        self.node(i).dir.join("redis.sock")
+    }
+
+    /// `redis+unix:///…/redis.sock` for node `i`.
+    pub fn unix_url(&self, i: usize) -> String {
+        format!("redis+unix://{}", self.socket_path(i).display())
     }
 
     /// The URLs joined with commas, as `redlock --nodes` and `redlock-bench --urls` take them.
@@ -245,7 +319,7 @@ impl Cluster {
         // The port may still be held briefly by an unrelated socket; retry for a while.
         let deadline = Instant::now() + READY_TIMEOUT;
         loop {
-            match spawn_ready(node.port, &node.dir) {
+            match spawn_ready(node.port, node.tls_port, &node.dir, &node.serve) {
                 Ok(child) => {
                     state.child = Some(child);
                     state.stopped = false;
@@ -403,7 +477,7 @@ impl Drop for Cluster {
 
 impl Node {
     /// Spawns a server on a fresh port in a fresh directory, retrying on port collisions.
-    fn start_fresh() -> Result<Node, StartError> {
+    fn start_fresh(serve: &Serve) -> Result<Node, StartError> {
         // Removes the directory if anything below fails before the node exists.
         let guard = DirGuard(Some(make_dir()?));
         let dir = guard.path();
@@ -411,10 +485,19 @@ impl Node {
         for _ in 0..PORT_ATTEMPTS {
             let port = free_port()
                 .map_err(|e| StartError::Failed(format!("no free loopback port: {e}")))?;
-            match spawn_ready(port, dir) {
+            let tls_port = match serve.tls {
+                Some(_) => Some(
+                    free_port()
+                        .map_err(|e| StartError::Failed(format!("no free loopback port: {e}")))?,
+                ),
+                None => None,
+            };
+            match spawn_ready(port, tls_port, dir, serve) {
                 Ok(child) => {
                     return Ok(Node {
                         port,
+                        tls_port,
+                        serve: serve.clone(),
                         dir: guard.disarm(),
                         state: Mutex::new(NodeState {
                             child: Some(child),
@@ -503,9 +586,15 @@ impl From<Spawn> for StartError {
     }
 }
 
-/// Spawns `redis-server` on `port` in `dir` and waits until `INFO server` on that port names
-/// its process. On failure the process is killed and reaped.
-fn spawn_ready(port: u16, dir: &Path) -> Result<Child, Spawn> {
+/// Spawns `redis-server` on `port` (and `tls_port`, and a Unix socket, as `serve` asks) in
+/// `dir` and waits until `INFO server` on `port` names its process. On failure the process is
+/// killed and reaped.
+fn spawn_ready(
+    port: u16,
+    tls_port: Option<u16>,
+    dir: &Path,
+    serve: &Serve,
+) -> Result<Child, Spawn> {
     let log_path = dir.join("redis.log");
     let open_log = || {
         OpenOptions::new()
@@ -515,16 +604,34 @@ fn spawn_ready(port: u16, dir: &Path) -> Result<Child, Spawn> {
             .map_err(|e| Spawn::Other(format!("cannot create {}: {e}", log_path.display())))
     };
     let (out, err) = (open_log()?, open_log()?);
-    let spawned = Command::new(REDIS_SERVER)
+    let mut command = Command::new(REDIS_SERVER);
+    command
         .args(["--port", &port.to_string(), "--bind", "127.0.0.1"])
         .args(["--save", "", "--appendonly", "no"])
         .arg("--dir")
         .arg(dir)
-        .args(["--daemonize", "no", "--protected-mode", "no"])
-        .stdin(Stdio::null())
-        .stdout(out)
-        .stderr(err)
-        .spawn();
+        .args(["--daemonize", "no", "--protected-mode", "no"]);
+    if let (Some(tls), Some(tls_port)) = (&serve.tls, tls_port) {
+        command
+            .args(["--tls-port", &tls_port.to_string()])
+            .arg("--tls-cert-file")
+            .arg(&tls.cert)
+            .arg("--tls-key-file")
+            .arg(&tls.key)
+            .arg("--tls-ca-cert-file")
+            .arg(&tls.ca)
+            .args([
+                "--tls-auth-clients",
+                if tls.require_client_cert { "yes" } else { "no" },
+            ]);
+    }
+    if serve.unix_socket {
+        command
+            .arg("--unixsocket")
+            .arg(dir.join("redis.sock"))
+            .args(["--unixsocketperm", "700"]);
+    }
+    let spawned = command.stdin(Stdio::null()).stdout(out).stderr(err).spawn();
     let mut child = match spawned {
         Ok(child) => child,
         Err(e) if e.kind() == io::ErrorKind::NotFound => return Err(Spawn::NotInstalled),

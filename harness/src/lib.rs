@@ -13,6 +13,8 @@ mod cluster;
 mod resp;
 mod signal;
 
-pub use cluster::{Cluster, StartError, CMD_TIMEOUT, INSTALL_HINT, READY_TIMEOUT, REDIS_SERVER};
+pub use cluster::{
+    Cluster, Serve, ServerTls, StartError, CMD_TIMEOUT, INSTALL_HINT, READY_TIMEOUT, REDIS_SERVER,
+};
 pub use resp::{describe, is_timeout, request, Conn, Reply};
 pub use signal::{pid_exists, signal, signal_named};

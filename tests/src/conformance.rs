@@ -6,7 +6,10 @@
 //! the `#[test]`s for one adapter on 1, 3 and 5 live nodes.
 
 use crate::fake::FakeServer;
-use redlock_async::{BoxFuture, Error, Lock, Options, Released, Runtime};
+use crate::transports::Relay;
+use redlock_async::{
+    open_connection, Address, BoxFuture, Connection, Error, Lock, Node, Options, Released, Runtime,
+};
 use redlock_harness::{Cluster, Reply};
 use std::future::Future;
 use std::pin::Pin;
@@ -30,6 +33,14 @@ pub trait Client: Clone + Send + Sync + std::fmt::Debug + 'static {
     const NAME: &'static str;
     /// `Redlock::connect`.
     fn connect(urls: &[String], options: Options) -> Result<Self, Error>;
+    /// `Redlock::connect_nodes`.
+    fn connect_nodes(nodes: Vec<Node>, options: Options) -> Result<Self, Error>;
+    /// `Redlock::connect_via` with a connector that opens this runtime's TCP streams to the
+    /// loopback port `relay` routes each node's host name to.
+    fn connect_via(relay: Arc<Relay>, nodes: Vec<Node>, options: Options) -> Result<Self, Error>;
+    /// `open_connection` on this adapter's runtime (smol's for the blocking adapter), the
+    /// stream dropped once open.
+    fn open(node: &Node) -> std::io::Result<()>;
     /// `acquire`.
     fn acquire(&self, resources: &[&str], ttl: Duration) -> Result<Lock, Error>;
     /// `extend`.
@@ -55,6 +66,8 @@ pub trait Client: Clone + Send + Sync + std::fmt::Debug + 'static {
 pub trait BlockOn: Runtime + Default {
     /// Adapter name.
     const NAME: &'static str;
+    /// A loopback TCP stream to `port` on this runtime, as a [`Connection`].
+    fn tcp(port: u16) -> BoxFuture<std::io::Result<Box<dyn Connection>>>;
     /// Runs `f` to completion on this runtime.
     fn block_on<F: Future + Send>(f: F) -> F::Output
     where
@@ -63,6 +76,12 @@ pub trait BlockOn: Runtime + Default {
 
 impl BlockOn for redlock_tokio::Tokio {
     const NAME: &'static str = "tokio";
+    fn tcp(port: u16) -> BoxFuture<std::io::Result<Box<dyn Connection>>> {
+        Box::pin(async move {
+            let s = tokio::net::TcpStream::connect(("127.0.0.1", port)).await?;
+            Ok(Box::new(redlock_tokio::Stream(s)) as Box<dyn Connection>)
+        })
+    }
     fn block_on<F: Future + Send>(f: F) -> F::Output
     where
         F::Output: Send,
@@ -81,6 +100,12 @@ impl BlockOn for redlock_tokio::Tokio {
 
 impl BlockOn for redlock_smol::Smol {
     const NAME: &'static str = "smol";
+    fn tcp(port: u16) -> BoxFuture<std::io::Result<Box<dyn Connection>>> {
+        Box::pin(async move {
+            let s = smol::net::TcpStream::connect(("127.0.0.1", port)).await?;
+            Ok(Box::new(redlock_smol::Stream(s)) as Box<dyn Connection>)
+        })
+    }
     fn block_on<F: Future + Send>(f: F) -> F::Output
     where
         F::Output: Send,
@@ -91,6 +116,12 @@ impl BlockOn for redlock_smol::Smol {
 
 impl BlockOn for redlock_async_std::AsyncStd {
     const NAME: &'static str = "async-std";
+    fn tcp(port: u16) -> BoxFuture<std::io::Result<Box<dyn Connection>>> {
+        Box::pin(async move {
+            let s = async_std::net::TcpStream::connect(("127.0.0.1", port)).await?;
+            Ok(Box::new(redlock_async_std::Stream(s)) as Box<dyn Connection>)
+        })
+    }
     fn block_on<F: Future + Send>(f: F) -> F::Output
     where
         F::Output: Send,
@@ -132,6 +163,28 @@ impl<R: BlockOn> Client for AsyncClient<R> {
 
     fn connect(urls: &[String], options: Options) -> Result<Self, Error> {
         R::block_on(redlock_async::Redlock::<R>::connect(urls.to_vec(), options)).map(AsyncClient)
+    }
+
+    fn connect_nodes(nodes: Vec<Node>, options: Options) -> Result<Self, Error> {
+        R::block_on(redlock_async::Redlock::<R>::connect_nodes(nodes, options)).map(AsyncClient)
+    }
+
+    fn connect_via(relay: Arc<Relay>, nodes: Vec<Node>, options: Options) -> Result<Self, Error> {
+        let connector =
+            move |address: &Address| -> BoxFuture<std::io::Result<Box<dyn Connection>>> {
+                match relay.route(address) {
+                    Ok(port) => R::tcp(port),
+                    Err(e) => Box::pin(async move { Err(e) }),
+                }
+            };
+        R::block_on(redlock_async::Redlock::<R>::connect_via(
+            connector, nodes, options,
+        ))
+        .map(AsyncClient)
+    }
+
+    fn open(node: &Node) -> std::io::Result<()> {
+        R::block_on(open_connection(&R::default(), node)).map(drop)
     }
 
     fn acquire(&self, resources: &[&str], ttl: Duration) -> Result<Lock, Error> {
@@ -197,6 +250,27 @@ impl Client for BlockingClient {
 
     fn connect(urls: &[String], options: Options) -> Result<Self, Error> {
         redlock_blocking::Redlock::connect(urls, options).map(BlockingClient)
+    }
+
+    fn connect_nodes(nodes: Vec<Node>, options: Options) -> Result<Self, Error> {
+        redlock_blocking::Redlock::connect_nodes(nodes, options).map(BlockingClient)
+    }
+
+    fn connect_via(relay: Arc<Relay>, nodes: Vec<Node>, options: Options) -> Result<Self, Error> {
+        // The connector's futures run on the client's background thread, under smol.
+        let connector =
+            move |address: &Address| -> BoxFuture<std::io::Result<Box<dyn Connection>>> {
+                let route = relay.route(address);
+                Box::pin(async move {
+                    let s = smol::net::TcpStream::connect(("127.0.0.1", route?)).await?;
+                    Ok(Box::new(redlock_blocking::Stream(s)) as Box<dyn Connection>)
+                })
+            };
+        redlock_blocking::Redlock::connect_via(connector, nodes, options).map(BlockingClient)
+    }
+
+    fn open(node: &Node) -> std::io::Result<()> {
+        smol::block_on(open_connection(&redlock_smol::Smol, node)).map(drop)
     }
 
     fn acquire(&self, resources: &[&str], ttl: Duration) -> Result<Lock, Error> {

@@ -1,5 +1,8 @@
 //! Test support for redlock against live `redis-server`s (started by `redlock-harness`):
-//! misbehaving fake servers, and one conformance suite for every adapter.
+//! misbehaving fake servers, one conformance suite for every adapter, and the transport checks
+//! (TLS, Unix sockets, custom connectors) with throw-away certificates.
 
+pub mod certs;
 pub mod conformance;
 pub mod fake;
+pub mod transports;

@@ -3,3 +3,6 @@
 redlock_tests::conformance_suite!(
     redlock_tests::conformance::AsyncClient<redlock_async_std::AsyncStd>
 );
+redlock_tests::transport_suite!(
+    redlock_tests::conformance::AsyncClient<redlock_async_std::AsyncStd>
+);

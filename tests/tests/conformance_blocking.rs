@@ -1,3 +1,4 @@
 //! The conformance suite against live redis-server nodes, on the blocking adapter.
 
 redlock_tests::conformance_suite!(redlock_tests::conformance::BlockingClient);
+redlock_tests::transport_suite!(redlock_tests::conformance::BlockingClient);

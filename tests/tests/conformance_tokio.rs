@@ -1,3 +1,4 @@
 //! The conformance suite against live redis-server nodes, on tokio.
 
 redlock_tests::conformance_suite!(redlock_tests::conformance::AsyncClient<redlock_tokio::Tokio>);
+redlock_tests::transport_suite!(redlock_tests::conformance::AsyncClient<redlock_tokio::Tokio>);

@@ -1,6 +1,7 @@
 //! `cargo xtask <task>`: the project's task runner.
 //!
-//! - `test`: installs `redis-server` when missing (via apt-get, as root), then runs
+//! - `test`: installs `redis-server` and `openssl` (the TLS tests' certificates) when missing
+//!   (via apt-get, as root), then runs
 //!   `cargo fmt --check`, clippy with `-D warnings` (which also enforces the core's sans-IO
 //!   rule, through `core/clippy.toml`), `cargo doc` with warnings denied, the check of the
 //!   core's dependencies, and every test in the workspace. `.ci/run` calls exactly this.
@@ -105,6 +106,35 @@ fn ensure_redis() -> Result<(), String> {
     }
 }
 
+/// Makes sure the `openssl` command is on PATH: the TLS tests make their throw-away CA and
+/// certificates with it (the library itself uses rustls, not OpenSSL).
+fn ensure_openssl() -> Result<(), String> {
+    if have("openssl") {
+        return Ok(());
+    }
+    let install = "apt-get update && apt-get install -y openssl";
+    if !is_root() {
+        return Err(format!(
+            "openssl (the command, for the TLS tests' certificates) is not installed; run as \
+             root:\n    {install}"
+        ));
+    }
+    let mut update = Command::new("apt-get");
+    update.args(["update", "-qq"]);
+    run("apt-get update", update)?;
+    let mut inst = Command::new("apt-get");
+    inst.args(["install", "-y", "-qq", "openssl"])
+        .env("DEBIAN_FRONTEND", "noninteractive");
+    run("apt-get install openssl", inst)?;
+    if have("openssl") {
+        Ok(())
+    } else {
+        Err(format!(
+            "openssl still missing after install; try:\n    {install}"
+        ))
+    }
+}
+
 /// The core never touches the OS. Clippy enforces it inside `core/src` (`core/clippy.toml`
 /// bans clock reads, sleeps, sockets, files, threads and futures; `-D warnings` makes that fail
 /// the build); this check keeps runtimes and entropy out of the core's dependencies, where
@@ -142,6 +172,7 @@ fn sans_io_check() -> Result<(), String> {
 
 fn test() -> Result<(), String> {
     ensure_redis()?;
+    ensure_openssl()?;
     let mut fmt = cargo();
     fmt.args(["fmt", "--all", "--check"]);
     run("cargo fmt --check", fmt)?;
@@ -155,6 +186,22 @@ fn test() -> Result<(), String> {
         "warnings",
     ]);
     run("cargo clippy -D warnings", clippy)?;
+    // The workspace builds redlock-async with `tls` on (the tests ask for it); built alone it is
+    // off, and that path (rediss:// refused, naming the feature) must stay clean and tested too.
+    let mut no_tls = cargo();
+    no_tls.args([
+        "clippy",
+        "-p",
+        "redlock-async",
+        "--all-targets",
+        "--",
+        "-D",
+        "warnings",
+    ]);
+    run("cargo clippy -p redlock-async (without tls)", no_tls)?;
+    let mut no_tls_tests = cargo();
+    no_tls_tests.args(["test", "-p", "redlock-async", "--lib"]);
+    run("cargo test -p redlock-async --lib (without tls)", no_tls_tests)?;
     // Broken intra-doc links and malformed doc comments fail here, not on docs.rs after a release.
     let mut doc = cargo();
     doc.args(["doc", "--workspace", "--no-deps"])

@@ -25,15 +25,15 @@
 //! ```
 
 use async_std::io::{Read, Write};
-use redlock_async::{BoxFuture, Connection};
 use std::io;
 use std::pin::Pin;
 use std::task::{Context, Poll};
 use std::time::Instant;
 
 pub use redlock_async::{
-    parse_node_url, Attempt, Error, Failure, Lease, Lock, NodeId, NodeReport, Options, Outcome,
-    Protocol, Released, Runtime, Scripts, UrlError,
+    open_connection, parse_node_url, Address, Attempt, BoxFuture, Connection, Connector, Error,
+    Failure, Lease, Lock, Node, NodeId, NodeReport, Options, OptionsExt, Outcome, Protocol,
+    Released, Runtime, Scripts, Tls, TlsError, UrlError,
 };
 
 /// The async-std [`Runtime`].
@@ -43,17 +43,47 @@ pub struct AsyncStd;
 /// A Redlock client on async-std.
 pub type Redlock = redlock_async::Redlock<AsyncStd>;
 
-/// An async-std TCP stream, as the driver sees it.
+/// Any async-std (futures-io) stream as a [`Connection`], for a [`Connector`] of your own:
+/// `Box::new(Stream(tcp_stream))`.
 #[derive(Debug)]
-pub struct AsyncStdConn(async_std::net::TcpStream);
+pub struct Stream<S>(pub S);
 
-impl Connection for AsyncStdConn {
+impl<S: Read + Write + Send + Unpin + 'static> Connection for Stream<S> {
     fn poll_read(&mut self, cx: &mut Context<'_>, buf: &mut [u8]) -> Poll<io::Result<usize>> {
         Pin::new(&mut self.0).poll_read(cx, buf)
     }
 
     fn poll_write(&mut self, cx: &mut Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>> {
         Pin::new(&mut self.0).poll_write(cx, buf)
+    }
+}
+
+/// A async-std TCP or Unix stream, as the driver sees it.
+#[derive(Debug)]
+pub struct AsyncStdConn(Socket);
+
+#[derive(Debug)]
+enum Socket {
+    Tcp(Stream<async_std::net::TcpStream>),
+    #[cfg(unix)]
+    Unix(Stream<async_std::os::unix::net::UnixStream>),
+}
+
+impl Connection for AsyncStdConn {
+    fn poll_read(&mut self, cx: &mut Context<'_>, buf: &mut [u8]) -> Poll<io::Result<usize>> {
+        match &mut self.0 {
+            Socket::Tcp(s) => s.poll_read(cx, buf),
+            #[cfg(unix)]
+            Socket::Unix(s) => s.poll_read(cx, buf),
+        }
+    }
+
+    fn poll_write(&mut self, cx: &mut Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>> {
+        match &mut self.0 {
+            Socket::Tcp(s) => s.poll_write(cx, buf),
+            #[cfg(unix)]
+            Socket::Unix(s) => s.poll_write(cx, buf),
+        }
     }
 }
 
@@ -64,7 +94,15 @@ impl redlock_async::Runtime for AsyncStd {
         Box::pin(async move {
             let stream = async_std::net::TcpStream::connect((host.as_str(), port)).await?;
             stream.set_nodelay(true)?;
-            Ok(AsyncStdConn(stream))
+            Ok(AsyncStdConn(Socket::Tcp(Stream(stream))))
+        })
+    }
+
+    #[cfg(unix)]
+    fn connect_unix(&self, path: std::path::PathBuf) -> BoxFuture<io::Result<AsyncStdConn>> {
+        Box::pin(async move {
+            let stream = async_std::os::unix::net::UnixStream::connect(path).await?;
+            Ok(AsyncStdConn(Socket::Unix(Stream(stream))))
         })
     }
 

@@ -1,7 +1,9 @@
 //! `Redlock`: the client every async adapter exposes.
 
+use crate::connector::Connector;
 use crate::driver::{Driver, Handle};
 use crate::error::Error;
+use crate::node::Node;
 use crate::runtime::Runtime;
 use crate::waiters::{Table, Traced, Waiters};
 use redlock_core::{Engine, Lock, OpId, Options, Released};
@@ -52,7 +54,8 @@ impl<R: Runtime> std::fmt::Debug for Redlock<R> {
 }
 
 impl<R: Runtime + Default> Redlock<R> {
-    /// Connects to every node in `urls` (`redis://[user:pass@]host:port[/db]`) on the default
+    /// Connects to every node in `urls` (`redis://[user:pass@]host:port[/db]`, `rediss://…`,
+    /// `redis+unix:///path`; see [`parse_node_url`](crate::parse_node_url)) on the default
     /// runtime instance. See [`Redlock::connect_with`].
     pub async fn connect<I, S>(urls: I, options: Options) -> Result<Self, Error>
     where
@@ -61,6 +64,26 @@ impl<R: Runtime + Default> Redlock<R> {
     {
         Self::connect_with(R::default(), urls, options).await
     }
+
+    /// Connects to `nodes`, given field by field (a password from a secret store needs no
+    /// percent-encoding), on the default runtime instance. See [`Redlock::connect_with`].
+    pub async fn connect_nodes<I>(nodes: I, options: Options) -> Result<Self, Error>
+    where
+        I: IntoIterator<Item = Node>,
+    {
+        Self::connect_nodes_with(R::default(), nodes, options).await
+    }
+
+    /// Connects to `nodes` over the streams `connector` opens instead of the runtime's sockets
+    /// (TLS, when a node asks for it, runs over them), on the default runtime instance. See
+    /// [`Connector`] and [`Redlock::connect_with`].
+    pub async fn connect_via<C, I>(connector: C, nodes: I, options: Options) -> Result<Self, Error>
+    where
+        C: Connector,
+        I: IntoIterator<Item = Node>,
+    {
+        Self::connect_via_with(R::default(), connector, nodes, options).await
+    }
 }
 
 impl<R: Runtime> Redlock<R> {
@@ -68,20 +91,57 @@ impl<R: Runtime> Redlock<R> {
     /// attempt (up to `max(node_timeout, 1 s)`). Nodes that are down are retried in the
     /// background with backoff; they do not stop the others from being used.
     ///
-    /// Fails only for bad configuration ([`Error::Config`]): an unparsable URL, no nodes, an
-    /// option out of range, or a `rediss://` URL (this adapter has no TLS).
+    /// Fails only for bad configuration: [`Error::InvalidUrl`] for an unparsable URL,
+    /// [`Error::Config`] for no nodes, a node listed twice or an option out of range,
+    /// [`Error::Tls`] for TLS settings that cannot be used (or a `rediss://` URL when the `tls`
+    /// feature is off).
     pub async fn connect_with<I, S>(rt: R, urls: I, options: Options) -> Result<Self, Error>
     where
         I: IntoIterator<Item = S>,
         S: AsRef<str>,
     {
-        let (engine, nodes, connect_timeout) = crate::setup::new_engine(urls, &options)?;
-        let handle = Arc::new(Handle::new(engine));
+        let nodes = crate::setup::parse_urls(urls)?;
+        Self::launch(rt, nodes, options, None).await
+    }
+
+    /// [`Redlock::connect_nodes`] on `rt`.
+    pub async fn connect_nodes_with<I>(rt: R, nodes: I, options: Options) -> Result<Self, Error>
+    where
+        I: IntoIterator<Item = Node>,
+    {
+        Self::launch(rt, nodes.into_iter().collect(), options, None).await
+    }
+
+    /// [`Redlock::connect_via`] on `rt`.
+    pub async fn connect_via_with<C, I>(
+        rt: R,
+        connector: C,
+        nodes: I,
+        options: Options,
+    ) -> Result<Self, Error>
+    where
+        C: Connector,
+        I: IntoIterator<Item = Node>,
+    {
+        let connector: Arc<dyn Connector> = Arc::new(connector);
+        Self::launch(rt, nodes.into_iter().collect(), options, Some(connector)).await
+    }
+
+    async fn launch(
+        rt: R,
+        nodes: Vec<Node>,
+        options: Options,
+        connector: Option<Arc<dyn Connector>>,
+    ) -> Result<Self, Error> {
+        let setup = crate::setup::new_engine(&nodes, &options)?;
+        let handle = Arc::new(Handle::new(setup.engine));
         rt.spawn(Box::pin(Driver::new(
             rt.clone(),
             handle.clone(),
-            nodes,
-            connect_timeout,
+            setup.configs,
+            setup.dials,
+            connector,
+            setup.connect_timeout,
         )));
         std::future::poll_fn(|cx| handle.poll_settled(cx)).await;
         Ok(Redlock {

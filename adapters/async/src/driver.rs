@@ -9,6 +9,7 @@
 
 use crate::backoff::Backoff;
 use crate::batching::Batching;
+use crate::connector::{Connector, Dial};
 use crate::runtime::{BoxFuture, Connection, Runtime};
 use crate::waiters::{NodeChange, Waiters};
 use redlock_core::{Engine, NodeConfig, NodeId};
@@ -118,8 +119,15 @@ const READ_PER_PASS: usize = 256 * 1024;
 pub(crate) struct Driver<R: Runtime> {
     rt: R,
     handle: Arc<Handle>,
+    /// For log lines.
     nodes: Vec<NodeConfig>,
-    io: Vec<NodeIo<R::Conn>>,
+    /// How to open each node's connection.
+    dials: Vec<Dial>,
+    /// The user's own, when given; else the runtime's sockets.
+    connector: Option<Arc<dyn Connector>>,
+    /// Boxed: the runtime's sockets, TLS sessions and user connections are all one type here
+    /// (one indirect call per read or write, next to a syscall).
+    io: Vec<NodeIo<Box<dyn Connection>>>,
     backoff: Vec<Backoff>,
     /// Per node, the last failure logged, so each change of state is logged once, not on
     /// every retry.
@@ -143,6 +151,8 @@ impl<R: Runtime> Driver<R> {
         rt: R,
         handle: Arc<Handle>,
         nodes: Vec<NodeConfig>,
+        dials: Vec<Dial>,
+        connector: Option<Arc<dyn Connector>>,
         connect_timeout: Duration,
     ) -> Self {
         let now = Instant::now();
@@ -158,6 +168,8 @@ impl<R: Runtime> Driver<R> {
                 .collect(),
             logged: vec![None; nodes.len()],
             nodes,
+            dials,
+            connector,
             connect_timeout,
             sleep: None,
             buf: vec![0u8; 64 * 1024].into_boxed_slice(),
@@ -194,9 +206,8 @@ impl<R: Runtime> Driver<R> {
                 if now < retry_at {
                     continue;
                 }
-                let n = &self.nodes[i];
                 self.io[i] = NodeIo::Connecting {
-                    fut: self.rt.connect(n.host.clone(), n.port),
+                    fut: self.dials[i].open(&self.rt, self.connector.as_ref()),
                     deadline: now + self.connect_timeout,
                 };
             }

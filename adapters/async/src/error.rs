@@ -33,6 +33,9 @@ pub enum Error {
     Config(redlock_core::Error),
     /// A node URL that cannot be used (its credentials are never shown). Nothing was sent.
     InvalidUrl(crate::node_url::UrlError),
+    /// A node's TLS settings that cannot be used (a CA file that cannot be read, TLS not built
+    /// in, …). Nothing was sent.
+    Tls(crate::tls_error::TlsError),
 }
 
 impl Error {
@@ -43,7 +46,7 @@ impl Error {
             | Error::Unreachable { attempts }
             | Error::NotHeld { attempts }
             | Error::Expired { attempts } => attempts,
-            Error::Config(_) | Error::InvalidUrl(_) => &[],
+            Error::Config(_) | Error::InvalidUrl(_) | Error::Tls(_) => &[],
         }
     }
 
@@ -107,6 +110,7 @@ impl fmt::Display for Error {
             Error::Expired { .. } => write!(f, "lock validity ran out")?,
             Error::Config(e) => return write!(f, "{e}"),
             Error::InvalidUrl(e) => return write!(f, "{e}"),
+            Error::Tls(e) => return write!(f, "{e}"),
         }
         if f.alternate() {
             for (i, attempt) in self.attempts().iter().enumerate() {
@@ -117,13 +121,20 @@ impl fmt::Display for Error {
     }
 }
 
-/// `Display` already says the cause of [`Error::Config`] and [`Error::InvalidUrl`], so `source`
+/// `Display` already says the cause of [`Error::Config`], [`Error::InvalidUrl`] and
+/// [`Error::Tls`], so `source`
 /// returns `None`: a reporter that walks the chain prints it once.
 impl std::error::Error for Error {}
 
 impl From<crate::node_url::UrlError> for Error {
     fn from(e: crate::node_url::UrlError) -> Self {
         Error::InvalidUrl(e)
+    }
+}
+
+impl From<crate::tls_error::TlsError> for Error {
+    fn from(e: crate::tls_error::TlsError) -> Self {
+        Error::Tls(e)
     }
 }
 

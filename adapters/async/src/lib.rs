@@ -5,6 +5,10 @@
 //! Generic over a small [`Runtime`] trait (connect, sleep-until, spawn), which
 //! `redlock-tokio`, `redlock-async-std` and `redlock-smol` implement; use one of those.
 //!
+//! Nodes are reached over TCP, Unix sockets (`redis+unix:///path`), TLS (`rediss://`, with the
+//! `tls` feature: rustls with the `ring` provider, no OpenSSL) or any stream a [`Connector`] of
+//! your own opens; see [`Node`] and [`Tls`].
+//!
 //! ```no_run
 //! # async fn demo<R: redlock_async::Runtime + Default>() -> Result<(), redlock_async::Error> {
 //! use redlock_async::{Options, Redlock};
@@ -27,21 +31,31 @@
 mod backoff;
 mod batching;
 mod client;
+mod connector;
 mod driver;
 mod error;
 mod keep_alive;
 mod lease;
+mod node;
 mod node_url;
+mod options_ext;
 mod runtime;
 mod setup;
+#[cfg_attr(not(feature = "tls"), path = "tls_off.rs")]
+mod tls;
+mod tls_error;
 mod using;
 mod waiters;
 
 pub use client::Redlock;
+pub use connector::{open_connection, Connector};
 pub use error::Error;
 pub use lease::Lease;
+pub use node::{Address, Node, Tls};
 pub use node_url::{parse_node_url, UrlError};
+pub use options_ext::OptionsExt;
 pub use runtime::{BoxFuture, Connection, Runtime};
+pub use tls_error::TlsError;
 
 pub use redlock_core::{
     Attempt, Failure, Lock, NodeId, NodeReport, Options, Outcome, Protocol, Released, Scripts,

@@ -1,48 +1,54 @@
-//! What a client does before it has sockets: parse the URLs, seed and build the engine, and
-//! draw lock tokens.
+//! What a client does before it has sockets: parse the URLs, prepare each node's transport,
+//! seed and build the engine, and draw lock tokens.
 
+use crate::connector::{self, Dial};
 use crate::error::Error;
-use crate::node_url::{parse_node_url, UrlError};
-use redlock_core::{Config, Engine, NodeConfig, Options, Token};
+use crate::node::Node;
+use crate::node_url::{parse_node, UrlError};
+use redlock_core::{Config, Engine, Options, Token};
 use std::time::{Duration, Instant};
 
-/// A new engine for `urls`, the node list it was built from, and how long a first connection
-/// attempt may take (`max(node_timeout, 1 s)`).
-///
-/// Returns [`Error::InvalidUrl`] for an unparsable URL or a `rediss://` one (no adapter here
-/// has TLS built in), [`Error::Config`] for no nodes, a node listed twice or an option out of
-/// range.
-pub(crate) fn new_engine<I, S>(
-    urls: I,
-    options: &Options,
-) -> Result<(Engine, Vec<NodeConfig>, Duration), Error>
+/// `urls` parsed into nodes; [`Error::InvalidUrl`] names the first that cannot be.
+pub(crate) fn parse_urls<I, S>(urls: I) -> Result<Vec<Node>, Error>
 where
     I: IntoIterator<Item = S>,
     S: AsRef<str>,
 {
     let nodes = urls
         .into_iter()
-        .map(|url| {
-            let url = url.as_ref();
-            let node = parse_node_url(url)?;
-            if node.tls {
-                return Err(UrlError::refused(
-                    url,
-                    "TLS is not built into this adapter; use redis://",
-                ));
-            }
-            Ok(node)
-        })
+        .map(|url| parse_node(url.as_ref()))
         .collect::<Result<Vec<_>, UrlError>>()?;
-    let config = Config::new(nodes, options.clone());
-    let seed = seed();
-    let nodes = config.nodes.clone();
-    let engine = Engine::new(config, Instant::now(), seed)?;
-    Ok((
+    Ok(nodes)
+}
+
+/// What the driver is started with.
+pub(crate) struct Setup {
+    pub(crate) engine: Engine,
+    /// The engine's view of each node (for log lines).
+    pub(crate) configs: Vec<redlock_core::NodeConfig>,
+    /// How to open each node's connection.
+    pub(crate) dials: Vec<Dial>,
+    /// How long a first connection attempt may take (`max(node_timeout, 1 s)`).
+    pub(crate) connect_timeout: Duration,
+}
+
+/// A new engine for `nodes` and how to reach each.
+///
+/// Returns [`Error::Tls`] for TLS settings that cannot be used (or TLS not built in),
+/// [`Error::Config`] for no nodes, a node listed twice or an option out of range.
+pub(crate) fn new_engine(nodes: &[Node], options: &Options) -> Result<Setup, Error> {
+    let configs: Vec<_> = nodes.iter().map(Node::to_config).collect();
+    let config = Config::new(configs.clone(), options.clone());
+    // Configuration first: a duplicate node is the clearer message than its CA file.
+    config.validate()?;
+    let dials = connector::prepare(nodes)?;
+    let engine = Engine::new(config, Instant::now(), seed())?;
+    Ok(Setup {
         engine,
-        nodes,
-        options.node_timeout.max(Duration::from_secs(1)),
-    ))
+        configs,
+        dials,
+        connect_timeout: options.node_timeout.max(Duration::from_secs(1)),
+    })
 }
 
 /// A lock token from 20 bytes of the OS CSPRNG: unguessable and unique across every client.
@@ -65,4 +71,35 @@ pub(crate) fn seed() -> u64 {
     let mut seed = [0u8; 8];
     getrandom::fill(&mut seed).expect("the OS random number generator failed");
     u64::from_le_bytes(seed)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::node::Tls;
+    use crate::tls_error::TlsError;
+
+    #[test]
+    fn tls_settings_are_checked_at_connect() {
+        let nodes = parse_urls(["rediss://127.0.0.1:1"]).unwrap();
+        let built_in = cfg!(feature = "tls");
+        match new_engine(&nodes, &Options::default()) {
+            // Built in: the system roots are found, or their absence is named.
+            Ok(_) | Err(Error::Tls(TlsError::NoSystemRoots { .. })) => assert!(built_in),
+            Err(e) => {
+                assert!(!built_in, "{e}");
+                assert!(matches!(e, Error::Tls(TlsError::NotBuilt { .. })), "{e}");
+                assert!(e.to_string().contains("`tls` feature"), "{e}");
+            }
+        }
+        let node =
+            Node::tcp("127.0.0.1", 1).with_tls(Tls::default().ca_file("/nonexistent/ca.pem"));
+        let err = new_engine(&[node], &Options::default())
+            .err()
+            .expect("refused");
+        assert!(matches!(err, Error::Tls(_)), "{err}");
+        if built_in {
+            assert!(err.to_string().contains("/nonexistent/ca.pem"), "{err}");
+        }
+    }
 }

@@ -29,6 +29,11 @@ impl Runtime for OnThread {
         Box::pin(Socket::connect(host, port))
     }
 
+    #[cfg(unix)]
+    fn connect_unix(&self, path: std::path::PathBuf) -> BoxFuture<io::Result<Socket>> {
+        Box::pin(Socket::connect_unix(path))
+    }
+
     fn sleep_until(&self, deadline: Instant) -> BoxFuture<()> {
         Box::pin(async move {
             smol::Timer::at(deadline).await;

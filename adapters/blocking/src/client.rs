@@ -2,7 +2,7 @@
 //! each call blocks the calling thread until the async call's future resolves.
 
 use crate::background::{Background, OnThread};
-use redlock_async::{Error, Lock, Options, Released};
+use redlock_async::{Connector, Error, Lock, Node, Options, Released};
 use smol::future::block_on;
 use std::time::Duration;
 
@@ -32,12 +32,13 @@ impl std::fmt::Debug for Redlock {
 }
 
 impl Redlock {
-    /// Connects to every node in `urls` (`redis://[user:pass@]host:port[/db]`), starting the
-    /// background thread that owns the connections, and waits for each node's first connection
-    /// attempt (up to `max(node_timeout, 1 s)`). Nodes that are down are retried in the
-    /// background.
+    /// Connects to every node in `urls` (`redis://[user:pass@]host:port[/db]`, `rediss://…`,
+    /// `redis+unix:///path`), starting the background thread that owns the connections, and
+    /// waits for each node's first connection attempt (up to `max(node_timeout, 1 s)`). Nodes
+    /// that are down are retried in the background.
     ///
-    /// Fails only for bad configuration ([`Error::Config`]), including `rediss://` (no TLS here).
+    /// Fails only for bad configuration ([`Error::InvalidUrl`], [`Error::Config`],
+    /// [`Error::Tls`], including `rediss://` without the `tls` feature).
     ///
     /// # Panics
     ///
@@ -47,12 +48,43 @@ impl Redlock {
         I: IntoIterator<Item = S>,
         S: AsRef<str>,
     {
+        Redlock::start(|rt| AsyncRedlock::connect_with(rt, urls, options))
+    }
+
+    /// Connects to `nodes`, given field by field (a password from a secret store needs no
+    /// percent-encoding). Otherwise as [`Redlock::connect`].
+    ///
+    /// # Panics
+    ///
+    /// When the OS refuses to start a thread.
+    pub fn connect_nodes<I>(nodes: I, options: Options) -> Result<Redlock, Error>
+    where
+        I: IntoIterator<Item = Node>,
+    {
+        Redlock::start(|rt| AsyncRedlock::connect_nodes_with(rt, nodes, options))
+    }
+
+    /// Connects to `nodes` over the streams `connector` opens (its futures run on the
+    /// background thread, under smol's reactor: wrap smol streams in [`Stream`](crate::Stream)).
+    /// Otherwise as [`Redlock::connect`].
+    ///
+    /// # Panics
+    ///
+    /// When the OS refuses to start a thread.
+    pub fn connect_via<C, I>(connector: C, nodes: I, options: Options) -> Result<Redlock, Error>
+    where
+        C: Connector,
+        I: IntoIterator<Item = Node>,
+    {
+        Redlock::start(|rt| AsyncRedlock::connect_via_with(rt, connector, nodes, options))
+    }
+
+    fn start<F>(connect: impl FnOnce(OnThread) -> F) -> Result<Redlock, Error>
+    where
+        F: std::future::Future<Output = Result<AsyncRedlock, Error>>,
+    {
         let background = Background::start().expect("start the redlock driver thread");
-        let client = block_on(AsyncRedlock::connect_with(
-            background.runtime(),
-            urls,
-            options,
-        ))?;
+        let client = block_on(connect(background.runtime()))?;
         Ok(Redlock {
             inner: std::sync::Arc::new(Inner { client, background }),
         })

@@ -37,6 +37,8 @@ mod socket;
 pub use client::Redlock;
 pub use lease::Lease;
 pub use redlock_async::{
-    parse_node_url, Attempt, Error, Failure, Lock, NodeId, NodeReport, Options, Outcome, Protocol,
-    Released, Scripts, UrlError,
+    parse_node_url, Address, Attempt, BoxFuture, Connection, Connector, Error, Failure, Lock, Node,
+    NodeId, NodeReport, Options, OptionsExt, Outcome, Protocol, Released, Scripts, Tls, TlsError,
+    UrlError,
 };
+pub use socket::Stream;

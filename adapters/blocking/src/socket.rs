@@ -1,24 +1,50 @@
-//! The socket the driver reads and writes: a non-blocking `TcpStream` on smol's reactor that
-//! reads only once the reactor has reported it readable.
+//! The socket the driver reads and writes: a non-blocking `TcpStream` (or `UnixStream`) on
+//! smol's reactor that reads only once the reactor has reported it readable; and [`Stream`],
+//! which makes any smol stream a [`Connection`] for a custom connector.
 //!
 //! The driver reads every node on every pass. `Async::poll_read` tries the `read` syscall
 //! first and asks the reactor only when it would block, so each pass would cost a failed
 //! syscall per idle node; here an idle node costs a look at the reactor's flags instead.
 
 use redlock_async::Connection;
-use smol::io::AsyncWrite;
+use smol::io::{AsyncRead, AsyncWrite};
 use smol::Async;
 use std::io::{self, ErrorKind, Read};
 use std::net::TcpStream;
+#[cfg(unix)]
+use std::os::unix::net::UnixStream;
 use std::pin::Pin;
 use std::task::{ready, Context, Poll};
 
-/// A connected node socket (with `TCP_NODELAY`).
+/// Any smol (futures-io) stream as a [`Connection`], for a
+/// [`Connector`](redlock_async::Connector) of your own: `Box::new(Stream(stream))`. The
+/// connector's futures run on the client's background thread, under smol's reactor.
+#[derive(Debug)]
+pub struct Stream<S>(pub S);
+
+impl<S: AsyncRead + AsyncWrite + Send + Unpin + 'static> Connection for Stream<S> {
+    fn poll_read(&mut self, cx: &mut Context<'_>, buf: &mut [u8]) -> Poll<io::Result<usize>> {
+        Pin::new(&mut self.0).poll_read(cx, buf)
+    }
+
+    fn poll_write(&mut self, cx: &mut Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>> {
+        Pin::new(&mut self.0).poll_write(cx, buf)
+    }
+}
+
+/// A connected node socket (TCP with `TCP_NODELAY`, or Unix).
 #[derive(Debug)]
 pub(crate) struct Socket {
-    io: Async<TcpStream>,
+    io: Io,
     /// The reactor reported data (or a close) and no read has drained it yet.
     readable: bool,
+}
+
+#[derive(Debug)]
+enum Io {
+    Tcp(Async<TcpStream>),
+    #[cfg(unix)]
+    Unix(Async<UnixStream>),
 }
 
 impl Socket {
@@ -29,7 +55,10 @@ impl Socket {
             match Async::<TcpStream>::connect(addr).await {
                 Ok(io) => {
                     io.get_ref().set_nodelay(true)?;
-                    return Ok(Socket { io, readable: true });
+                    return Ok(Socket {
+                        io: Io::Tcp(io),
+                        readable: true,
+                    });
                 }
                 Err(e) => last = Some(e),
             }
@@ -38,16 +67,41 @@ impl Socket {
             io::Error::new(ErrorKind::NotFound, format!("no address for {host}"))
         }))
     }
+
+    /// Connects to the Unix socket at `path`.
+    #[cfg(unix)]
+    pub(crate) async fn connect_unix(path: std::path::PathBuf) -> io::Result<Socket> {
+        Ok(Socket {
+            io: Io::Unix(Async::<UnixStream>::connect(path).await?),
+            readable: true,
+        })
+    }
+
+    fn poll_readable(&self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        match &self.io {
+            Io::Tcp(io) => io.poll_readable(cx),
+            #[cfg(unix)]
+            Io::Unix(io) => io.poll_readable(cx),
+        }
+    }
+
+    fn read_now(&self, buf: &mut [u8]) -> io::Result<usize> {
+        match &self.io {
+            Io::Tcp(io) => io.get_ref().read(buf),
+            #[cfg(unix)]
+            Io::Unix(io) => io.get_ref().read(buf),
+        }
+    }
 }
 
 impl Connection for Socket {
     fn poll_read(&mut self, cx: &mut Context<'_>, buf: &mut [u8]) -> Poll<io::Result<usize>> {
         loop {
             if !self.readable {
-                ready!(self.io.poll_readable(cx))?;
+                ready!(self.poll_readable(cx))?;
                 self.readable = true;
             }
-            match self.io.get_ref().read(buf) {
+            match self.read_now(buf) {
                 Err(e) if e.kind() == ErrorKind::WouldBlock => self.readable = false,
                 Err(e) if e.kind() == ErrorKind::Interrupted => {}
                 Ok(n) => {
@@ -64,6 +118,10 @@ impl Connection for Socket {
     }
 
     fn poll_write(&mut self, cx: &mut Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>> {
-        Pin::new(&mut self.io).poll_write(cx, buf)
+        match &mut self.io {
+            Io::Tcp(io) => Pin::new(io).poll_write(cx, buf),
+            #[cfg(unix)]
+            Io::Unix(io) => Pin::new(io).poll_write(cx, buf),
+        }
     }
 }

@@ -21,7 +21,6 @@
 //! }
 //! ```
 
-use redlock_async::{BoxFuture, Connection};
 use smol::io::{AsyncRead, AsyncWrite};
 use std::io;
 use std::pin::Pin;
@@ -29,8 +28,9 @@ use std::task::{Context, Poll};
 use std::time::Instant;
 
 pub use redlock_async::{
-    parse_node_url, Attempt, Error, Failure, Lease, Lock, NodeId, NodeReport, Options, Outcome,
-    Protocol, Released, Runtime, Scripts, UrlError,
+    open_connection, parse_node_url, Address, Attempt, BoxFuture, Connection, Connector, Error,
+    Failure, Lease, Lock, Node, NodeId, NodeReport, Options, OptionsExt, Outcome, Protocol,
+    Released, Runtime, Scripts, Tls, TlsError, UrlError,
 };
 
 /// The smol [`Runtime`].
@@ -40,17 +40,47 @@ pub struct Smol;
 /// A Redlock client on smol.
 pub type Redlock = redlock_async::Redlock<Smol>;
 
-/// A smol TCP stream, as the driver sees it.
+/// Any smol (futures-io) stream as a [`Connection`], for a [`Connector`] of your own:
+/// `Box::new(Stream(tcp_stream))`.
 #[derive(Debug)]
-pub struct SmolConn(smol::net::TcpStream);
+pub struct Stream<S>(pub S);
 
-impl Connection for SmolConn {
+impl<S: AsyncRead + AsyncWrite + Send + Unpin + 'static> Connection for Stream<S> {
     fn poll_read(&mut self, cx: &mut Context<'_>, buf: &mut [u8]) -> Poll<io::Result<usize>> {
         Pin::new(&mut self.0).poll_read(cx, buf)
     }
 
     fn poll_write(&mut self, cx: &mut Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>> {
         Pin::new(&mut self.0).poll_write(cx, buf)
+    }
+}
+
+/// A smol TCP or Unix stream, as the driver sees it.
+#[derive(Debug)]
+pub struct SmolConn(Socket);
+
+#[derive(Debug)]
+enum Socket {
+    Tcp(Stream<smol::net::TcpStream>),
+    #[cfg(unix)]
+    Unix(Stream<smol::net::unix::UnixStream>),
+}
+
+impl Connection for SmolConn {
+    fn poll_read(&mut self, cx: &mut Context<'_>, buf: &mut [u8]) -> Poll<io::Result<usize>> {
+        match &mut self.0 {
+            Socket::Tcp(s) => s.poll_read(cx, buf),
+            #[cfg(unix)]
+            Socket::Unix(s) => s.poll_read(cx, buf),
+        }
+    }
+
+    fn poll_write(&mut self, cx: &mut Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>> {
+        match &mut self.0 {
+            Socket::Tcp(s) => s.poll_write(cx, buf),
+            #[cfg(unix)]
+            Socket::Unix(s) => s.poll_write(cx, buf),
+        }
     }
 }
 
@@ -61,7 +91,15 @@ impl redlock_async::Runtime for Smol {
         Box::pin(async move {
             let stream = smol::net::TcpStream::connect((host.as_str(), port)).await?;
             stream.set_nodelay(true)?;
-            Ok(SmolConn(stream))
+            Ok(SmolConn(Socket::Tcp(Stream(stream))))
+        })
+    }
+
+    #[cfg(unix)]
+    fn connect_unix(&self, path: std::path::PathBuf) -> BoxFuture<io::Result<SmolConn>> {
+        Box::pin(async move {
+            let stream = smol::net::unix::UnixStream::connect(path).await?;
+            Ok(SmolConn(Socket::Unix(Stream(stream))))
         })
     }
 

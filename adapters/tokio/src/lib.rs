@@ -4,6 +4,10 @@
 //! `redlock-core`; this crate supplies the [`Runtime`] for tokio.
 //! Call it from inside a tokio runtime.
 //!
+//! Nodes: `redis://`, `redis+unix:///path`, `rediss://` (TLS: the `tls` feature), field by field
+//! with [`Node`] ([`Redlock::connect_nodes`]), or over streams of your own ([`Connector`],
+//! [`Redlock::connect_via`]; see `examples/custom_connector.rs`).
+//!
 //! ```no_run
 //! use redlock_tokio::{Options, Redlock};
 //! use std::time::Duration;
@@ -29,7 +33,6 @@
 //! }
 //! ```
 
-use redlock_async::{BoxFuture, Connection};
 use std::io;
 use std::pin::Pin;
 use std::task::{Context, Poll};
@@ -37,11 +40,12 @@ use std::time::Instant;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 
 pub use redlock_async::{
-    parse_node_url, Attempt, Error, Failure, Lease, Lock, NodeId, NodeReport, Options, Outcome,
-    Protocol, Released, Runtime, Scripts, UrlError,
+    open_connection, parse_node_url, Address, Attempt, BoxFuture, Connection, Connector, Error,
+    Failure, Lease, Lock, Node, NodeId, NodeReport, Options, OptionsExt, Outcome, Protocol,
+    Released, Runtime, Scripts, Tls, TlsError, UrlError,
 };
 
-/// The tokio [`Runtime`]: `tokio::net::TcpStream`, `tokio::time`,
+/// The tokio [`Runtime`]: `tokio::net::TcpStream` (and `UnixStream`), `tokio::time`,
 /// `tokio::spawn`.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct Tokio;
@@ -49,11 +53,12 @@ pub struct Tokio;
 /// A Redlock client on tokio.
 pub type Redlock = redlock_async::Redlock<Tokio>;
 
-/// A tokio TCP stream, as the driver sees it.
+/// Any tokio stream as a [`Connection`], for a [`Connector`] of your own:
+/// `Box::new(Stream(tcp_stream))`.
 #[derive(Debug)]
-pub struct TokioConn(tokio::net::TcpStream);
+pub struct Stream<S>(pub S);
 
-impl Connection for TokioConn {
+impl<S: AsyncRead + AsyncWrite + Send + Unpin + 'static> Connection for Stream<S> {
     fn poll_read(&mut self, cx: &mut Context<'_>, buf: &mut [u8]) -> Poll<io::Result<usize>> {
         let mut rb = ReadBuf::new(buf);
         match Pin::new(&mut self.0).poll_read(cx, &mut rb) {
@@ -68,6 +73,35 @@ impl Connection for TokioConn {
     }
 }
 
+/// A tokio TCP or Unix stream, as the driver sees it.
+#[derive(Debug)]
+pub struct TokioConn(Socket);
+
+#[derive(Debug)]
+enum Socket {
+    Tcp(Stream<tokio::net::TcpStream>),
+    #[cfg(unix)]
+    Unix(Stream<tokio::net::UnixStream>),
+}
+
+impl Connection for TokioConn {
+    fn poll_read(&mut self, cx: &mut Context<'_>, buf: &mut [u8]) -> Poll<io::Result<usize>> {
+        match &mut self.0 {
+            Socket::Tcp(s) => s.poll_read(cx, buf),
+            #[cfg(unix)]
+            Socket::Unix(s) => s.poll_read(cx, buf),
+        }
+    }
+
+    fn poll_write(&mut self, cx: &mut Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>> {
+        match &mut self.0 {
+            Socket::Tcp(s) => s.poll_write(cx, buf),
+            #[cfg(unix)]
+            Socket::Unix(s) => s.poll_write(cx, buf),
+        }
+    }
+}
+
 impl redlock_async::Runtime for Tokio {
     type Conn = TokioConn;
 
@@ -75,7 +109,15 @@ impl redlock_async::Runtime for Tokio {
         Box::pin(async move {
             let stream = tokio::net::TcpStream::connect((host.as_str(), port)).await?;
             stream.set_nodelay(true)?;
-            Ok(TokioConn(stream))
+            Ok(TokioConn(Socket::Tcp(Stream(stream))))
+        })
+    }
+
+    #[cfg(unix)]
+    fn connect_unix(&self, path: std::path::PathBuf) -> BoxFuture<io::Result<TokioConn>> {
+        Box::pin(async move {
+            let stream = tokio::net::UnixStream::connect(path).await?;
+            Ok(TokioConn(Socket::Unix(Stream(stream))))
         })
     }
 

@@ -1,0 +1,108 @@
+//! How a connection to a node is opened: by the runtime (TCP, or a Unix socket) or by a
+//! [`Connector`] of the user's own, then wrapped in TLS when the node asks for it.
+
+use crate::node::{Address, Node};
+use crate::runtime::{BoxFuture, Connection, Runtime};
+use crate::tls::{self, Secure};
+use crate::tls_error::TlsError;
+use std::io;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+
+/// Opens the byte streams the client talks to its nodes over, instead of the runtime's TCP or
+/// Unix socket: a stream through a proxy or an SSH tunnel, an in-memory pipe, a socket that is
+/// already authenticated, an address found by your own service discovery.
+///
+/// Return the plain stream: when the node asks for TLS the client runs the TLS handshake over
+/// it; the Redis handshake (AUTH, SELECT, HELLO) follows as for any connection. The client
+/// calls `connect` again, with backoff, whenever a connection fails.
+///
+/// A closure `Fn(&Address) -> BoxFuture<io::Result<Box<dyn Connection>>>` is a connector; the
+/// adapter crates have a `Stream` wrapper that makes their runtime's streams a [`Connection`].
+pub trait Connector: Send + Sync + 'static {
+    /// Opens a stream to the node at `address`.
+    fn connect(&self, address: &Address) -> BoxFuture<io::Result<Box<dyn Connection>>>;
+}
+
+impl<F> Connector for F
+where
+    F: Fn(&Address) -> BoxFuture<io::Result<Box<dyn Connection>>> + Send + Sync + 'static,
+{
+    fn connect(&self, address: &Address) -> BoxFuture<io::Result<Box<dyn Connection>>> {
+        self(address)
+    }
+}
+
+impl Connection for Box<dyn Connection> {
+    fn poll_read(&mut self, cx: &mut Context<'_>, buf: &mut [u8]) -> Poll<io::Result<usize>> {
+        (**self).poll_read(cx, buf)
+    }
+
+    fn poll_write(&mut self, cx: &mut Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>> {
+        (**self).poll_write(cx, buf)
+    }
+}
+
+/// Everything needed to open one node's connection, prepared once at `connect`.
+pub(crate) struct Dial {
+    address: Address,
+    secure: Option<Secure>,
+}
+
+/// One [`Dial`] per node; fails when a node's TLS settings cannot be used.
+pub(crate) fn prepare(nodes: &[Node]) -> Result<Vec<Dial>, TlsError> {
+    let mut cache = tls::Cache::default();
+    nodes
+        .iter()
+        .map(|node| {
+            let secure = match &node.tls {
+                None => None,
+                Some(settings) => Some(tls::prepare(node, settings, &mut cache)?),
+            };
+            Ok(Dial {
+                address: node.address.clone(),
+                secure,
+            })
+        })
+        .collect()
+}
+
+impl Dial {
+    /// A future that opens the connection: `connector`'s, or else the runtime's; then TLS.
+    pub(crate) fn open<R: Runtime>(
+        &self,
+        rt: &R,
+        connector: Option<&Arc<dyn Connector>>,
+    ) -> BoxFuture<io::Result<Box<dyn Connection>>> {
+        let plain = match (connector, &self.address) {
+            (Some(connector), address) => connector.connect(address),
+            (None, Address::Tcp { host, port }) => boxed(rt.connect(host.clone(), *port)),
+            (None, Address::Unix { path }) => boxed(rt.connect_unix(path.clone())),
+        };
+        match &self.secure {
+            None => plain,
+            Some(secure) => secure.wrap(plain),
+        }
+    }
+}
+
+fn boxed<C: Connection>(
+    fut: BoxFuture<io::Result<C>>,
+) -> BoxFuture<io::Result<Box<dyn Connection>>> {
+    Box::pin(async move { fut.await.map(|c| Box::new(c) as Box<dyn Connection>) })
+}
+
+/// Opens one connection to `node` the way the client does (the runtime's TCP or Unix socket,
+/// then the TLS handshake when the node asks for it), without the Redis handshake.
+///
+/// For a [`Connector`] that wraps the default one (to count or log connections), or to check a
+/// node's TLS settings: a refused certificate fails here with rustls's reason (for example
+/// `invalid peer certificate: UnknownIssuer`). Settings that cannot be used (an unreadable CA
+/// file, TLS not built in) fail with [`io::ErrorKind::InvalidInput`].
+pub async fn open_connection<R: Runtime>(rt: &R, node: &Node) -> io::Result<Box<dyn Connection>> {
+    let dial = prepare(std::slice::from_ref(node))
+        .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e))?
+        .pop()
+        .ok_or_else(|| io::Error::other("no connection prepared"))?;
+    dial.open(rt, None).await
+}
