@@ -201,7 +201,10 @@ fn test() -> Result<(), String> {
     run("cargo clippy -p redlock-async (without tls)", no_tls)?;
     let mut no_tls_tests = cargo();
     no_tls_tests.args(["test", "-p", "redlock-async", "--lib"]);
-    run("cargo test -p redlock-async --lib (without tls)", no_tls_tests)?;
+    run(
+        "cargo test -p redlock-async --lib (without tls)",
+        no_tls_tests,
+    )?;
     // Broken intra-doc links and malformed doc comments fail here, not on docs.rs after a release.
     let mut doc = cargo();
     doc.args(["doc", "--workspace", "--no-deps"])
