@@ -330,14 +330,9 @@ impl Engine {
     /// let wall = SystemTime::UNIX_EPOCH + Duration::from_secs(1_735_689_600);
     /// let token = Token::from_random(&[7; 20]).unwrap();
     /// engine.acquire(now, ["orders:42"], Duration::from_secs(10), token, wall).unwrap();
-    /// let _handshake_and_fenced_acquire = engine.poll_transmit().unwrap();
-    /// // The node answers the handshake (five SCRIPT LOADs), then grants with fence counter 41.
-    /// let mut replies = Vec::new();
-    /// for _ in 0..5 {
-    ///     replies.extend_from_slice(format!("$40\r\n{}\r\n", "0".repeat(40)).as_bytes());
-    /// }
-    /// replies.extend_from_slice(b"*2\r\n:1\r\n:41\r\n");
-    /// engine.handle_input(now, NodeId::new(0), &replies);
+    /// let _fenced_acquire = engine.poll_transmit().unwrap();
+    /// // The node grants with fence counter 41.
+    /// engine.handle_input(now, NodeId::new(0), b"*2\r\n:1\r\n:41\r\n");
     /// // The write-back carries the floor, 1735689600000000 µs, not 42.
     /// let (_, fence) = engine.poll_transmit().unwrap();
     /// assert!(fence.windows(16).any(|w| w == b"1735689600000000"));

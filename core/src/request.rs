@@ -17,7 +17,7 @@ use std::time::Instant;
 /// What a request asked.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Asked {
-    /// A handshake command (AUTH, HELLO, SELECT, CLIENT SETNAME, SCRIPT LOAD): an error reply
+    /// A handshake command (AUTH, HELLO, SELECT, CLIENT SETNAME): an error reply
     /// breaks the connection; a success needs no action.
     Handshake,
     /// `INFO server`, read for restart-aware voting; an error reply breaks the connection.
