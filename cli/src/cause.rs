@@ -1,18 +1,12 @@
 //! Why an acquire failed, in one line a user can act on, and whether waiting looks pointless.
 //!
-//! The library reports what each node did in the last attempt ([`Error::attempts`]). A wrong
-//! password shows there as the handshake's refusal (`WRONGPASS …`). A node that could not be
-//! connected to shows only as "not connected": the library does not say why, so the CLI asks
-//! itself, with a name lookup and a TCP connect of its own, to tell an unknown host and a
-//! refused connection from a node that is merely slow.
+//! The library reports what each node did in the last attempt ([`Error::attempts`]) and, for a
+//! node it could not use, why ([`NodeReport::failure`]): the handshake's refusal (`WRONGPASS
+//! …`), or the last connect failure (`Connection refused`, a name that does not resolve, a TLS
+//! certificate the settings do not trust). This sorts those into what waiting may fix and what
+//! it will not.
 
-use redlock_core::NodeConfig;
-use redlock_tokio::{Error, Outcome};
-use std::time::Duration;
-use tokio::time::timeout;
-
-/// How long the CLI's own look at a failing node may take.
-const PROBE_TIMEOUT: Duration = Duration::from_secs(1);
+use redlock_tokio::{Error, NodeReport, Outcome};
 
 /// What kind of failure, for the exit status and whether to keep waiting.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
@@ -23,8 +17,8 @@ pub enum Kind {
     Transient,
     /// Every failing node refused connections (looks permanent).
     Refused,
-    /// A node's host name does not resolve, or a node refused the credentials (looks
-    /// permanent, and is a configuration problem).
+    /// A node's host name does not resolve, a node refused the credentials, or its TLS
+    /// certificate is not trusted (looks permanent, and is a configuration problem).
     Config,
 }
 
@@ -50,9 +44,8 @@ struct Reason {
     text: String,
 }
 
-/// Explains `e`, probing nodes that were not connected. `nodes` are the configured nodes in
-/// order (the attempts' order).
-pub async fn classify(e: &Error, nodes: &[NodeConfig]) -> Cause {
+/// Explains `e` from the library's per-node outcomes and causes.
+pub fn classify(e: &Error) -> Cause {
     let attempt = match e {
         Error::Locked { .. } => {
             return Cause {
@@ -60,7 +53,7 @@ pub async fn classify(e: &Error, nodes: &[NodeConfig]) -> Cause {
                 text: "held by another holder".into(),
             }
         }
-        Error::Config(_) | Error::InvalidUrl(_) => {
+        Error::Config(_) | Error::InvalidUrl(_) | Error::Tls(_) => {
             return Cause {
                 kind: Kind::Config,
                 text: e.to_string(),
@@ -76,49 +69,70 @@ pub async fn classify(e: &Error, nodes: &[NodeConfig]) -> Cause {
             }
         },
     };
-    let mut probes = tokio::task::JoinSet::new();
-    let mut reasons: Vec<(usize, Reason)> = Vec::new();
-    for (i, report) in attempt.nodes.iter().enumerate() {
-        match &report.outcome {
-            Outcome::Granted
-            | Outcome::Refused
-            | Outcome::Released(_)
-            | Outcome::NotAwaited
-            | Outcome::SittingOut { .. } => {}
-            Outcome::Broken(redlock_core::ConnError::Handshake(text))
-            | Outcome::ErrorReply(text)
-                if is_auth(text) =>
-            {
-                reasons.push((
-                    i,
-                    Reason {
-                        kind: Kind::Config,
-                        text: format!("{} refused the credentials: {text}", report.addr),
-                    },
-                ))
-            }
-            Outcome::NotReady | Outcome::Disconnected => {
-                if let Some(node) = nodes.get(i).cloned() {
-                    probes.spawn(async move { (i, probe(&node).await) });
-                }
-            }
-            other => reasons.push((
-                i,
-                Reason {
-                    kind: Kind::Transient,
-                    text: format!("{}: {other}", report.addr),
-                },
-            )),
+    let reasons = attempt.nodes.iter().filter_map(reason).collect();
+    summarize(attempt.nodes.len(), reasons)
+}
+
+/// Why one node failed the attempt; `None` when it did not fail.
+fn reason(report: &NodeReport) -> Option<Reason> {
+    let addr = &report.addr;
+    let transient = |text: String| {
+        Some(Reason {
+            kind: Kind::Transient,
+            text,
+        })
+    };
+    match &report.outcome {
+        Outcome::Granted
+        | Outcome::Refused
+        | Outcome::Released(_)
+        | Outcome::NotAwaited
+        | Outcome::SittingOut { .. } => None,
+        Outcome::Broken(redlock_core::ConnError::Handshake(text)) | Outcome::ErrorReply(text)
+            if is_auth(text) =>
+        {
+            Some(Reason {
+                kind: Kind::Config,
+                text: format!("{addr} refused the credentials: {text}"),
+            })
         }
+        Outcome::NotReady | Outcome::Disconnected => match report.cause.as_deref() {
+            Some(cause) => {
+                let (kind, text) = connect_failure(addr, cause);
+                Some(Reason { kind, text })
+            }
+            None => transient(format!("{addr}: not connected yet")),
+        },
+        other => transient(format!("{addr}: {other}")),
     }
-    while let Some(done) = probes.join_next().await {
-        if let Ok(found) = done {
-            reasons.push(found);
-        }
+}
+
+/// What a connect failure's cause (the I/O error's text, as the library reports it) means.
+fn connect_failure(addr: &str, cause: &str) -> (Kind, String) {
+    let lower = cause.to_lowercase();
+    if lower.contains("connection refused") {
+        (Kind::Refused, format!("{addr}: connection refused"))
+    } else if lower.contains("temporary failure in name resolution") {
+        (
+            Kind::Transient,
+            format!("{addr}: name lookup failed: {cause}"),
+        )
+    } else if [
+        "failed to lookup address",
+        "name or service not known",
+        "no address associated",
+        "nodename nor servname",
+    ]
+    .iter()
+    .any(|p| lower.contains(p))
+    {
+        let host = addr.rsplit_once(':').map_or(addr, |(h, _)| h);
+        (Kind::Config, format!("unknown host {host:?}"))
+    } else if lower.contains("certificate") {
+        (Kind::Config, format!("{addr}: {cause}"))
+    } else {
+        (Kind::Transient, format!("{addr}: {cause}"))
     }
-    reasons.sort_by_key(|(i, _)| *i);
-    let total = attempt.nodes.len();
-    summarize(total, reasons.into_iter().map(|(_, r)| r).collect())
 }
 
 /// The cause from every failing node's reason.
@@ -163,48 +177,6 @@ fn is_auth(text: &str) -> bool {
         .any(|p| text.starts_with(p))
 }
 
-/// Looks up and connects to `node` to say why the library could not connect to it.
-async fn probe(node: &NodeConfig) -> Reason {
-    let name = node.to_string();
-    let transient = |text: String| Reason {
-        kind: Kind::Transient,
-        text,
-    };
-    let addrs = match timeout(
-        PROBE_TIMEOUT,
-        tokio::net::lookup_host((node.host.as_str(), node.port)),
-    )
-    .await
-    {
-        Err(_) => return transient(format!("{name}: name lookup timed out")),
-        Ok(Err(e)) if e.to_string().contains("emporary") => {
-            return transient(format!("{name}: name lookup failed: {e}"))
-        }
-        Ok(Err(_)) => {
-            return Reason {
-                kind: Kind::Config,
-                text: format!("unknown host {:?}", node.host),
-            }
-        }
-        Ok(Ok(addrs)) => addrs.collect::<Vec<_>>(),
-    };
-    let Some(addr) = addrs.first() else {
-        return Reason {
-            kind: Kind::Config,
-            text: format!("unknown host {:?} (no address)", node.host),
-        };
-    };
-    match timeout(PROBE_TIMEOUT, tokio::net::TcpStream::connect(addr)).await {
-        Err(_) => transient(format!("{name}: connect timed out")),
-        Ok(Err(e)) if e.kind() == std::io::ErrorKind::ConnectionRefused => Reason {
-            kind: Kind::Refused,
-            text: format!("{name}: connection refused"),
-        },
-        Ok(Err(e)) => transient(format!("{name}: {e}")),
-        Ok(Ok(_)) => transient(format!("{name}: not connected yet")),
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -247,6 +219,36 @@ mod tests {
         let c = summarize(3, vec![r(Kind::Refused, "a"), r(Kind::Refused, "b")]);
         assert_eq!(c.kind, Kind::Transient, "one node did answer");
         assert!(!c.permanent());
+    }
+
+    #[test]
+    fn connect_failures() {
+        let (k, t) = connect_failure("127.0.0.1:1", "Connection refused (os error 111)");
+        assert_eq!(
+            (k, t.as_str()),
+            (Kind::Refused, "127.0.0.1:1: connection refused")
+        );
+        let (k, t) = connect_failure(
+            "db.invalid:6379",
+            "failed to lookup address information: Name or service not known",
+        );
+        assert_eq!(
+            (k, t.as_str()),
+            (Kind::Config, "unknown host \"db.invalid\"")
+        );
+        let (k, _) = connect_failure(
+            "db:6379",
+            "failed to lookup address information: Temporary failure in name resolution",
+        );
+        assert_eq!(k, Kind::Transient);
+        let (k, t) = connect_failure(
+            "localhost:6380",
+            "TLS: invalid peer certificate: UnknownIssuer",
+        );
+        assert_eq!(k, Kind::Config);
+        assert!(t.contains("UnknownIssuer"), "{t}");
+        let (k, _) = connect_failure("h:1", "connect timed out after 1s");
+        assert_eq!(k, Kind::Transient);
     }
 
     #[test]

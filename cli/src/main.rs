@@ -16,6 +16,7 @@ mod cause;
 mod demo;
 mod group;
 mod guard;
+mod inspect;
 mod nodes;
 mod report;
 mod run;

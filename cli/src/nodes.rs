@@ -1,9 +1,9 @@
-//! Where the lock lives: the `--nodes`, `--key-prefix` and password flags `run` and `status`
-//! share.
+//! Where the lock lives: the `--nodes`, `--key-prefix`, password and TLS flags `run` and
+//! `status` share.
 
 use clap::Args;
 use redlock_cli::secret::with_password;
-use redlock_core::NodeConfig;
+use redlock_tokio::{Node, Tls};
 use std::path::PathBuf;
 
 /// The environment variable a password may come from (never a flag: a command line is visible
@@ -36,6 +36,27 @@ pub struct NodeArgs {
         value_name = "PREFIX"
     )]
     pub key_prefix: String,
+    /// For `rediss://` nodes: trust only the CA certificate(s) in this PEM file instead of the
+    /// system's roots (which honour SSL_CERT_FILE).
+    #[arg(long, env = "REDLOCK_TLS_CA", value_name = "FILE")]
+    tls_ca: Option<PathBuf>,
+    /// For `rediss://` nodes that require client certificates: this certificate chain (PEM),
+    /// with --tls-key.
+    #[arg(
+        long,
+        env = "REDLOCK_TLS_CERT",
+        value_name = "FILE",
+        requires = "tls_key"
+    )]
+    tls_cert: Option<PathBuf>,
+    /// The private key (PEM) of --tls-cert.
+    #[arg(
+        long,
+        env = "REDLOCK_TLS_KEY",
+        value_name = "FILE",
+        requires = "tls_cert"
+    )]
+    tls_key: Option<PathBuf>,
 }
 
 impl NodeArgs {
@@ -64,14 +85,42 @@ impl NodeArgs {
             .collect())
     }
 
-    /// The nodes parsed, in order; an error (credentials never shown) for a bad URL.
-    pub fn configs(&self) -> Result<Vec<NodeConfig>, String> {
+    /// The nodes parsed, in order, with `--tls-ca` / `--tls-cert` / `--tls-key` applied to the
+    /// TLS ones; an error (credentials never shown) for a bad URL, or TLS flags when no node
+    /// uses TLS (they would be silently ignored).
+    pub fn nodes(&self) -> Result<Vec<Node>, String> {
         let urls = self.urls()?;
         if urls.is_empty() {
             return Err("no Redis nodes configured".into());
         }
-        urls.iter()
-            .map(|u| redlock_tokio::parse_node_url(u).map_err(|e| e.to_string()))
-            .collect()
+        let mut nodes = urls
+            .iter()
+            .map(|u| Node::from_url(u).map_err(|e| e.to_string()))
+            .collect::<Result<Vec<Node>, String>>()?;
+        let flags = self.tls_ca.is_some() || self.tls_cert.is_some();
+        if flags && nodes.iter().all(|n| n.tls.is_none()) {
+            return Err(
+                "--tls-ca, --tls-cert and --tls-key apply to rediss:// nodes, and no node is \
+                 one"
+                .into(),
+            );
+        }
+        for node in &mut nodes {
+            if let Some(tls) = node.tls.take() {
+                node.tls = Some(self.apply_tls(tls));
+            }
+        }
+        Ok(nodes)
+    }
+
+    /// `tls` with the TLS flags applied.
+    fn apply_tls(&self, mut tls: Tls) -> Tls {
+        if let Some(ca) = &self.tls_ca {
+            tls = tls.ca_file(ca);
+        }
+        if let (Some(cert), Some(key)) = (&self.tls_cert, &self.tls_key) {
+            tls = tls.client_auth(cert, key);
+        }
+        tls
     }
 }

@@ -128,11 +128,7 @@ pub fn main(args: RunArgs, verbose: u8) -> u8 {
 }
 
 async fn run(args: RunArgs, timeline: Timeline, verbose: u8) -> u8 {
-    let (urls, nodes) = match args
-        .nodes
-        .urls()
-        .and_then(|u| Ok((u, args.nodes.configs()?)))
-    {
+    let (urls, nodes) = match args.nodes.urls().and_then(|u| Ok((u, args.nodes.nodes()?))) {
         Ok(v) => v,
         Err(e) => {
             eprintln!("redlock: bad configuration: {e}");
@@ -152,7 +148,7 @@ async fn run(args: RunArgs, timeline: Timeline, verbose: u8) -> u8 {
     options.automatic_extension_threshold = args.ttl / 2;
     options.key_prefix = args.nodes.key_prefix.clone();
     options.fencing = args.fencing;
-    let redlock = match Redlock::connect(urls, options).await {
+    let redlock = match Redlock::connect_nodes(nodes, options).await {
         Ok(r) => r,
         Err(e) => {
             report::error("bad configuration", &e, verbose);
@@ -178,7 +174,6 @@ async fn run(args: RunArgs, timeline: Timeline, verbose: u8) -> u8 {
         quiet: args.quiet,
         conflict_exit_code: args.conflict_exit_code,
         verbose,
-        nodes: &nodes,
     };
     let lock = match waiting::acquire(&redlock, &want, &mut signals).await {
         Ok(lock) => lock,

@@ -1,11 +1,13 @@
 //! `redlock status`: for each resource, what every node holds, and whether they agree.
 
+use crate::inspect;
 use crate::nodes::NodeArgs;
 use clap::Args;
 use redlock_cli::duration::{parse as parse_duration, show};
 use redlock_cli::exit;
-use redlock_core::{fence_key, NodeConfig};
-use redlock_harness::{describe, Conn, Reply};
+use redlock_core::fence_key;
+use redlock_harness::Reply;
+use redlock_tokio::Node;
 use serde_json::{json, Value};
 use std::time::Duration;
 
@@ -44,7 +46,7 @@ enum Held {
 /// node could not be asked and the answers leave a resource undecided, [`exit::FAILURE`] for a
 /// bad URL.
 pub fn main(args: StatusArgs, verbose: u8) -> u8 {
-    let nodes = match args.nodes.configs() {
+    let nodes = match args.nodes.nodes() {
         Ok(n) => n,
         Err(e) => {
             eprintln!("redlock: bad configuration: {e}");
@@ -165,7 +167,7 @@ fn resource_json(
     resource: &str,
     key: &str,
     state: State,
-    nodes: &[NodeConfig],
+    nodes: &[Node],
     per_node: &[Result<&(Held, Option<u64>), &String>],
 ) -> Value {
     let holder = match state {
@@ -243,15 +245,14 @@ fn verdict(per_node: &[Result<&(Held, Option<u64>), &String>], quorum: usize) ->
 }
 
 /// Asks one node about every key: `GET`, `PTTL` and the fence counter.
-fn query(node: &NodeConfig, keys: &[String], timeout: Duration) -> Answer {
-    let mut conn = Conn::open(node, timeout).map_err(|e| describe(&e))?;
+fn query(node: &Node, keys: &[String], timeout: Duration) -> Answer {
     let mut cmds: Vec<Vec<Vec<u8>>> = Vec::new();
     for key in keys {
         cmds.push(vec![b"GET".to_vec(), key.as_bytes().to_vec()]);
         cmds.push(vec![b"PTTL".to_vec(), key.as_bytes().to_vec()]);
         cmds.push(vec![b"GET".to_vec(), fence_key(key.as_bytes()).to_vec()]);
     }
-    let replies = conn.pipeline(&cmds).map_err(|e| describe(&e))?;
+    let replies = inspect::pipeline(node, &cmds, timeout)?;
     let mut out = Vec::new();
     for chunk in replies.chunks(3) {
         let [value, pttl, fence] = chunk else {

@@ -14,7 +14,6 @@ use crate::report;
 use crate::signals::{status_for, Signals};
 use redlock_cli::duration::show;
 use redlock_cli::exit;
-use redlock_core::NodeConfig;
 use redlock_tokio::{Error, Lock, Redlock};
 use std::time::{Duration, Instant, SystemTime};
 use tokio::time::sleep_until;
@@ -45,7 +44,6 @@ pub struct Want<'a> {
     pub quiet: bool,
     pub conflict_exit_code: u8,
     pub verbose: u8,
-    pub nodes: &'a [NodeConfig],
 }
 
 /// Acquires `want.resource`, or returns the exit status after saying why not (a signal while
@@ -68,7 +66,7 @@ pub async fn acquire(
             Ok(lock) => return Ok(lock),
             Err(e) => e,
         };
-        let cause = cause::classify(&e, want.nodes).await;
+        let cause = cause::classify(&e);
         let delay = match cause.kind {
             Kind::Held => held_delay(),
             _ => FAILING_DELAY,

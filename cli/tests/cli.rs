@@ -251,6 +251,36 @@ fn conflicts_have_their_own_status_and_signals_reach_the_command() {
     let _ = std::fs::remove_file(&ready);
 }
 
+/// A held lock with one of three nodes down is a conflict (120), not an unreachable quorum
+/// (122): the two nodes that answered both refused.
+#[test]
+fn a_conflict_with_one_node_down_is_still_a_conflict() {
+    let cluster = nodes(3);
+    let urls = cluster.urls_arg();
+    let ready = temp("down.ready");
+    let script = format!("echo ready > {}; exec sleep 20", ready.display());
+    let mut c = redlock(&["run", "--nodes", &urls, "busy-down", "--"]);
+    c.args(sh(&script));
+    let mut holder = c.spawn().expect("spawn holder");
+    wait_for_file(&ready, Duration::from_secs(10));
+    cluster.kill(2);
+    let out = output(redlock(&[
+        "run",
+        "--nodes",
+        &urls,
+        "--no-wait",
+        "busy-down",
+        "--",
+        "true",
+    ]));
+    let err = text(&out.stderr);
+    assert_eq!(code(&out), 120, "{err}");
+    assert!(err.contains("held by another holder"), "{err}");
+    let _ = holder.kill();
+    let _ = holder.wait();
+    let _ = std::fs::remove_file(&ready);
+}
+
 #[test]
 fn command_status_and_environment() {
     let cluster = nodes(1);

@@ -5,4 +5,5 @@
 pub mod certs;
 pub mod conformance;
 pub mod fake;
+pub mod node_errors;
 pub mod transports;

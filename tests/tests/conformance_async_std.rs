@@ -6,3 +6,6 @@ redlock_tests::conformance_suite!(
 redlock_tests::transport_suite!(
     redlock_tests::conformance::AsyncClient<redlock_async_std::AsyncStd>
 );
+redlock_tests::node_errors_suite!(
+    redlock_tests::conformance::AsyncClient<redlock_async_std::AsyncStd>
+);
