@@ -187,8 +187,14 @@ mod tests {
             })
         );
         // Valkey without its own version, an unknown product, no version: unknown.
-        assert_eq!(natives("redis_version:7.2.4\r\nserver_name:valkey\r\n"), None);
-        assert_eq!(natives("server_name:keydb\r\nredis_version:9.0.0\r\n"), None);
+        assert_eq!(
+            natives("redis_version:7.2.4\r\nserver_name:valkey\r\n"),
+            None
+        );
+        assert_eq!(
+            natives("server_name:keydb\r\nredis_version:9.0.0\r\n"),
+            None
+        );
         assert_eq!(natives("run_id:abc\r\n"), None);
         assert_eq!(natives("redis_version:banana\r\n"), None);
     }

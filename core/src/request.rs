@@ -459,7 +459,10 @@ mod tests {
         assert_eq!(vote(Reading::SetNx).as_script(), vote(Reading::Grant));
         assert_eq!(vote(Reading::Deleted).as_script(), vote(Reading::Deleted));
         assert_eq!(vote(Reading::SetIfEq).as_script(), vote(Reading::Grant));
-        assert_eq!(vote(Reading::DeletedOne).as_script(), vote(Reading::Deleted));
+        assert_eq!(
+            vote(Reading::DeletedOne).as_script(),
+            vote(Reading::Deleted)
+        );
     }
 
     fn call(native: Native, keys: &[&'static str]) -> Call {
@@ -471,7 +474,10 @@ mod tests {
             script: crate::script::ScriptSet::new(&Default::default())
                 .get(kind)
                 .clone(),
-            keys: keys.iter().map(|k| Bytes::from_static(k.as_bytes())).collect(),
+            keys: keys
+                .iter()
+                .map(|k| Bytes::from_static(k.as_bytes()))
+                .collect(),
             argv: Arc::from([Bytes::from_static(b"tok"), Bytes::from_static(b"500")]),
             form: Form::EvalSha,
             takes_keys: false,
@@ -499,7 +505,10 @@ mod tests {
         let release = vote(Reading::Deleted);
         let (asked, c) = call(Native::Release, &["k"]).for_node(release, all);
         assert_eq!(asked, vote(Reading::DeletedOne));
-        assert_eq!(wire(&c), b"*4\r\n$5\r\nDELEX\r\n$1\r\nk\r\n$4\r\nIFEQ\r\n$3\r\ntok\r\n");
+        assert_eq!(
+            wire(&c),
+            b"*4\r\n$5\r\nDELEX\r\n$1\r\nk\r\n$4\r\nIFEQ\r\n$3\r\ntok\r\n"
+        );
         let (_, c) = call(Native::Release, &["k"]).for_node(release, valkey9);
         assert_eq!(wire(&c), b"*3\r\n$7\r\nDELIFEQ\r\n$1\r\nk\r\n$3\r\ntok\r\n");
         let (asked, c) = call(Native::Extend, &["k"]).for_node(vote(Reading::Grant), all);
@@ -513,7 +522,14 @@ mod tests {
             (Native::Release, &["a", "b"][..], all),
             (Native::Never, &["k"][..], all),
             (Native::Release, &["k"][..], Natives::default()),
-            (Native::Extend, &["k"][..], Natives { set_ifeq: false, ..all }),
+            (
+                Native::Extend,
+                &["k"][..],
+                Natives {
+                    set_ifeq: false,
+                    ..all
+                },
+            ),
         ] {
             let (asked, c) = call(native, keys).for_node(release, natives);
             assert_eq!((asked, c.form), (release, Form::EvalSha));
@@ -542,12 +558,17 @@ mod tests {
     }
 
     #[test]
+    #[allow(clippy::disallowed_methods)] // the test owns the clock
     fn only_an_unknown_native_command_falls_back() {
         let deadline = Instant::now();
-        let native = Request::call(vote(Reading::DeletedOne), deadline, Call {
-            form: Form::DelEx,
-            ..call(Native::Release, &["k"])
-        });
+        let native = Request::call(
+            vote(Reading::DeletedOne),
+            deadline,
+            Call {
+                form: Form::DelEx,
+                ..call(Native::Release, &["k"])
+            },
+        );
         assert!(native.falls_back("ERR unknown command 'DELEX', with args beginning with: "));
         assert!(native.falls_back("ERR syntax error"));
         assert!(!native.falls_back("NOPERM User app has no permissions to run the 'delex' command"));
@@ -574,9 +595,14 @@ mod tests {
                 natives: Natives::default()
             })
         );
-        assert!(voting.read(&Reply::Bulk("redis_version:8.4.0".into())).is_err());
+        assert!(voting
+            .read(&Reply::Bulk("redis_version:8.4.0".into()))
+            .is_err());
         match (Asked::Info { voting: false }).read(&Reply::Bulk("redis_version:8.4.0".into())) {
-            Ok(Answer::Info { restart: None, natives }) => assert!(natives.delex),
+            Ok(Answer::Info {
+                restart: None,
+                natives,
+            }) => assert!(natives.delex),
             other => panic!("{other:?}"),
         }
         assert_eq!(
