@@ -64,6 +64,14 @@ pub struct Options {
     /// connection (it restarted, and may have lost its keys), does not vote until `grace` has
     /// passed. Set it to at least your longest ttl.
     pub restart_grace: Option<Duration>,
+    /// Use the server's own commands where they stand in for a script on one key (default on):
+    /// release by `DELEX key IFEQ token` (Redis 8.4, Valkey 9.2) or `DELIFEQ key token` (Valkey
+    /// 9.0), extend by `SET key token IFEQ token PX ttl` (Redis 8.4, Valkey 8.1) when the new ttl
+    /// is at least every ttl set on the key before. Each connection reads `INFO server` to learn
+    /// the server and its version (an ACL user without `INFO` leaves it unknown: scripts then).
+    /// So a one-resource lock works for an ACL user without `@scripting` on such a server. Off:
+    /// only the scripts (and `SET NX` to acquire one key), and no `INFO` unless `restart_grace`.
+    pub native_commands: bool,
 }
 
 impl Default for Options {
@@ -82,6 +90,7 @@ impl Default for Options {
             max_reply_bytes: 1 << 20,
             fencing: false,
             restart_grace: None,
+            native_commands: true,
         }
     }
 }

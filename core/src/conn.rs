@@ -1,5 +1,13 @@
 //! One node's connection: handshake, the FIFO of requests awaiting replies, the transparent
-//! EVALSHA → EVAL fallback on NOSCRIPT, request deadlines, and the input cap.
+//! EVALSHA → EVAL fallback on NOSCRIPT, the node's native commands standing in for scripts on
+//! one key (and the fallback to the scripts when the node refuses them as unknown), request
+//! deadlines, and the input cap.
+//!
+//! `INFO server` follows the handshake (unless native commands are off and restart-aware
+//! voting is too): it says which server this is, so which
+//! native commands it has. Without restart-aware voting the connection does not wait for it
+//! (requests sent before its reply is read use the scripts), and an error reply (an ACL user
+//! without `INFO`) only leaves the server unknown.
 //!
 //! Lock requests go out only once the handshake has succeeded: until then they are held, so a
 //! refused `AUTH` or `SELECT` never lets one run as the wrong user or in the wrong database.
@@ -10,6 +18,7 @@
 //! nothing is matched again until the adapter reconnects.
 
 use crate::error::ConnError;
+use crate::handshake::Natives;
 use crate::request::{Answer, Asked, Call, Request};
 use crate::resp::{encode_command, Decoder, Protocol, Reply, StreamError};
 use bytes::{Bytes, BytesMut};
@@ -65,6 +74,8 @@ pub(crate) struct Conn {
     protocol: Protocol,
     cap: usize,
     timeout: Duration,
+    /// What the node's `INFO server` said it can do natively on this socket.
+    natives: Natives,
 }
 
 impl Conn {
@@ -81,6 +92,7 @@ impl Conn {
             protocol,
             cap,
             timeout,
+            natives: Natives::default(),
         }
     }
 
@@ -100,24 +112,27 @@ impl Conn {
         std::mem::take(&mut self.became_ready)
     }
 
-    /// A fresh socket: forget the old stream and queue the handshake (then `INFO server` when
-    /// `info`). Returns what was asked on the old stream (it can never be answered now).
+    /// A fresh socket: forget the old stream and queue the handshake, then `INFO server` when
+    /// `info` (part of the handshake when `voting`: restart-aware voting needs it before any
+    /// vote). Returns what was asked on the old stream (it can never be answered now).
     pub(crate) fn connect(
         &mut self,
         now: Instant,
         handshake: &[Vec<Bytes>],
         info: bool,
+        voting: bool,
     ) -> Vec<Lost> {
         let lost = self.shut();
         let info_cmd = [Bytes::from_static(b"INFO"), Bytes::from_static(b"server")];
         let cmds = handshake.iter().map(|c| (Asked::Handshake, &c[..]));
-        for (asked, cmd) in cmds.chain(info.then_some((Asked::Info, &info_cmd[..]))) {
+        let info = (info || voting).then_some((Asked::Info { voting }, &info_cmd[..]));
+        for (asked, cmd) in cmds.chain(info) {
             encode_command(&mut self.out, cmd);
             self.pending
                 .push_back(Request::plain(asked, now + self.timeout));
         }
         self.state = State::Handshaking {
-            left: self.pending.len(),
+            left: handshake.len() + usize::from(voting),
         };
         self.ready_if_done(now);
         lost
@@ -143,6 +158,7 @@ impl Conn {
         self.decoder = Decoder::new(self.protocol, self.cap);
         self.inbox.clear();
         self.stream_error = None;
+        self.natives = Natives::default();
         let sent = self
             .pending
             .drain(..)
@@ -165,6 +181,7 @@ impl Conn {
     pub(crate) fn send(&mut self, now: Instant, asked: Asked, call: Call) {
         match self.state {
             State::Ready => {
+                let (asked, call) = call.for_node(asked, self.natives);
                 call.encode(&mut self.out);
                 self.pending
                     .push_back(Request::call(asked, now + self.timeout, call));
@@ -241,7 +258,14 @@ impl Conn {
             }
             if let Reply::Error(e) = &reply {
                 if e.starts_with("NOSCRIPT") && req.may_get_noscript() {
-                    self.resend_after_noscript(now, &req);
+                    self.resend_as_script(now, &req);
+                    continue;
+                }
+                if req.falls_back(e) {
+                    // The server does not have the command its version promised (renamed,
+                    // disabled): scripts from now on, on this socket.
+                    self.natives = Natives::default();
+                    self.resend_as_script(now, &req);
                     continue;
                 }
             }
@@ -249,7 +273,10 @@ impl Conn {
                 asked: Some(req.asked),
                 reason,
             });
-            if let (Ok(_), Asked::Handshake | Asked::Info) = (&answer, req.asked) {
+            if let Ok(Answer::Info { natives, .. }) = &answer {
+                self.natives = *natives;
+            }
+            if let (Ok(_), Asked::Handshake | Asked::Info { voting: true }) = (&answer, req.asked) {
                 if let State::Handshaking { left } = &mut self.state {
                     *left = left.saturating_sub(1);
                 }
@@ -259,9 +286,10 @@ impl Conn {
         }
     }
 
-    /// The node lost its script cache (restart, SCRIPT FLUSH): send `req` again with the
-    /// script's source; the caller never sees NOSCRIPT.
-    fn resend_after_noscript(&mut self, now: Instant, req: &Request) {
+    /// The node lost its script cache (restart, SCRIPT FLUSH), or refused a native command as
+    /// unknown: send `req` again as `EVAL` with the script's source; the caller never sees
+    /// NOSCRIPT or the refusal.
+    fn resend_as_script(&mut self, now: Instant, req: &Request) {
         let deadline = now + self.timeout;
         let Some(again) = req.as_eval(deadline) else {
             return;
@@ -272,7 +300,9 @@ impl Conn {
         // after it, in order, and count only those replies: the node sees this connection's
         // scripts in the order they were issued. A plain SET NX re-run would refuse its own
         // first run's key; it goes again as the acquire script, which accepts a key holding the
-        // same token (and its reply is read as that script's).
+        // same token (and its reply is read as that script's). A native command goes again as
+        // the script it stood in for (a native release that already ran then counts 0 deleted:
+        // a release is best effort).
         let behind = self.pending.len();
         again.call.iter().for_each(|c| c.encode(&mut self.out));
         self.pending.push_back(again);

@@ -10,7 +10,7 @@ use crate::key::{fence_key, redis_key};
 use crate::limits::MAX_DURATION;
 use crate::lock::Lock;
 use crate::op::{classify, Kind, Op, Phase, Stage, Tally, Wall};
-use crate::request::{Answer, Asked, Call, Form, Reading};
+use crate::request::{Answer, Asked, Call, Form, Native, Reading};
 use crate::rng::Rng;
 use crate::script::{ScriptKind, ScriptSet};
 use crate::token::Token;
@@ -39,9 +39,12 @@ use std::time::{Duration, Instant, SystemTime};
 ///     let mut engine = Engine::new(config, now, 42).unwrap();
 ///     let node = NodeId::new(0);
 ///     // A socket is open. No password, database or client name: nothing to negotiate, so the
-///     // node takes lock requests at once.
+///     // node takes lock requests at once. `INFO server` goes first, to learn what it is.
 ///     engine.handle_connected(now, node);
 ///     assert_eq!(engine.poll_event(), Some(Event::Ready { node }));
+///     let (_, info) = engine.poll_transmit().unwrap();
+///     assert!(info.windows(4).any(|w| w == b"INFO"));
+///     engine.handle_input(now, node, b"$31\r\n# Server\r\nredis_version:7.2.4\r\n\r\n");
 ///     let token = Token::from_random(&[7; 20]).unwrap();
 ///     let op = engine.acquire(now, ["orders:42"], Duration::from_secs(10), token, wall).unwrap();
 ///     // A one-resource acquire is a plain `SET key token NX PX ttl`: write these bytes.
@@ -200,9 +203,11 @@ impl Engine {
     pub fn handle_connected(&mut self, now: Instant, node: NodeId) {
         self.check_node(node);
         let now = self.clock(now);
-        let info = self.options.restart_grace.is_some();
+        let voting = self.options.restart_grace.is_some();
         self.voters[node.index()].reconnected();
-        let lost = self.conns[node.index()].connect(now, &self.handshakes[node.index()], info);
+        let info = self.options.native_commands;
+        let handshake = &self.handshakes[node.index()];
+        let lost = self.conns[node.index()].connect(now, handshake, info, voting);
         self.fail_tags(now, node, lost, &Outcome::Disconnected);
         // A node with nothing to negotiate is ready at once.
         if self.conns[node.index()].take_became_ready() {
@@ -330,9 +335,12 @@ impl Engine {
     /// let wall = SystemTime::UNIX_EPOCH + Duration::from_secs(1_735_689_600);
     /// let token = Token::from_random(&[7; 20]).unwrap();
     /// engine.acquire(now, ["orders:42"], Duration::from_secs(10), token, wall).unwrap();
-    /// let _fenced_acquire = engine.poll_transmit().unwrap();
-    /// // The node grants with fence counter 41.
-    /// engine.handle_input(now, NodeId::new(0), b"*2\r\n:1\r\n:41\r\n");
+    /// let _handshake_and_fenced_acquire = engine.poll_transmit().unwrap();
+    /// // The node answers `INFO server` (Redis 7: no native commands), then grants with fence
+    /// // counter 41.
+    /// let mut replies = b"$31\r\n# Server\r\nredis_version:7.2.4\r\n\r\n".to_vec();
+    /// replies.extend_from_slice(b"*2\r\n:1\r\n:41\r\n");
+    /// engine.handle_input(now, NodeId::new(0), &replies);
     /// // The write-back carries the floor, 1735689600000000 µs, not 42.
     /// let (_, fence) = engine.poll_transmit().unwrap();
     /// assert!(fence.windows(16).any(|w| w == b"1735689600000000"));
@@ -382,6 +390,7 @@ impl Engine {
         let kind = Kind::Extend {
             valid_until: lock.valid_until,
             fencing_token: lock.fencing_token,
+            longest_ttl: lock.longest_ttl,
         };
         Ok(self.start(
             now,
@@ -515,6 +524,12 @@ impl Engine {
     fn start_attempt(&mut self, now: Instant, id: OpId) {
         let drift_end = |ttl: Duration| now + ttl - self.options.drift(ttl);
         let plain_set = self.plain_set;
+        // A node's own compare-and-set / compare-and-delete may stand in for the built-in
+        // scripts (the connection picks the command the node has, see `Call::for_node`).
+        let scripts = &self.options.scripts;
+        let native_ok = self.options.native_commands;
+        let native_extend = native_ok && scripts.extend.is_none();
+        let native_release = native_ok && scripts.release.is_none();
         let Some(op) = self.ops.get_mut(&id) else {
             return;
         };
@@ -523,6 +538,15 @@ impl Engine {
         op.stage = Stage::Main;
         let ttl_ms = Bytes::from(op.ttl.as_millis().max(1).to_string());
         let token = op.attempt_token().bytes().clone();
+        let native = match op.kind {
+            // `SET PX` sets the ttl exactly; the script never lowers it. Only a ttl at least
+            // every one set before leaves no key shorter than the holder counts on.
+            Kind::Extend { longest_ttl, .. } if native_extend && op.ttl >= longest_ttl => {
+                Native::Extend
+            }
+            Kind::Release if native_release => Native::Release,
+            _ => Native::Never,
+        };
         let (script, form, reading, keys, argv, deadline): (
             _,
             _,
@@ -582,6 +606,7 @@ impl Engine {
             argv,
             form,
             takes_keys: op.kind == Kind::Acquire,
+            native,
         };
         self.send_round(now, id, reading, call);
     }
@@ -618,8 +643,8 @@ impl Engine {
     fn on_answer(&mut self, now: Instant, node: NodeId, answer: Answer) {
         let (op, round, outcome, counter) = match answer {
             Answer::Nothing => return,
-            Answer::Info(info) => {
-                if let Some(grace) = self.options.restart_grace {
+            Answer::Info { restart, .. } => {
+                if let (Some(grace), Some(info)) = (self.options.restart_grace, restart) {
                     self.voters[node.index()].on_info(now, grace, info);
                 }
                 return;
@@ -670,6 +695,11 @@ impl Engine {
             argv: Arc::from([token]),
             form: Form::EvalSha,
             takes_keys: false,
+            native: if self.options.native_commands && self.options.scripts.release.is_none() {
+                Native::Release
+            } else {
+                Native::Never
+            },
         }
     }
 
@@ -737,10 +767,19 @@ impl Engine {
             if confirmed >= self.quorum || op.all_answered() {
                 let op = self.ops.remove(&id).expect("present");
                 let attempt = self.report(&op, now, &Outcome::NotAwaited);
-                self.events.push_back(Event::Released {
-                    op: id,
-                    result: Ok(Released { confirmed, attempt }),
-                });
+                // Nodes that answered with an error (NOPERM for a user without scripting) did
+                // not delete: without a majority of deletes that is a failure the caller must
+                // see, not a release of nothing.
+                let erred = attempt.count(|o| matches!(o, Outcome::ErrorReply(_)));
+                let result = if confirmed < self.quorum && erred > 0 {
+                    Err(OpError {
+                        failure: Failure::Unreachable,
+                        attempts: vec![attempt],
+                    })
+                } else {
+                    Ok(Released { confirmed, attempt })
+                };
+                self.events.push_back(Event::Released { op: id, result });
             }
             return;
         }
@@ -768,7 +807,12 @@ impl Engine {
                         _ => None,
                     };
                     let token = op.attempt_token();
+                    let longest_ttl = match op.kind {
+                        Kind::Extend { longest_ttl, .. } => longest_ttl.max(op.ttl),
+                        _ => op.ttl,
+                    };
                     let lock = Lock {
+                        longest_ttl,
                         resources: op.resources,
                         keys: op.keys,
                         token,
@@ -823,6 +867,7 @@ impl Engine {
             argv,
             form: Form::EvalSha,
             takes_keys: false,
+            native: Native::Never,
         };
         self.send_round(now, id, Reading::Grant, call);
     }

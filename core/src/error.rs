@@ -213,8 +213,26 @@ impl NodeReport {
             (Outcome::NotAwaited, _) => None,
             (Outcome::Broken(ConnError::Handshake(e)), _) => Some(e.clone()),
             (Outcome::NotReady | Outcome::Disconnected, Some(cause)) => Some(cause.to_string()),
+            (Outcome::ErrorReply(e), _) if e.starts_with("NOPERM") => Some(noperm(e)),
             (outcome, _) => Some(outcome.to_string()),
         }
+    }
+}
+
+/// A `NOPERM` refusal, with what would fix it.
+fn noperm(error: &str) -> String {
+    let lower = error.to_ascii_lowercase();
+    if ["'eval'", "'evalsha'", "'eval_ro'", "'evalsha_ro'"]
+        .iter()
+        .any(|c| lower.contains(c))
+    {
+        format!(
+            "{error} (this operation needs a Lua script on this server: grant the ACL user \
+             +@scripting (ACL SETUSER <user> +@scripting), or use a server whose own commands \
+             stand in for it: Redis >= 8.4, Valkey >= 9.0 for release, Valkey >= 8.1 to extend)"
+        )
+    } else {
+        format!("{error} (grant the ACL user this command on the lock keys)")
     }
 }
 

@@ -19,6 +19,10 @@ pub struct Lock {
     pub(crate) valid_until: Instant,
     pub(crate) fencing_token: Option<u64>,
     pub(crate) attempts: u32,
+    /// The largest ttl an acquire or successful extend of this lock asked for. A native extend
+    /// (`SET … IFEQ … PX`) sets the ttl exactly, so it goes only when its ttl is at least this:
+    /// it then never shortens a key this holder counts on.
+    pub(crate) longest_ttl: Duration,
 }
 
 impl Lock {

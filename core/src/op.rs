@@ -13,6 +13,8 @@ pub(crate) enum Kind {
     Extend {
         valid_until: Instant,
         fencing_token: Option<u64>,
+        /// The largest ttl set on the keys so far (`Lock::longest_ttl`).
+        longest_ttl: Duration,
     },
     Release,
 }

@@ -6,7 +6,7 @@
 //! to be guessed when it arrives.
 
 use crate::error::{ConnError, Outcome};
-use crate::handshake::ServerInfo;
+use crate::handshake::{Natives, Server, ServerInfo};
 use crate::ids::OpId;
 use crate::resp::{encode_command, Reply};
 use crate::script::Compiled;
@@ -20,8 +20,14 @@ pub(crate) enum Asked {
     /// A handshake command (AUTH, HELLO, SELECT, CLIENT SETNAME): an error reply
     /// breaks the connection; a success needs no action.
     Handshake,
-    /// `INFO server`, read for restart-aware voting; an error reply breaks the connection.
-    Info,
+    /// `INFO server`: which server this is (so which native commands it has) and, when
+    /// `voting` (restart-aware voting is on), its `run_id` and uptime. With `voting` an error
+    /// reply breaks the connection; without, it leaves the server unknown (an ACL user may lack
+    /// `INFO`): scripts then.
+    Info {
+        /// Restart-aware voting needs the reply.
+        voting: bool,
+    },
     /// An operation's vote in one round (an attempt has one round, or two with fencing).
     Vote {
         /// The operation.
@@ -49,6 +55,11 @@ pub(crate) enum Reading {
     FencedGrant,
     /// The release script: how many keys it deleted.
     Deleted,
+    /// `SET key token IFEQ token PX ttl`, the native extend of one key: `+OK` grants, nil
+    /// refuses (the key is gone or holds another token).
+    SetIfEq,
+    /// `DELEX key IFEQ token` or `DELIFEQ key token`, the native release of one key: 1 or 0.
+    DeletedOne,
 }
 
 /// What a reply meant, for the engine to act on.
@@ -57,7 +68,12 @@ pub(crate) enum Answer {
     /// Nothing to do (a handshake success, a cleanup's result).
     Nothing,
     /// `INFO server` answered.
-    Info(ServerInfo),
+    Info {
+        /// The voting fields, when the reply had them.
+        restart: Option<ServerInfo>,
+        /// What the server can do natively (none when it did not say what it is).
+        natives: Natives,
+    },
     /// A node's vote.
     Vote {
         /// The operation.
@@ -81,13 +97,24 @@ impl Asked {
                 Reply::Error(e) => Err(ConnError::Handshake(e.clone())),
                 _ => Ok(Answer::Nothing),
             },
-            Asked::Info => match reply {
-                Reply::Error(e) => Err(ConnError::Handshake(e.clone())),
+            Asked::Info { voting } => match reply {
+                Reply::Error(e) if voting => Err(ConnError::Handshake(e.clone())),
+                // NOPERM (an ACL user without INFO) or a renamed command: an unknown server.
+                Reply::Error(_) => Ok(Answer::Info {
+                    restart: None,
+                    natives: Natives::default(),
+                }),
                 Reply::Bulk(text) | Reply::Status(text) => {
-                    ServerInfo::parse(text).map(Answer::Info).ok_or_else(|| {
-                        ConnError::UnexpectedReply(
+                    let restart = ServerInfo::parse(text);
+                    if voting && restart.is_none() {
+                        return Err(ConnError::UnexpectedReply(
                             "INFO server without run_id and uptime_in_seconds".into(),
-                        )
+                        ));
+                    }
+                    let natives = Server::parse(text).map(Server::natives);
+                    Ok(Answer::Info {
+                        restart,
+                        natives: natives.unwrap_or_default(),
                     })
                 }
                 _ => Err(wrong("INFO server")),
@@ -118,18 +145,27 @@ impl Asked {
     }
 
     /// How this request reads its reply once it has been sent again as `EVAL` of its script: a
-    /// `SET NX` re-run goes out as the acquire script, whose replies differ.
+    /// `SET NX` re-run goes out as the acquire script, a native command as the script it stands
+    /// in for, whose replies differ.
     fn as_script(self) -> Asked {
         match self {
-            Asked::Vote {
+            Asked::Vote { op, round, reading } => Asked::Vote {
                 op,
                 round,
-                reading: Reading::SetNx,
-            } => Asked::Vote {
-                op,
-                round,
-                reading: Reading::Grant,
+                reading: match reading {
+                    Reading::SetNx | Reading::SetIfEq => Reading::Grant,
+                    Reading::DeletedOne => Reading::Deleted,
+                    other => other,
+                },
             },
+            other => other,
+        }
+    }
+
+    /// This request reading a vote's reply as `reading` (a cleanup reads any delete count).
+    fn reading(self, reading: Reading) -> Asked {
+        match self {
+            Asked::Vote { op, round, .. } => Asked::Vote { op, round, reading },
             other => other,
         }
     }
@@ -153,6 +189,9 @@ impl Reading {
                 _ => return None,
             },
             (Reading::Deleted, Reply::Int(n)) => Outcome::Released(u32::try_from(*n).ok()?),
+            (Reading::SetIfEq, Reply::Status(ok)) if &ok[..] == b"OK" => Outcome::Granted,
+            (Reading::SetIfEq, Reply::Nil) => Outcome::Refused,
+            (Reading::DeletedOne, Reply::Int(n @ (0 | 1))) => Outcome::Released(*n as u32),
             _ => return None,
         };
         Some((outcome, None))
@@ -165,6 +204,8 @@ impl Reading {
             Reading::Grant => "a lock script",
             Reading::FencedGrant => "the fenced acquire script",
             Reading::Deleted => "the release script",
+            Reading::SetIfEq => "SET IFEQ",
+            Reading::DeletedOne => "DELEX / DELIFEQ",
         }
     }
 }
@@ -179,6 +220,38 @@ pub(crate) enum Form {
     /// `SET key token NX PX ttl`, standing in for the acquire script on one key; never answered
     /// `NOSCRIPT`, and sent again as `EVAL` of that script.
     SetNx,
+    /// `SET key token IFEQ token PX ttl`, standing in for the extend script on one key.
+    SetIfEq,
+    /// `DELEX key IFEQ token`, standing in for the release script on one key.
+    DelEx,
+    /// `DELIFEQ key token`, standing in for the release script on one key.
+    DelIfEq,
+}
+
+impl Form {
+    fn is_native(self) -> bool {
+        matches!(self, Form::SetIfEq | Form::DelEx | Form::DelIfEq)
+    }
+}
+
+/// Which native command may stand in for a call's script on one key, where the node has it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Native {
+    /// None: the script runs.
+    Never,
+    /// `DELEX … IFEQ` or `DELIFEQ` for the release script.
+    Release,
+    /// `SET … IFEQ … PX` for the extend script. Only for an extend whose ttl is at least every
+    /// ttl set on the key before: `SET PX` sets the ttl exactly, the script never lowers it.
+    Extend,
+}
+
+/// Whether `error` refuses a command the server does not know (an older server, a renamed
+/// command, an option it does not parse): the script it stood in for goes instead.
+pub(crate) fn is_unknown_command(error: &str) -> bool {
+    error.starts_with("ERR unknown command")
+        || error.starts_with("ERR unknown subcommand")
+        || error.starts_with("ERR syntax error")
 }
 
 /// A lock request's command: a script (or the `SET NX` standing in for one) with its keys and
@@ -196,6 +269,8 @@ pub(crate) struct Call {
     /// Whether running it may leave keys holding the token (an acquire): if its connection
     /// breaks before the reply, the node is sent a release once it is back.
     pub(crate) takes_keys: bool,
+    /// The native command that may go instead of the script, on a node that has it.
+    pub(crate) native: Native,
 }
 
 impl Call {
@@ -208,7 +283,36 @@ impl Call {
                 let (key, token, ttl_ms) = (&self.keys[0], &self.argv[0], &self.argv[1]);
                 encode_command(out, &[&b"SET"[..], key, token, b"NX", b"PX", ttl_ms]);
             }
+            Form::SetIfEq => {
+                let (key, token, ttl_ms) = (&self.keys[0], &self.argv[0], &self.argv[1]);
+                let args: [&[u8]; 7] = [b"SET", key, token, b"IFEQ", token, b"PX", ttl_ms];
+                encode_command(out, &args);
+            }
+            Form::DelEx => {
+                let (key, token) = (&self.keys[0], &self.argv[0]);
+                encode_command(out, &[&b"DELEX"[..], key, b"IFEQ", token]);
+            }
+            Form::DelIfEq => {
+                let (key, token) = (&self.keys[0], &self.argv[0]);
+                encode_command(out, &[&b"DELIFEQ"[..], key, token]);
+            }
         }
+    }
+
+    /// This call as it goes to a node that has `natives`, with how its reply is read then: the
+    /// node's own command where one stands in for the script on one key, else unchanged.
+    pub(crate) fn for_node(mut self, asked: Asked, natives: Natives) -> (Asked, Call) {
+        if self.form != Form::EvalSha || self.keys.len() != 1 {
+            return (asked, self);
+        }
+        let (form, reading) = match self.native {
+            Native::Release if natives.delex => (Form::DelEx, Reading::DeletedOne),
+            Native::Release if natives.delifeq => (Form::DelIfEq, Reading::DeletedOne),
+            Native::Extend if natives.set_ifeq => (Form::SetIfEq, Reading::SetIfEq),
+            _ => return (asked, self),
+        };
+        self.form = form;
+        (asked.reading(reading), self)
     }
 }
 
@@ -260,6 +364,12 @@ impl Request {
     /// Whether a `NOSCRIPT` error answers this request (so it can be sent again as `EVAL`).
     pub(crate) fn may_get_noscript(&self) -> bool {
         self.call.as_ref().is_some_and(|c| c.form == Form::EvalSha)
+    }
+
+    /// Whether `error` refuses this request's native command as unknown (so its script goes
+    /// instead).
+    pub(crate) fn falls_back(&self, error: &str) -> bool {
+        self.call.as_ref().is_some_and(|c| c.form.is_native()) && is_unknown_command(error)
     }
 
     /// This request as `EVAL` of its script, due at `deadline`, reading its reply as the script's.
@@ -348,6 +458,126 @@ mod tests {
     fn a_set_nx_sent_again_reads_the_acquire_scripts_replies() {
         assert_eq!(vote(Reading::SetNx).as_script(), vote(Reading::Grant));
         assert_eq!(vote(Reading::Deleted).as_script(), vote(Reading::Deleted));
+        assert_eq!(vote(Reading::SetIfEq).as_script(), vote(Reading::Grant));
+        assert_eq!(
+            vote(Reading::DeletedOne).as_script(),
+            vote(Reading::Deleted)
+        );
+    }
+
+    fn call(native: Native, keys: &[&'static str]) -> Call {
+        let kind = match native {
+            Native::Extend => crate::script::ScriptKind::Extend,
+            _ => crate::script::ScriptKind::Release,
+        };
+        Call {
+            script: crate::script::ScriptSet::new(&Default::default())
+                .get(kind)
+                .clone(),
+            keys: keys
+                .iter()
+                .map(|k| Bytes::from_static(k.as_bytes()))
+                .collect(),
+            argv: Arc::from([Bytes::from_static(b"tok"), Bytes::from_static(b"500")]),
+            form: Form::EvalSha,
+            takes_keys: false,
+            native,
+        }
+    }
+
+    fn wire(call: &Call) -> Vec<u8> {
+        let mut out = BytesMut::new();
+        call.encode(&mut out);
+        out.to_vec()
+    }
+
+    #[test]
+    fn native_forms_go_where_the_node_has_them_and_read_their_own_replies() {
+        let all = Natives {
+            delex: true,
+            delifeq: true,
+            set_ifeq: true,
+        };
+        let valkey9 = Natives {
+            delex: false,
+            ..all
+        };
+        let release = vote(Reading::Deleted);
+        let (asked, c) = call(Native::Release, &["k"]).for_node(release, all);
+        assert_eq!(asked, vote(Reading::DeletedOne));
+        assert_eq!(
+            wire(&c),
+            b"*4\r\n$5\r\nDELEX\r\n$1\r\nk\r\n$4\r\nIFEQ\r\n$3\r\ntok\r\n"
+        );
+        let (_, c) = call(Native::Release, &["k"]).for_node(release, valkey9);
+        assert_eq!(wire(&c), b"*3\r\n$7\r\nDELIFEQ\r\n$1\r\nk\r\n$3\r\ntok\r\n");
+        let (asked, c) = call(Native::Extend, &["k"]).for_node(vote(Reading::Grant), all);
+        assert_eq!(asked, vote(Reading::SetIfEq));
+        assert_eq!(
+            wire(&c),
+            b"*7\r\n$3\r\nSET\r\n$1\r\nk\r\n$3\r\ntok\r\n$4\r\nIFEQ\r\n$3\r\ntok\r\n$2\r\nPX\r\n$3\r\n500\r\n"
+        );
+        // Two keys, no native permission, or a server without the command: the script.
+        for (native, keys, natives) in [
+            (Native::Release, &["a", "b"][..], all),
+            (Native::Never, &["k"][..], all),
+            (Native::Release, &["k"][..], Natives::default()),
+            (
+                Native::Extend,
+                &["k"][..],
+                Natives {
+                    set_ifeq: false,
+                    ..all
+                },
+            ),
+        ] {
+            let (asked, c) = call(native, keys).for_node(release, natives);
+            assert_eq!((asked, c.form), (release, Form::EvalSha));
+        }
+        // A cleanup stays a cleanup, whatever goes on the wire.
+        let (asked, c) = call(Native::Release, &["k"]).for_node(Asked::Cleanup, all);
+        assert_eq!((asked, c.form), (Asked::Cleanup, Form::DelEx));
+        assert_eq!(asked.read(&Reply::Int(1)), Ok(Answer::Nothing));
+        // Replies: SET IFEQ +OK or nil; DELEX 1 or 0, never more.
+        let ok = Reply::Status(Bytes::from_static(b"OK"));
+        assert_eq!(
+            outcome(vote(Reading::SetIfEq), ok),
+            Ok((Outcome::Granted, None))
+        );
+        assert_eq!(
+            outcome(vote(Reading::SetIfEq), Reply::Nil),
+            Ok((Outcome::Refused, None))
+        );
+        assert!(outcome(vote(Reading::SetIfEq), Reply::Int(1)).is_err());
+        assert_eq!(
+            outcome(vote(Reading::DeletedOne), Reply::Int(1)),
+            Ok((Outcome::Released(1), None))
+        );
+        assert!(outcome(vote(Reading::DeletedOne), Reply::Int(2)).is_err());
+        assert!(outcome(vote(Reading::DeletedOne), Reply::Nil).is_err());
+    }
+
+    #[test]
+    #[allow(clippy::disallowed_methods)] // the test owns the clock
+    fn only_an_unknown_native_command_falls_back() {
+        let deadline = Instant::now();
+        let native = Request::call(
+            vote(Reading::DeletedOne),
+            deadline,
+            Call {
+                form: Form::DelEx,
+                ..call(Native::Release, &["k"])
+            },
+        );
+        assert!(native.falls_back("ERR unknown command 'DELEX', with args beginning with: "));
+        assert!(native.falls_back("ERR syntax error"));
+        assert!(!native.falls_back("NOPERM User app has no permissions to run the 'delex' command"));
+        let script = Request::call(release_vote(), deadline, call(Native::Release, &["k"]));
+        assert!(!script.falls_back("ERR unknown command 'EVALSHA'"));
+    }
+
+    fn release_vote() -> Asked {
+        vote(Reading::Deleted)
     }
 
     #[test]
@@ -355,7 +585,26 @@ mod tests {
         assert!(Asked::Handshake
             .read(&Reply::Error("WRONGPASS".into()))
             .is_err());
-        assert!(Asked::Info.read(&Reply::Error("NOPERM".into())).is_err());
+        let voting = Asked::Info { voting: true };
+        assert!(voting.read(&Reply::Error("NOPERM".into())).is_err());
+        // Without restart-aware voting, a user without INFO permission still connects.
+        assert_eq!(
+            Asked::Info { voting: false }.read(&Reply::Error("NOPERM no INFO".into())),
+            Ok(Answer::Info {
+                restart: None,
+                natives: Natives::default()
+            })
+        );
+        assert!(voting
+            .read(&Reply::Bulk("redis_version:8.4.0".into()))
+            .is_err());
+        match (Asked::Info { voting: false }).read(&Reply::Bulk("redis_version:8.4.0".into())) {
+            Ok(Answer::Info {
+                restart: None,
+                natives,
+            }) => assert!(natives.delex),
+            other => panic!("{other:?}"),
+        }
         assert_eq!(
             Asked::Cleanup.read(&Reply::Error("OOM".into())),
             Ok(Answer::Nothing)

@@ -18,7 +18,7 @@ fn unix_micros(micros: u64) -> SystemTime {
 
 /// A one-node fenced engine, connected (nothing to negotiate: ready at once).
 fn fenced(retry_count: u32) -> (Engine, Instant) {
-    let mut options = Options::default();
+    let mut options = plain_options();
     options.fencing = true;
     options.retry_count = Some(retry_count);
     options.retry_jitter = Duration::ZERO;
@@ -225,4 +225,12 @@ fn a_token_past_two_to_the_53_is_refused_by_the_script_and_the_acquire_fails() {
     let e = acquired(&mut engine).expect_err("no lock with an inexact token");
     assert_eq!(e.failure, Failure::Unreachable);
     assert!(e.to_string().contains("below 2^53"), "{e}");
+}
+
+/// Default options, but scripts only and no `INFO server`: these tests write the replies of a
+/// node byte for byte (the native commands have their own tests in `native.rs`).
+fn plain_options() -> Options {
+    let mut options = Options::default();
+    options.native_commands = false;
+    options
 }

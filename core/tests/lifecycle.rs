@@ -49,7 +49,7 @@ fn events(engine: &mut Engine) -> Vec<Event> {
 }
 
 fn options(retry_count: u32) -> Options {
-    let mut o = Options::default();
+    let mut o = plain_options();
     o.retry_count = Some(retry_count);
     o.retry_delay = Duration::ZERO;
     o.retry_jitter = Duration::ZERO;
@@ -333,4 +333,12 @@ fn a_refused_extend_is_not_held_not_locked() {
         }) => assert_eq!(err.failure, Failure::NotHeld),
         other => panic!("{other:?}"),
     }
+}
+
+/// Default options, but scripts only and no `INFO server`: these tests write the replies of a
+/// node byte for byte (the native commands have their own tests in `native.rs`).
+fn plain_options() -> Options {
+    let mut options = Options::default();
+    options.native_commands = false;
+    options
 }

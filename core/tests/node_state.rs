@@ -17,7 +17,7 @@ fn token(b: u8) -> Token {
 }
 
 fn once() -> Options {
-    let mut options = Options::default();
+    let mut options = plain_options();
     options.retry_count = Some(0);
     options
 }
@@ -222,4 +222,12 @@ fn refused_with_a_node_down_is_locked_not_unreachable() {
         _ => None,
     });
     assert_eq!(failure, Some(Failure::Unreachable));
+}
+
+/// Default options, but scripts only and no `INFO server`: these tests write the replies of a
+/// node byte for byte (the native commands have their own tests in `native.rs`).
+fn plain_options() -> Options {
+    let mut options = Options::default();
+    options.native_commands = false;
+    options
 }

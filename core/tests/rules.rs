@@ -66,7 +66,7 @@ fn acquired(engine: &mut Engine, at: Instant, ttl: Duration) -> Lock {
 }
 
 fn no_retry_jitter(retry_delay: Duration) -> Options {
-    let mut options = Options::default();
+    let mut options = plain_options();
     options.retry_count = None;
     options.retry_delay = retry_delay;
     options.retry_jitter = Duration::ZERO;
@@ -116,7 +116,7 @@ fn a_failed_extend_stops_once_a_retry_would_start_after_validity() {
 
 #[test]
 fn an_extend_with_a_shorter_ttl_keeps_the_old_validity() {
-    let (mut engine, t0) = connected(Options::default());
+    let (mut engine, t0) = connected(plain_options());
     let lock = acquired(&mut engine, t0, TTL);
     let at = t0 + Duration::from_secs(1);
     engine.extend(at, &lock, Duration::from_secs(2)).unwrap();
@@ -148,7 +148,7 @@ fn an_extend_with_a_shorter_ttl_keeps_the_old_validity() {
 
 #[test]
 fn a_refused_fenced_acquire_is_locked_not_a_broken_connection() {
-    let mut options = Options::default();
+    let mut options = plain_options();
     options.fencing = true;
     options.retry_count = Some(0);
     let (mut engine, t0) = connected(options);
@@ -195,7 +195,7 @@ fn poisons(options: Options, resources: &[&str], reply: &[u8]) {
 }
 
 fn once() -> Options {
-    let mut options = Options::default();
+    let mut options = plain_options();
     options.retry_count = Some(0);
     options
 }
@@ -217,7 +217,7 @@ fn wrong_shaped_replies_break_the_connection_instead_of_counting() {
 
 #[test]
 fn a_negative_release_count_breaks_the_connection() {
-    let (mut engine, t0) = connected(Options::default());
+    let (mut engine, t0) = connected(plain_options());
     let lock = acquired(&mut engine, t0, TTL);
     engine.release(t0, &lock);
     sent(&mut engine);
@@ -232,7 +232,7 @@ fn a_negative_release_count_breaks_the_connection() {
 
 #[test]
 fn a_script_sent_again_after_noscript_gets_a_fresh_deadline() {
-    let mut options = Options::default();
+    let mut options = plain_options();
     options.node_timeout = ms(500);
     let (mut engine, t0) = connected(options);
     engine
@@ -279,12 +279,12 @@ fn an_attempt_ends_when_validity_would_run_out() {
 
 #[test]
 fn set_nx_is_used_unless_the_acquire_script_is_overridden_even_by_the_same_source() {
-    let (mut engine, t0) = connected(Options::default());
+    let (mut engine, t0) = connected(plain_options());
     engine
         .acquire(t0, ["r"], TTL, token(), SystemTime::now())
         .unwrap();
     assert!(contains(&sent(&mut engine), b"$2\r\nNX\r\n"));
-    let mut options = Options::default();
+    let mut options = plain_options();
     options.scripts.acquire = Some(ACQUIRE.to_string());
     let (mut engine, t0) = connected(options);
     engine
@@ -297,7 +297,7 @@ fn set_nx_is_used_unless_the_acquire_script_is_overridden_even_by_the_same_sourc
 #[test]
 #[should_panic(expected = "not one of this engine's 1 nodes")]
 fn a_node_id_from_outside_the_configuration_is_misuse() {
-    let (mut engine, t0) = connected(Options::default());
+    let (mut engine, t0) = connected(plain_options());
     engine.handle_input(t0, NodeId::new(1), b"+OK\r\n");
 }
 
@@ -417,4 +417,12 @@ fn restart_aware_voting_reads_info_and_a_refused_info_breaks_the_connection() {
         }
         other => panic!("{other:?}"),
     }
+}
+
+/// Default options, but scripts only and no `INFO server`: these tests write the replies of a
+/// node byte for byte (the native commands have their own tests in `native.rs`).
+fn plain_options() -> Options {
+    let mut options = Options::default();
+    options.native_commands = false;
+    options
 }

