@@ -928,6 +928,10 @@ impl Engine {
         let attempt = self.report(op, now, &unanswered);
         let (kind, keys, token, n) = (op.kind, op.keys.clone(), op.attempt_token(), op.attempt);
         let (retry, deadline) = (op.retry, op.deadline);
+        // An attempt the deadline cut before any node answered says nothing: the one before
+        // it tells "held by another holder" from "unreachable".
+        let silent = op.votes.iter().all(Option::is_none);
+        let previous = op.attempts.last().cloned();
         if kind == Kind::Acquire {
             // Release everywhere, not only where granted: a yes may be in flight or lost.
             self.cleanup(now, &keys, &token);
@@ -951,6 +955,10 @@ impl Engine {
             op.phase = Phase::Waiting { until: now + wait };
             return;
         }
+        let failure = match previous {
+            Some(previous) if worth_it && silent => classify(kind, &previous, self.quorum, false),
+            _ => failure,
+        };
         let mut op = self.ops.remove(&id).expect("present");
         op.attempts.push(attempt);
         let error = OpError {

@@ -257,3 +257,28 @@ fn an_extend_refused_by_the_answering_nodes_of_three_fails_at_once() {
         other => panic!("{other:?}"),
     }
 }
+
+#[test]
+fn an_attempt_cut_before_any_answer_is_classified_by_the_one_before() {
+    // Refused at 0; the retry at 150 ms is cut at the 160 ms bound before the node answers.
+    let (mut engine, t0) = connected(Options::default());
+    let bounded = AcquireOptions::new().wait(ms(160)).retry(steady(ms(150)));
+    engine
+        .acquire_with(t0, ["r"], TTL, token(), SystemTime::now(), &bounded)
+        .unwrap();
+    assert_eq!(drain(&mut engine), 1);
+    engine.handle_input(t0, NODE, b"$-1\r\n:0\r\n");
+    assert_eq!(engine.poll_timeout(), Some(t0 + ms(150)));
+    engine.handle_timeout(t0 + ms(150));
+    assert_eq!(drain(&mut engine), 1, "the retry went out");
+    assert_eq!(engine.poll_timeout(), Some(t0 + ms(160)));
+    engine.handle_timeout(t0 + ms(160));
+    match engine.poll_event() {
+        Some(Event::Acquired { result: Err(e), .. }) => {
+            assert!(e.timed_out);
+            assert_eq!(e.failure, Failure::Locked, "{e}");
+            assert_eq!(e.attempts.len(), 2);
+        }
+        other => panic!("{other:?}"),
+    }
+}
