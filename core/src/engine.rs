@@ -1,5 +1,6 @@
 //! The engine: every lock operation, multiplexed over one connection per node.
 
+use crate::acquire_options::{AcquireOptions, Retry};
 use crate::config::{Config, Options};
 use crate::conn::{Broken, Conn, Lost};
 use crate::error::{Attempt, ConnError, Error, Failure, NodeReport, OpError, Outcome};
@@ -86,6 +87,13 @@ pub struct Engine {
     /// Per node, why it last failed (a broken connection, a refused handshake, what the adapter
     /// said of a failed connect); cleared when its handshake succeeds.
     causes: Vec<Option<Arc<str>>>,
+}
+
+/// How an operation retries, and the instant it must be over by.
+#[derive(Debug, Clone, Copy)]
+struct Limits {
+    retry: Retry,
+    deadline: Option<Instant>,
 }
 
 /// The most missed releases kept per node; past it the oldest go (their keys expire on their
@@ -284,17 +292,19 @@ impl Engine {
                 self.poison(now, NodeId::new(i), ConnError::Timeout(after));
             }
         }
-        let due: Vec<(OpId, Phase)> = self
+        let due: Vec<(OpId, Phase, bool)> = self
             .ops
             .iter()
-            .filter(|(_, op)| match op.phase {
-                Phase::Voting { deadline } => deadline.is_some_and(|d| now >= d),
-                Phase::Waiting { until } => now >= until,
-            })
-            .map(|(id, op)| (*id, op.phase))
+            .filter(|(_, op)| op.wakes_at().is_some_and(|at| now >= at))
+            .map(|(id, op)| (*id, op.phase, op.out_of_time(now)))
             .collect();
-        for (id, phase) in due {
+        for (id, phase, out_of_time) in due {
             match phase {
+                // The caller's bound cut the vote short: the nodes still silent were not
+                // waited for, which says nothing against them.
+                Phase::Voting { .. } if out_of_time => {
+                    self.end_attempt(now, id, Outcome::NotAwaited, false)
+                }
                 Phase::Voting { .. } => self.end_attempt(now, id, Outcome::Timeout, false),
                 Phase::Waiting { .. } => self.start_attempt(now, id),
             }
@@ -357,6 +367,43 @@ impl Engine {
         I: IntoIterator<Item = S>,
         S: AsRef<str>,
     {
+        self.acquire_with(now, resources, ttl, token, wall, &AcquireOptions::default())
+    }
+
+    /// [`acquire`](Engine::acquire) with settings of its own: a bound on how long it may take
+    /// and retry settings other than the client's (see [`AcquireOptions`]). Also fails
+    /// synchronously with [`Error::InvalidOption`] for a duration in `options` over
+    /// [`MAX_DURATION`].
+    ///
+    /// ```
+    /// use redlock_core::{AcquireOptions, Config, Engine, NodeConfig, NodeId, Options, Token};
+    /// use std::time::{Duration, Instant, SystemTime};
+    /// # let now = Instant::now();
+    /// let config = Config::new(vec![NodeConfig::new("127.0.0.1", 6379)], Options::default());
+    /// let mut engine = Engine::new(config, now, 42).unwrap();
+    /// engine.handle_connected(now, NodeId::new(0));
+    /// let token = Token::from_random(&[7; 20]).unwrap();
+    /// let bounded = AcquireOptions::new().wait(Duration::from_millis(200));
+    /// engine
+    ///     .acquire_with(now, ["r"], Duration::from_secs(10), token, SystemTime::now(), &bounded)
+    ///     .unwrap();
+    /// // Nothing answers: the engine wants to be woken at the bound, not later.
+    /// assert_eq!(engine.poll_timeout(), Some(now + Duration::from_millis(200)));
+    /// ```
+    pub fn acquire_with<I, S>(
+        &mut self,
+        now: Instant,
+        resources: I,
+        ttl: Duration,
+        token: Token,
+        wall: SystemTime,
+        options: &AcquireOptions,
+    ) -> Result<OpId, Error>
+    where
+        I: IntoIterator<Item = S>,
+        S: AsRef<str>,
+    {
+        options.validate()?;
         let resources: Arc<[String]> = resources
             .into_iter()
             .map(|r| r.as_ref().to_string())
@@ -370,8 +417,15 @@ impl Engine {
         self.check_ttl(ttl)?;
         let prefix = &self.options.key_prefix;
         let keys = resources.iter().map(|r| redis_key(prefix, r)).collect();
-        let wall = Wall::new(wall, self.clock(now));
-        let id = self.start(now, Kind::Acquire, resources, keys, token, ttl);
+        let now = self.clock(now);
+        let wall = Wall::new(wall, now);
+        let limits = Limits {
+            retry: options
+                .retry
+                .unwrap_or_else(|| Retry::from_options(&self.options)),
+            deadline: options.bound(now),
+        };
+        let id = self.start(now, Kind::Acquire, resources, keys, token, ttl, limits);
         // Before any reply can be read: the floor is first needed by the fence round.
         if let Some(op) = self.ops.get_mut(&id) {
             op.wall = Some(wall);
@@ -399,6 +453,7 @@ impl Engine {
             lock.keys.clone(),
             lock.token.clone(),
             ttl,
+            self.client_limits(),
         ))
     }
 
@@ -416,6 +471,7 @@ impl Engine {
             lock.keys.clone(),
             lock.token.clone(),
             lock.ttl,
+            self.client_limits(),
         )
     }
 
@@ -433,6 +489,7 @@ impl Engine {
         let error = OpError {
             failure: Failure::Cancelled,
             attempts: o.attempts,
+            timed_out: false,
         };
         self.fail(op, o.kind, error);
         Ok(())
@@ -465,10 +522,7 @@ impl Engine {
     #[must_use]
     pub fn poll_timeout(&self) -> Option<Instant> {
         let conns = self.conns.iter().filter_map(Conn::deadline);
-        let ops = self.ops.values().filter_map(|op| match op.phase {
-            Phase::Voting { deadline } => deadline,
-            Phase::Waiting { until } => Some(until),
-        });
+        let ops = self.ops.values().filter_map(Op::wakes_at);
         conns.chain(ops).min()
     }
 
@@ -485,6 +539,15 @@ impl Engine {
         Ok(())
     }
 
+    /// The client-wide retry settings and no deadline.
+    fn client_limits(&self) -> Limits {
+        Limits {
+            retry: Retry::from_options(&self.options),
+            deadline: None,
+        }
+    }
+
+    #[allow(clippy::too_many_arguments)]
     fn start(
         &mut self,
         now: Instant,
@@ -493,6 +556,7 @@ impl Engine {
         keys: Arc<[Bytes]>,
         token: Token,
         ttl: Duration,
+        limits: Limits,
     ) -> OpId {
         let now = self.clock(now);
         let id = OpId::new(self.next_op);
@@ -515,6 +579,8 @@ impl Engine {
             attempts: Vec::new(),
             phase: Phase::Waiting { until: now },
             wall: None,
+            retry: limits.retry,
+            deadline: limits.deadline,
         };
         self.ops.insert(id, op);
         self.start_attempt(now, id);
@@ -775,6 +841,7 @@ impl Engine {
                     Err(OpError {
                         failure: Failure::Unreachable,
                         attempts: vec![attempt],
+                        timed_out: false,
                     })
                 } else {
                     Ok(Released { confirmed, attempt })
@@ -891,34 +958,54 @@ impl Engine {
 
     /// The current attempt failed (or ran out of time): record it, undo an acquire, and retry
     /// or give up.
+    ///
+    /// Retried when the operation's retry count allows it, and: an acquire, while the retry
+    /// would start before the caller's deadline (past it the operation fails as timed out); an
+    /// extend, while the retry would start inside validity and the nodes that answered did not
+    /// refuse (a refusal is an answer: the keys are gone or someone else's, and asking again
+    /// changes nothing). A release is never retried.
     fn end_attempt(&mut self, now: Instant, id: OpId, unanswered: Outcome, too_late: bool) {
         let Some(op) = self.ops.get(&id) else { return };
         let attempt = self.report(op, now, &unanswered);
         let (kind, keys, token, n) = (op.kind, op.keys.clone(), op.attempt_token(), op.attempt);
+        let (retry, deadline) = (op.retry, op.deadline);
+        // An attempt the deadline cut before any node answered says nothing: the one before
+        // it tells "held by another holder" from "unreachable".
+        let silent = op.votes.iter().all(Option::is_none);
+        let previous = op.attempts.last().cloned();
         if kind == Kind::Acquire {
             // Release everywhere, not only where granted: a yes may be in flight or lost.
             self.cleanup(now, &keys, &token);
         }
-        let wait = self.retry_wait();
-        let may_retry = self.options.retry_count.is_none_or(|c| n <= c)
+        let failure = classify(kind, &attempt, self.quorum, too_late);
+        let wait = self.retry_wait(retry);
+        let worth_it = retry.count.is_none_or(|c| n <= c)
             && match kind {
-                Kind::Extend { valid_until, .. } => now + wait < valid_until,
-                _ => true,
+                Kind::Extend { valid_until, .. } => {
+                    now + wait < valid_until && failure != Failure::NotHeld
+                }
+                Kind::Acquire => true,
+                Kind::Release => false,
             };
+        let in_time = deadline.is_none_or(|d| now + wait < d);
         let Some(op) = self.ops.get_mut(&id) else {
             return;
         };
-        if may_retry && kind != Kind::Release {
+        if worth_it && in_time {
             op.attempts.push(attempt);
             op.phase = Phase::Waiting { until: now + wait };
             return;
         }
+        let failure = match previous {
+            Some(previous) if worth_it && silent => classify(kind, &previous, self.quorum, false),
+            _ => failure,
+        };
         let mut op = self.ops.remove(&id).expect("present");
-        let failure = classify(kind, &attempt, self.quorum, too_late);
         op.attempts.push(attempt);
         let error = OpError {
             failure,
             attempts: op.attempts,
+            timed_out: worth_it,
         };
         self.fail(id, kind, error);
     }
@@ -941,9 +1028,9 @@ impl Engine {
         });
     }
 
-    fn retry_wait(&mut self) -> Duration {
-        let base = self.options.retry_delay;
-        let jitter = self.options.retry_jitter;
+    fn retry_wait(&mut self, retry: Retry) -> Duration {
+        let base = retry.delay;
+        let jitter = retry.jitter;
         let span = u64::try_from(jitter.as_micros().saturating_mul(2)).unwrap_or(u64::MAX);
         let offset = Duration::from_micros(self.rng.below_inclusive(span));
         (base + offset).saturating_sub(jitter)

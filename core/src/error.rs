@@ -301,11 +301,19 @@ pub struct OpError {
     pub failure: Failure,
     /// Each attempt in order; the last one decided the failure (empty for a cancel before any attempt ended).
     pub attempts: Vec<Attempt>,
+    /// The operation ran out of the time its caller gave it
+    /// ([`AcquireOptions`](crate::AcquireOptions)) with retries left: `failure` then says what
+    /// the last attempt met (`Locked`: held by another holder; `Unreachable`: too few nodes
+    /// answered by the deadline).
+    pub timed_out: bool,
 }
 
 impl fmt::Display for OpError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let n = self.attempts.len();
+        if self.timed_out {
+            f.write_str("timed out: ")?;
+        }
         match self.failure {
             Failure::Locked => write!(
                 f,

@@ -15,6 +15,7 @@
 //! ([`OpError`], inside an operation's completion [`Event`], with every attempt's per-node
 //! [`Outcome`]).
 
+mod acquire_options;
 mod config;
 mod conn;
 mod engine;
@@ -34,6 +35,7 @@ mod sha1;
 mod token;
 mod voter;
 
+pub use acquire_options::{AcquireOptions, Retry};
 pub use config::{Config, NodeConfig, Options};
 pub use engine::Engine;
 pub use error::{Attempt, ConnError, Error, Failure, NodeReport, OpError, Outcome};

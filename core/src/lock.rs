@@ -11,6 +11,7 @@ use std::time::{Duration, Instant};
 /// new `Lock` with a later validity) or [`Engine::release`](crate::Engine::release). A `Lock`
 /// never changes after it is made.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[must_use = "a lock stays on the nodes until released or expired; release it, or hold it in a guard"]
 pub struct Lock {
     pub(crate) resources: Arc<[String]>,
     pub(crate) keys: Arc<[Bytes]>,

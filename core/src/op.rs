@@ -1,5 +1,6 @@
 //! One operation's quorum state: the votes of the current attempt and the attempts before it.
 
+use crate::acquire_options::Retry;
 use crate::error::{Attempt, Failure, Outcome};
 use crate::token::Token;
 use bytes::Bytes;
@@ -59,6 +60,10 @@ pub(crate) struct Op {
     pub(crate) phase: Phase,
     /// The caller's wall clock when the operation started (acquires only): the fencing floor.
     pub(crate) wall: Option<Wall>,
+    /// How a failed attempt is retried (the client's settings, or an acquire's own).
+    pub(crate) retry: Retry,
+    /// The instant the operation must be over by (bounded acquires only).
+    pub(crate) deadline: Option<Instant>,
 }
 
 /// A wall-clock reading taken with an acquire, and the engine's instant it goes with.
@@ -120,6 +125,23 @@ impl Op {
             Kind::Acquire => self.token.for_attempt(self.attempt),
             _ => self.token.clone(),
         }
+    }
+
+    /// When time next matters to this operation: the end of its vote (the attempt's own
+    /// deadline, or the operation's when sooner), or the start of its next attempt.
+    pub(crate) fn wakes_at(&self) -> Option<Instant> {
+        match self.phase {
+            Phase::Voting { deadline } => match (deadline, self.deadline) {
+                (Some(a), Some(b)) => Some(a.min(b)),
+                (a, b) => a.or(b),
+            },
+            Phase::Waiting { until } => Some(until),
+        }
+    }
+
+    /// Whether the operation's own deadline has come at `now`.
+    pub(crate) fn out_of_time(&self, now: Instant) -> bool {
+        self.deadline.is_some_and(|d| now >= d)
     }
 
     pub(crate) fn all_answered(&self) -> bool {

@@ -570,7 +570,7 @@ fn noscript_to_eval_as_well_is_an_error_reply() {
             wall_clock(rig.now),
         )
         .unwrap();
-    acquired(rig.run_until_complete(op, 0));
+    let _ = acquired(rig.run_until_complete(op, 0));
     // Alone, the broken node fails the operation with its error reply.
     let mut rig = Rig::new(1, options(), 1);
     broken(&mut rig);
@@ -639,7 +639,7 @@ fn a_reply_of_the_wrong_type_breaks_the_connection() {
             wall_clock(rig.now),
         )
         .unwrap();
-    acquired(rig.run_until_complete(op, 0));
+    let _ = acquired(rig.run_until_complete(op, 0));
 }
 
 #[test]
@@ -667,7 +667,7 @@ fn handshake_with_credentials_db_name_and_resp3() {
             wall_clock(rig.now),
         )
         .unwrap();
-    acquired(rig.run_until_complete(op, 0));
+    let _ = acquired(rig.run_until_complete(op, 0));
     assert_eq!(rig.nodes[0].get(rig.now, 0, b"r"), None);
     assert!(
         rig.nodes[0].get(rig.now, 5, b"r").is_some(),

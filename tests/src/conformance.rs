@@ -8,7 +8,8 @@
 use crate::fake::FakeServer;
 use crate::transports::Relay;
 use redlock_async::{
-    open_connection, Address, BoxFuture, Connection, Error, Lock, Node, Options, Released, Runtime,
+    open_connection, AcquireOptions, Address, BoxFuture, Connection, Error, Failure, HoldLimits,
+    Lock, Node, Options, Released, Retry, Runtime,
 };
 use redlock_harness::{Cluster, Reply};
 use std::future::Future;
@@ -25,6 +26,21 @@ pub struct LossSeen {
     pub fired_at: Option<Instant>,
     /// The lease deadline at that moment.
     pub deadline: Instant,
+}
+
+/// What a capped or uncapped `hold` observed (see [`Client::hold_for`]).
+#[derive(Debug, Clone)]
+pub struct HoldSeen {
+    /// The lock as acquired.
+    pub acquired: Lock,
+    /// When the hold began (just after the acquire returned).
+    pub began: Instant,
+    /// Whether and when `lost()` fired, and the lease deadline then.
+    pub loss: LossSeen,
+    /// The lock as last extended, when the wait ended.
+    pub last: Lock,
+    /// What the explicit release returned.
+    pub released: Released,
 }
 
 /// The surface every adapter offers, called from a plain thread.
@@ -60,6 +76,41 @@ pub trait Client: Clone + Send + Sync + std::fmt::Debug + 'static {
     /// Starts an acquire and drops it after `after` (or when it finishes first). `None` for an
     /// adapter whose calls cannot be abandoned (blocking).
     fn acquire_abandoned(&self, resources: &[&str], ttl: Duration, after: Duration) -> Option<()>;
+    /// `acquire_with`.
+    fn acquire_with(
+        &self,
+        resources: &[&str],
+        ttl: Duration,
+        options: AcquireOptions,
+    ) -> Result<Lock, Error>;
+    /// Acquires, wraps the lock in a guard, moves the guard into a task (a runtime task; a
+    /// thread for the blocking adapter) that drops it, and returns the lock once the task ended.
+    fn guard_dropped_in_task(&self, resources: &[&str], ttl: Duration) -> Result<Lock, Error>;
+    /// Acquires, wraps the lock in a guard and releases it with `Guard::release`.
+    fn guard_released(&self, resources: &[&str], ttl: Duration) -> Result<Released, Error>;
+    /// Acquires `resource`, holds it with `limits`, waits up to `max` for `lost()`, then
+    /// releases with `Hold::release`.
+    fn hold_for(
+        &self,
+        resource: &str,
+        ttl: Duration,
+        limits: HoldLimits,
+        max: Duration,
+    ) -> Result<HoldSeen, Error>;
+    /// Acquires `n` resources named `{prefix}{i}` and holds each; one watcher per hold (a
+    /// runtime task; a thread for the blocking adapter) waits for its `lost()`; then calls
+    /// `between` and collects what each watcher saw, waiting up to `max` in all. The holds are
+    /// dropped after `after` has run.
+    #[allow(clippy::too_many_arguments)]
+    fn holds_until_lost(
+        &self,
+        prefix: &str,
+        n: usize,
+        ttl: Duration,
+        between: Box<dyn FnOnce() + Send>,
+        max: Duration,
+        after: Box<dyn FnOnce() + Send>,
+    ) -> Result<Vec<LossSeen>, Error>;
 }
 
 /// An async runtime the suite can block on.
@@ -239,6 +290,111 @@ impl<R: BlockOn> Client for AsyncClient<R> {
         });
         Some(())
     }
+
+    fn acquire_with(
+        &self,
+        resources: &[&str],
+        ttl: Duration,
+        options: AcquireOptions,
+    ) -> Result<Lock, Error> {
+        R::block_on(self.0.acquire_with(resources.to_vec(), ttl, options))
+    }
+
+    fn guard_dropped_in_task(&self, resources: &[&str], ttl: Duration) -> Result<Lock, Error> {
+        let lock = R::block_on(self.0.acquire(resources.to_vec(), ttl))?;
+        let guard = self.0.guard(lock.clone());
+        let (done, ended) = std::sync::mpsc::channel();
+        R::block_on(async move {
+            R::default().spawn(Box::pin(async move {
+                drop(guard);
+                let _ = done.send(());
+            }));
+        });
+        ended
+            .recv_timeout(Duration::from_secs(10))
+            .expect("the task that drops the guard ran");
+        Ok(lock)
+    }
+
+    fn guard_released(&self, resources: &[&str], ttl: Duration) -> Result<Released, Error> {
+        R::block_on(async {
+            let lock = self.0.acquire(resources.to_vec(), ttl).await?;
+            self.0.guard(lock).release().await
+        })
+    }
+
+    fn hold_for(
+        &self,
+        resource: &str,
+        ttl: Duration,
+        limits: HoldLimits,
+        max: Duration,
+    ) -> Result<HoldSeen, Error> {
+        let rt = R::default();
+        R::block_on(async {
+            let acquired = self.0.acquire([resource], ttl).await?;
+            let hold = self.0.hold_with(acquired.clone(), ttl, limits);
+            let began = Instant::now();
+            let fired = until(&rt, began + max, hold.lost()).await;
+            let loss = LossSeen {
+                fired_at: fired.map(|()| Instant::now()),
+                deadline: hold.deadline(),
+            };
+            let last = hold.lock();
+            let released = hold.release().await?;
+            Ok(HoldSeen {
+                acquired,
+                began,
+                loss,
+                last,
+                released,
+            })
+        })
+    }
+
+    fn holds_until_lost(
+        &self,
+        prefix: &str,
+        n: usize,
+        ttl: Duration,
+        between: Box<dyn FnOnce() + Send>,
+        max: Duration,
+        after: Box<dyn FnOnce() + Send>,
+    ) -> Result<Vec<LossSeen>, Error> {
+        let (seen, heard) = std::sync::mpsc::channel();
+        let holds = R::block_on(async {
+            let mut holds = Vec::with_capacity(n);
+            for i in 0..n {
+                let lock = self.0.acquire([format!("{prefix}{i}")], ttl).await?;
+                let hold = self.0.hold(lock, ttl);
+                let lease = hold.lease().clone();
+                let seen = seen.clone();
+                R::default().spawn(Box::pin(async move {
+                    lease.lost().await;
+                    let fired_at = Instant::now();
+                    let _ = seen.send(LossSeen {
+                        fired_at: Some(fired_at),
+                        deadline: lease.deadline(),
+                    });
+                }));
+                holds.push(hold);
+            }
+            Ok::<_, Error>(holds)
+        })?;
+        between();
+        let end = Instant::now() + max;
+        let mut out = Vec::with_capacity(n);
+        while out.len() < n {
+            let left = end.saturating_duration_since(Instant::now());
+            match heard.recv_timeout(left) {
+                Ok(s) => out.push(s),
+                Err(_) => break,
+            }
+        }
+        after();
+        drop(holds);
+        Ok(out)
+    }
 }
 
 /// The blocking adapter is already a [`Client`] in all but name.
@@ -311,6 +467,90 @@ impl Client for BlockingClient {
 
     fn acquire_abandoned(&self, _: &[&str], _: Duration, _: Duration) -> Option<()> {
         None
+    }
+
+    fn acquire_with(
+        &self,
+        resources: &[&str],
+        ttl: Duration,
+        options: AcquireOptions,
+    ) -> Result<Lock, Error> {
+        self.0.acquire_with(resources, ttl, options)
+    }
+
+    fn guard_dropped_in_task(&self, resources: &[&str], ttl: Duration) -> Result<Lock, Error> {
+        let lock = self.0.acquire(resources, ttl)?;
+        let guard = self.0.guard(lock.clone());
+        std::thread::spawn(move || drop(guard))
+            .join()
+            .expect("the thread that drops the guard");
+        Ok(lock)
+    }
+
+    fn guard_released(&self, resources: &[&str], ttl: Duration) -> Result<Released, Error> {
+        let lock = self.0.acquire(resources, ttl)?;
+        self.0.guard(lock).release()
+    }
+
+    fn hold_for(
+        &self,
+        resource: &str,
+        ttl: Duration,
+        limits: HoldLimits,
+        max: Duration,
+    ) -> Result<HoldSeen, Error> {
+        let acquired = self.0.acquire([resource], ttl)?;
+        let hold = self.0.hold_with(acquired.clone(), ttl, limits);
+        let began = Instant::now();
+        let fired = hold.wait_lost(max);
+        let loss = LossSeen {
+            fired_at: fired.then(Instant::now),
+            deadline: hold.deadline(),
+        };
+        let last = hold.lock();
+        let released = hold.release()?;
+        Ok(HoldSeen {
+            acquired,
+            began,
+            loss,
+            last,
+            released,
+        })
+    }
+
+    fn holds_until_lost(
+        &self,
+        prefix: &str,
+        n: usize,
+        ttl: Duration,
+        between: Box<dyn FnOnce() + Send>,
+        max: Duration,
+        after: Box<dyn FnOnce() + Send>,
+    ) -> Result<Vec<LossSeen>, Error> {
+        let mut holds = Vec::with_capacity(n);
+        let mut watchers = Vec::with_capacity(n);
+        for i in 0..n {
+            let lock = self.0.acquire([format!("{prefix}{i}")], ttl)?;
+            let hold = self.0.hold(lock, ttl);
+            let lease = hold.lease().clone();
+            watchers.push(std::thread::spawn(move || {
+                let fired = lease.wait_lost(max);
+                LossSeen {
+                    fired_at: fired.then(Instant::now),
+                    deadline: lease.deadline(),
+                }
+            }));
+            holds.push(hold);
+        }
+        between();
+        let out = watchers
+            .into_iter()
+            .map(|w| w.join().expect("watcher"))
+            .filter(|s| s.fired_at.is_some())
+            .collect();
+        after();
+        drop(holds);
+        Ok(out)
     }
 }
 
@@ -715,6 +955,243 @@ pub fn cancellation<C: Client>(nodes: usize) {
     c.release(&lock).expect("release");
 }
 
+/// A guard dropped in another task (thread, for the blocking adapter) releases the key on every
+/// node without anyone awaiting it; `Guard::release` returns the outcome.
+pub fn guard_drop_releases<C: Client>(nodes: usize) {
+    let cluster = Cluster::start(nodes);
+    let c = C::connect(&cluster.urls(), test_options()).expect("connect");
+    let lock = c.guard_dropped_in_task(&["guard:a"], TTL).expect("acquire");
+    assert!(lock.is_valid(Instant::now()));
+    // The ttl is 5 s: a key gone within 2 s was released, not expired.
+    assert_eq!(
+        cluster.exists_after("guard:a", Duration::from_secs(2)),
+        0,
+        "{}: a dropped guard left the key on the nodes",
+        C::NAME
+    );
+    let again = c.acquire(&["guard:a"], TTL).expect("free after the drop");
+    c.release(&again).expect("release");
+    let released = c.guard_released(&["guard:b"], TTL).expect("guard release");
+    assert!(
+        released.confirmed > nodes / 2,
+        "{}: {} confirmations",
+        C::NAME,
+        released.confirmed
+    );
+    assert_eq!(cluster.exists_after("guard:b", Duration::from_secs(2)), 0);
+}
+
+/// An acquire bounded to 200 ms on a held lock returns `TimedOut` (last failure `Locked`)
+/// within its bound plus one node timeout, after retrying through it; on nodes that do not
+/// answer, `TimedOut` with `Unreachable`.
+pub fn bounded_acquire<C: Client>() {
+    let cluster = Cluster::start(3);
+    let options = test_options();
+    let holder = C::connect(&cluster.urls(), options.clone()).expect("connect");
+    let mut forever = options.clone();
+    forever.retry_count = None;
+    let waiter = C::connect(&cluster.urls(), forever).expect("connect waiter");
+    let held = holder.acquire(&["bound:a"], TTL).expect("holder");
+    let bound = Duration::from_millis(200);
+    let within = AcquireOptions::new().wait(bound).retry(Retry {
+        count: None,
+        delay: Duration::from_millis(20),
+        jitter: Duration::from_millis(10),
+    });
+    let start = Instant::now();
+    let err = waiter
+        .acquire_with(&["bound:a"], TTL, within)
+        .expect_err("held by another");
+    let took = start.elapsed();
+    assert!(
+        matches!(
+            err,
+            Error::TimedOut {
+                last_failure: Failure::Locked,
+                ..
+            }
+        ),
+        "{}: {err}",
+        C::NAME
+    );
+    assert!(
+        took <= bound + options.node_timeout,
+        "{}: a 200 ms bound took {took:?}",
+        C::NAME
+    );
+    assert!(
+        err.attempts().len() > 1,
+        "{}: retried inside the bound: {err}",
+        C::NAME
+    );
+    // The per-call retry count overrides the client's "for ever".
+    let once = AcquireOptions::new().retry(Retry {
+        count: Some(0),
+        delay: Duration::from_millis(20),
+        jitter: Duration::ZERO,
+    });
+    let err = waiter
+        .acquire_with(&["bound:a"], TTL, once)
+        .expect_err("held");
+    assert!(err.is_locked(), "{}: {err}", C::NAME);
+    assert_eq!(err.attempts().len(), 1);
+    holder.release(&held).expect("release");
+    // Two of three nodes stop answering: no quorum can form, and the bound still holds.
+    cluster.stop(1);
+    cluster.stop(2);
+    let start = Instant::now();
+    let err = waiter
+        .acquire_with(&["bound:b"], TTL, within)
+        .expect_err("two of three paused");
+    let took = start.elapsed();
+    cluster.cont(1);
+    cluster.cont(2);
+    assert!(
+        matches!(
+            err,
+            Error::TimedOut {
+                last_failure: Failure::Unreachable,
+                ..
+            }
+        ),
+        "{}: {err}",
+        C::NAME
+    );
+    assert!(
+        took <= bound + options.node_timeout,
+        "{}: a 200 ms bound took {took:?} on paused nodes",
+        C::NAME
+    );
+    assert_eq!(cluster.exists_after("bound:b", Duration::from_secs(3)), 0);
+}
+
+/// Extending a lock whose keys are gone and taken fails at once as `NotHeld`: one attempt, no
+/// retry pause, though the client retries 10 times 500 ms apart.
+pub fn not_held_at_once<C: Client>(nodes: usize) {
+    let cluster = Cluster::start(nodes);
+    let mut options = test_options();
+    options.retry_delay = Duration::from_millis(500);
+    options.retry_jitter = Duration::ZERO;
+    let a = C::connect(&cluster.urls(), options.clone()).expect("connect a");
+    let b = C::connect(&cluster.urls(), options).expect("connect b");
+    let lock = a.acquire(&["nh:a"], TTL).expect("a acquires");
+    for i in 0..nodes {
+        cluster.cmd(i, &["DEL", "nh:a"]);
+    }
+    let taken = b.acquire(&["nh:a"], TTL).expect("b takes it");
+    let start = Instant::now();
+    let err = a.extend(&lock, TTL).expect_err("not ours any more");
+    let took = start.elapsed();
+    assert!(matches!(err, Error::NotHeld { .. }), "{}: {err}", C::NAME);
+    assert_eq!(err.attempts().len(), 1, "{}: {err:#}", C::NAME);
+    assert!(
+        took < Duration::from_millis(400),
+        "{}: NotHeld took {took:?}",
+        C::NAME
+    );
+    b.release(&taken).expect("release");
+}
+
+/// `lost()` fires before `valid_until`, every time, in a run of 100 losses: 100 holds on one
+/// node, which then stops answering, so every lease runs out with its extension unanswered.
+pub fn lost_before_valid_until<C: Client>() {
+    const LOSSES: usize = 100;
+    let cluster = Arc::new(Cluster::start(1));
+    let c = C::connect(&cluster.urls(), test_options()).expect("connect");
+    // A 4 s ttl: the loss margin is 200 ms, room for the watcher tasks' wake-up latency on a
+    // loaded 2-core machine running the rest of the suite beside this test.
+    let ttl = Duration::from_secs(4);
+    let (stop, cont) = (cluster.clone(), cluster.clone());
+    let seen = c
+        .holds_until_lost(
+            "loss100:",
+            LOSSES,
+            ttl,
+            Box::new(move || stop.stop(0)),
+            ttl * 3,
+            Box::new(move || cont.cont(0)),
+        )
+        .expect("holds");
+    assert_eq!(
+        seen.len(),
+        LOSSES,
+        "{}: only {} of {LOSSES} leases were signalled lost",
+        C::NAME,
+        seen.len()
+    );
+    for s in &seen {
+        let fired = s.fired_at.expect("fired");
+        assert!(
+            fired < s.deadline,
+            "{}: lost() fired {:?} after valid_until",
+            C::NAME,
+            fired - s.deadline
+        );
+    }
+}
+
+/// `hold` keeps a lock past its ttl without a closure; caps end the lease (extensions, total
+/// time) before validity does; `Hold::release` releases.
+pub fn hold_and_caps<C: Client>(nodes: usize) {
+    let cluster = Cluster::start(nodes);
+    let c = C::connect(&cluster.urls(), test_options()).expect("connect");
+    let probe = C::connect(&cluster.urls(), once(&test_options())).expect("probe");
+    let ttl = Duration::from_millis(800);
+    // Uncapped: held through 1.5 ttl, extended, never lost.
+    let seen = {
+        let c = c.clone();
+        let t =
+            std::thread::spawn(move || c.hold_for("hold:a", ttl, HoldLimits::new(), ttl + ttl / 2));
+        std::thread::sleep(ttl);
+        let err = probe.acquire(&["hold:a"], TTL).expect_err("held");
+        assert!(err.is_locked(), "{}: {err}", C::NAME);
+        t.join().expect("holder").expect("hold")
+    };
+    assert!(
+        seen.loss.fired_at.is_none(),
+        "{}: lost while healthy",
+        C::NAME
+    );
+    assert!(
+        seen.last.valid_until() > seen.acquired.valid_until(),
+        "{}: never extended",
+        C::NAME
+    );
+    assert!(seen.released.confirmed > nodes / 2);
+    assert_eq!(cluster.exists_after("hold:a", Duration::from_secs(2)), 0);
+    // No extensions allowed: lost before the first lock's validity ends, never extended.
+    let seen = c
+        .hold_for("hold:b", ttl, HoldLimits::new().max_extensions(0), ttl * 3)
+        .expect("hold");
+    let fired = seen.loss.fired_at.expect("lost at the cap");
+    assert_eq!(
+        seen.last,
+        seen.acquired,
+        "{}: extended past the cap",
+        C::NAME
+    );
+    assert!(fired < seen.acquired.valid_until(), "{}", C::NAME);
+    // A 300 ms hold cap: lost at the cap, long before validity runs out.
+    let cap = Duration::from_millis(300);
+    let seen = c
+        .hold_for("hold:c", ttl, HoldLimits::new().max_hold(cap), ttl * 3)
+        .expect("hold");
+    let fired = seen.loss.fired_at.expect("lost at the cap");
+    assert!(
+        fired >= seen.began + cap,
+        "{}: lost before the cap",
+        C::NAME
+    );
+    assert!(
+        fired < seen.began + cap + Duration::from_millis(250),
+        "{}: lost {:?} after the cap",
+        C::NAME,
+        fired - (seen.began + cap)
+    );
+    assert!(fired < seen.loss.deadline);
+    assert_eq!(cluster.exists_after("hold:c", Duration::from_secs(2)), 0);
+}
+
 /// Bad configuration is reported at once, before any connection.
 pub fn bad_config<C: Client>() {
     let err = C::connect(&["http://127.0.0.1:1".to_string()], test_options()).expect_err("bad url");
@@ -819,6 +1296,30 @@ macro_rules! conformance_suite {
         #[test]
         fn bad_config() {
             suite::bad_config::<$client>()
+        }
+        #[test]
+        fn guard_drop_releases_3() {
+            suite::guard_drop_releases::<$client>(3)
+        }
+        #[test]
+        fn bounded_acquire_3() {
+            suite::bounded_acquire::<$client>()
+        }
+        #[test]
+        fn not_held_at_once_1() {
+            suite::not_held_at_once::<$client>(1)
+        }
+        #[test]
+        fn not_held_at_once_3() {
+            suite::not_held_at_once::<$client>(3)
+        }
+        #[test]
+        fn lost_before_valid_until_100() {
+            suite::lost_before_valid_until::<$client>()
+        }
+        #[test]
+        fn hold_and_caps_3() {
+            suite::hold_and_caps::<$client>(3)
         }
     };
 }

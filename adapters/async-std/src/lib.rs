@@ -31,9 +31,9 @@ use std::task::{Context, Poll};
 use std::time::Instant;
 
 pub use redlock_async::{
-    open_connection, parse_node_url, Address, Attempt, BoxFuture, Connection, Connector, Error,
-    Failure, Lease, Lock, Node, NodeId, NodeReport, Options, OptionsExt, Outcome, Protocol,
-    Released, Runtime, Scripts, Tls, TlsError, UrlError,
+    open_connection, parse_node_url, AcquireOptions, Address, Attempt, BoxFuture, Connection,
+    Connector, Error, Failure, HoldLimits, Lease, Lock, Node, NodeId, NodeReport, Options,
+    OptionsExt, Outcome, Protocol, Released, Retry, Runtime, Scripts, Tls, TlsError, UrlError,
 };
 
 /// The async-std [`Runtime`].
@@ -42,6 +42,13 @@ pub struct AsyncStd;
 
 /// A Redlock client on async-std.
 pub type Redlock = redlock_async::Redlock<AsyncStd>;
+
+/// A held lock released when dropped ([`Redlock::guard`](redlock_async::Redlock::guard)).
+pub type Guard = redlock_async::Guard<AsyncStd>;
+
+/// A lock kept alive in the background until released or dropped
+/// ([`Redlock::hold`](redlock_async::Redlock::hold)).
+pub type Hold = redlock_async::Hold<AsyncStd>;
 
 /// Any async-std (futures-io) stream as a [`Connection`], for a [`Connector`] of your own:
 /// `Box::new(Stream(tcp_stream))`.

@@ -6,13 +6,14 @@ use crate::error::Error;
 use crate::node::Node;
 use crate::runtime::Runtime;
 use crate::waiters::{Table, Traced, Waiters};
-use redlock_core::{Engine, Lock, OpId, Options, Released};
+use redlock_core::{AcquireOptions, Engine, Lock, OpId, Options, Released};
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant, SystemTime};
-use tracing::Instrument;
+use tracing::field::Empty;
+use tracing::{Instrument, Span};
 
 /// Closes the driver when the last clone of a client (and every future holding one) is gone.
 struct Inner<R: Runtime> {
@@ -167,8 +168,49 @@ impl<R: Runtime> Redlock<R> {
     /// Returns the [`Lock`] (valid until [`Lock::valid_until`]), or [`Error::Locked`] when
     /// another holder kept a quorum, [`Error::Unreachable`] when too few nodes answered, or
     /// [`Error::Config`] for misuse. Dropping the future before it resolves releases whatever
-    /// it may have taken.
+    /// it may have taken. The lock is not released when dropped: pass it to
+    /// [`Redlock::guard`] for that.
     pub async fn acquire<I, S>(&self, resources: I, ttl: Duration) -> Result<Lock, Error>
+    where
+        I: IntoIterator<Item = S>,
+        S: AsRef<str>,
+    {
+        self.acquire_with(resources, ttl, AcquireOptions::default())
+            .await
+    }
+
+    /// [`Redlock::acquire`] with settings for this call: a bound on how long it may take
+    /// ([`AcquireOptions::wait`], counted from this call, or [`AcquireOptions::deadline`]) and
+    /// retry settings of its own ([`AcquireOptions::retry`]).
+    ///
+    /// The bound is kept by the engine, not raced by a timer here: no retry starts whose pause
+    /// would end past it, and an attempt still waiting for nodes at the bound is cut there (and
+    /// whatever it may have taken released), so the call returns by the bound plus the
+    /// lateness of one timer. Running out of time is [`Error::TimedOut`], whose `last_failure`
+    /// tells "held by another holder" ([`Failure::Locked`](crate::Failure::Locked)) from
+    /// "nodes unreachable" ([`Failure::Unreachable`](crate::Failure::Unreachable)); running
+    /// out of retries first is the plain [`Error::Locked`] or [`Error::Unreachable`].
+    ///
+    /// ```no_run
+    /// # async fn demo<R: redlock_async::Runtime>(redlock: redlock_async::Redlock<R>) {
+    /// use redlock_async::{AcquireOptions, Error, Failure, Retry};
+    /// use std::time::Duration;
+    /// let within = AcquireOptions::new()
+    ///     .wait(Duration::from_millis(200))
+    ///     .retry(Retry { count: None, delay: Duration::from_millis(20), jitter: Duration::from_millis(10) });
+    /// match redlock.acquire_with(["orders:42"], Duration::from_secs(10), within).await {
+    ///     Ok(lock) => { /* … */ }
+    ///     Err(Error::TimedOut { last_failure: Failure::Locked, .. }) => { /* busy: try later */ }
+    ///     Err(e) => eprintln!("{e}"),
+    /// }
+    /// # }
+    /// ```
+    pub async fn acquire_with<I, S>(
+        &self,
+        resources: I,
+        ttl: Duration,
+        options: AcquireOptions,
+    ) -> Result<Lock, Error>
     where
         I: IntoIterator<Item = S>,
         S: AsRef<str>,
@@ -177,14 +219,15 @@ impl<R: Runtime> Redlock<R> {
             .into_iter()
             .map(|r| r.as_ref().to_string())
             .collect();
-        let span = tracing::debug_span!("redlock.acquire", resources = ?names, ttl_ms = ttl.as_millis() as u64);
+        let span = op_span("acquire", &names, Some(ttl));
         // Drawn before `start` takes the client's lock: it is a syscall.
         let token = crate::setup::fresh_token();
         self.start(
+            span.clone(),
             |w| &mut w.acquires,
             // The wall clock is read with `now`: the floor of the fencing token (microseconds
             // since the epoch), which keeps tokens increasing when nodes restart empty.
-            |e, now| e.acquire(now, &names, ttl, token, SystemTime::now()),
+            |e, now| e.acquire_with(now, &names, ttl, token, SystemTime::now(), &options),
         )
         .instrument(span)
         .await
@@ -195,10 +238,14 @@ impl<R: Runtime> Redlock<R> {
     /// Returns [`Error::Expired`] at once for a lock past its validity, [`Error::NotHeld`] when a
     /// quorum no longer holds it, [`Error::Unreachable`] when too few nodes answered.
     pub async fn extend(&self, lock: &Lock, ttl: Duration) -> Result<Lock, Error> {
-        let span = tracing::debug_span!("redlock.extend", resources = ?lock.resources(), ttl_ms = ttl.as_millis() as u64);
-        self.start(|w| &mut w.extends, |e, now| e.extend(now, lock, ttl))
-            .instrument(span)
-            .await
+        let span = op_span("extend", lock.resources(), Some(ttl));
+        self.start(
+            span.clone(),
+            |w| &mut w.extends,
+            |e, now| e.extend(now, lock, ttl),
+        )
+        .instrument(span)
+        .await
     }
 
     /// Releases `lock`: sends the delete to every node it can reach (best effort) and returns
@@ -206,14 +253,20 @@ impl<R: Runtime> Redlock<R> {
     /// with how many had confirmed. Releasing an expired lock is safe: only keys still holding
     /// its token are deleted.
     pub async fn release(&self, lock: &Lock) -> Result<Released, Error> {
-        let span = tracing::debug_span!("redlock.release", resources = ?lock.resources());
-        self.start(|w| &mut w.releases, |e, now| Ok(e.release(now, lock)))
-            .instrument(span)
-            .await
+        let span = op_span("release", lock.resources(), None);
+        self.start(
+            span.clone(),
+            |w| &mut w.releases,
+            |e, now| Ok(e.release(now, lock)),
+        )
+        .instrument(span)
+        .await
     }
 
-    /// Starts a release nobody waits for (used when a `using` future is dropped).
+    /// Starts a release nobody waits for (used when a `using` future, a guard or a hold is
+    /// dropped): handed to the driver, which sends it; its outcome is not reported.
     pub(crate) fn release_detached(&self, lock: &Lock) {
+        tracing::debug!(resources = ?lock.resources(), "redlock: release handed to the driver");
         let mut s = self.inner.handle.lock();
         s.engine.release(Instant::now(), lock);
         Handle::wake_driver(&mut s);
@@ -222,6 +275,7 @@ impl<R: Runtime> Redlock<R> {
     /// Starts an operation with `begin` and waits for its result in the table `table` picks.
     fn start<T: Traced>(
         &self,
+        span: Span,
         table: fn(&mut Waiters) -> &mut Table<T>,
         begin: impl FnOnce(&mut Engine, Instant) -> Result<OpId, redlock_core::Error>,
     ) -> OpFuture<R, T> {
@@ -235,8 +289,24 @@ impl<R: Runtime> Redlock<R> {
             client: self.clone(),
             table,
             state: Some(started.map_err(Error::from)),
+            span,
+            started: Instant::now(),
         }
     }
+}
+
+/// The span of one operation: its kind, resources and ttl at once; its attempt count, outcome
+/// and elapsed time recorded when it completes.
+fn op_span(kind: &'static str, resources: &[String], ttl: Option<Duration>) -> Span {
+    tracing::debug_span!(
+        "redlock.op",
+        kind,
+        resources = ?resources,
+        ttl_ms = ttl.map(|t| u64::try_from(t.as_millis()).unwrap_or(u64::MAX)),
+        attempts = Empty,
+        outcome = Empty,
+        elapsed_us = Empty,
+    )
 }
 
 /// Waits for one operation; dropping it abandons the operation (see `Waiters::abandon`).
@@ -246,6 +316,27 @@ struct OpFuture<R: Runtime, T> {
     table: fn(&mut Waiters) -> &mut Table<T>,
     /// `Some(Ok(op))` while waiting, `Some(Err)` for a synchronous refusal, `None` once done.
     state: Option<Result<OpId, Error>>,
+    /// The operation's span, completed with the outcome.
+    span: Span,
+    started: Instant,
+}
+
+impl<R: Runtime, T: Traced> OpFuture<R, T> {
+    /// Records how the operation ended on its span.
+    fn finish(&self, result: Result<T, Error>) -> Result<T, Error> {
+        let (attempts, outcome) = match &result {
+            Ok(v) => (v.attempts(), "ok"),
+            Err(e) => (
+                u32::try_from(e.attempts().len()).unwrap_or(u32::MAX),
+                e.kind(),
+            ),
+        };
+        let elapsed = u64::try_from(self.started.elapsed().as_micros()).unwrap_or(u64::MAX);
+        self.span.record("attempts", attempts);
+        self.span.record("outcome", outcome);
+        self.span.record("elapsed_us", elapsed);
+        result
+    }
 }
 
 impl<R: Runtime, T: Traced> Future for OpFuture<R, T> {
@@ -255,13 +346,13 @@ impl<R: Runtime, T: Traced> Future for OpFuture<R, T> {
         let this = self.get_mut();
         let op = match this.state.take() {
             None => panic!("OpFuture polled after completion"),
-            Some(Err(e)) => return Poll::Ready(Err(e)),
+            Some(Err(e)) => return Poll::Ready(this.finish(Err(e))),
             Some(Ok(op)) => op,
         };
         let result =
             (this.table)(&mut this.client.inner.handle.lock().waiters).take(op, Some(cx.waker()));
         match result {
-            Some(result) => Poll::Ready(result.map_err(Error::from)),
+            Some(result) => Poll::Ready(this.finish(result.map_err(Error::from))),
             None => {
                 this.state = Some(Ok(op));
                 Poll::Pending

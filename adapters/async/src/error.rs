@@ -28,6 +28,15 @@ pub enum Error {
         /// Every attempt, last one deciding (empty when refused before sending).
         attempts: Vec<Attempt>,
     },
+    /// A bounded acquire ran out of the time it was given, with retries left.
+    /// `last_failure` says what the last attempt met: [`Failure::Locked`] (another holder has
+    /// the resource) or [`Failure::Unreachable`] (too few nodes answered in time).
+    TimedOut {
+        /// Every attempt, last one deciding.
+        attempts: Vec<Attempt>,
+        /// What the last attempt met.
+        last_failure: Failure,
+    },
     /// Bad configuration or a call that can never succeed (no resources, ttl shorter than the
     /// drift margin, a node listed twice, …). Nothing was sent.
     Config(redlock_core::Error),
@@ -45,7 +54,8 @@ impl Error {
             Error::Locked { attempts }
             | Error::Unreachable { attempts }
             | Error::NotHeld { attempts }
-            | Error::Expired { attempts } => attempts,
+            | Error::Expired { attempts }
+            | Error::TimedOut { attempts, .. } => attempts,
             Error::Config(_) | Error::InvalidUrl(_) | Error::Tls(_) => &[],
         }
     }
@@ -58,6 +68,26 @@ impl Error {
     /// Whether nodes failed (down, slow, erroring), as opposed to refusing.
     pub fn is_unreachable(&self) -> bool {
         matches!(self, Error::Unreachable { .. })
+    }
+
+    /// Whether a bounded acquire ran out of time (see [`Error::TimedOut`]).
+    pub fn is_timed_out(&self) -> bool {
+        matches!(self, Error::TimedOut { .. })
+    }
+
+    /// A short name for the kind of failure (`locked`, `unreachable`, `not_held`, `expired`,
+    /// `timed_out`, `config`, `invalid_url`, `tls`), for logs and traces.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Error::Locked { .. } => "locked",
+            Error::Unreachable { .. } => "unreachable",
+            Error::NotHeld { .. } => "not_held",
+            Error::Expired { .. } => "expired",
+            Error::TimedOut { .. } => "timed_out",
+            Error::Config(_) => "config",
+            Error::InvalidUrl(_) => "invalid_url",
+            Error::Tls(_) => "tls",
+        }
     }
 }
 
@@ -75,6 +105,12 @@ impl From<redlock_core::Error> for Error {
 impl From<OpError> for Error {
     fn from(e: OpError) -> Self {
         let attempts = e.attempts;
+        if e.timed_out {
+            return Error::TimedOut {
+                attempts,
+                last_failure: e.failure,
+            };
+        }
         match e.failure {
             Failure::Locked => Error::Locked { attempts },
             Failure::NotHeld => Error::NotHeld { attempts },
@@ -92,25 +128,59 @@ impl From<OpError> for Error {
 impl fmt::Display for Error {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let n = self.attempts().len();
-        match self {
-            Error::Locked { .. } => write!(f, "locked by another holder ({n} attempt(s))")?,
+        let unreachable = match self {
+            Error::TimedOut {
+                last_failure: Failure::Locked,
+                ..
+            } => {
+                write!(
+                    f,
+                    "timed out waiting for the lock: held by another holder ({n} attempt(s))"
+                )?;
+                false
+            }
+            Error::TimedOut {
+                last_failure: Failure::Expired,
+                ..
+            } => {
+                write!(
+                    f,
+                    "timed out waiting for the lock: granted too late to leave validity ({n} attempt(s))"
+                )?;
+                false
+            }
+            Error::TimedOut { .. } => {
+                write!(
+                    f,
+                    "timed out waiting for the lock: quorum unreachable ({n} attempt(s))"
+                )?;
+                true
+            }
             Error::Unreachable { .. } => {
                 write!(f, "quorum unreachable ({n} attempt(s))")?;
-                let failing = self.attempts().last().into_iter().flat_map(|last| {
-                    last.nodes
-                        .iter()
-                        .filter_map(|r| Some((r.addr.clone(), r.failure()?)))
-                });
-                for (i, (addr, why)) in failing.enumerate() {
-                    f.write_str(if i == 0 { ": " } else { "; " })?;
-                    write!(f, "{addr}: {why}")?;
-                }
+                true
             }
+            _ => false,
+        };
+        match self {
+            Error::TimedOut { .. } | Error::Unreachable { .. } => {}
+            Error::Locked { .. } => write!(f, "locked by another holder ({n} attempt(s))")?,
             Error::NotHeld { .. } => write!(f, "lock no longer held on a quorum ({n} attempt(s))")?,
             Error::Expired { .. } => write!(f, "lock validity ran out")?,
             Error::Config(e) => return write!(f, "{e}"),
             Error::InvalidUrl(e) => return write!(f, "{e}"),
             Error::Tls(e) => return write!(f, "{e}"),
+        }
+        if unreachable {
+            let failing = self.attempts().last().into_iter().flat_map(|last| {
+                last.nodes
+                    .iter()
+                    .filter_map(|r| Some((r.addr.clone(), r.failure()?)))
+            });
+            for (i, (addr, why)) in failing.enumerate() {
+                f.write_str(if i == 0 { ": " } else { "; " })?;
+                write!(f, "{addr}: {why}")?;
+            }
         }
         if f.alternate() {
             for (i, attempt) in self.attempts().iter().enumerate() {

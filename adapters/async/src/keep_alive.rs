@@ -3,6 +3,7 @@
 
 use crate::client::Redlock;
 use crate::error::Error;
+use crate::hold::{capped_at, HoldLimits};
 use crate::lease::Lease;
 use crate::runtime::Runtime;
 use redlock_core::Lock;
@@ -34,8 +35,20 @@ impl<R: Runtime> Redlock<R> {
         lock: Lock,
         ttl: Duration,
     ) -> (Lease, impl Future<Output = ()> + Send + 'static) {
+        self.keep_alive_with(lock, ttl, HoldLimits::default())
+    }
+
+    /// [`Redlock::keep_alive`] with caps on the lease (see [`HoldLimits`]): once a cap is
+    /// reached the future stops extending, marks the lease lost (at the cap's end, or when
+    /// validity comes within the loss margin, whichever is sooner) and resolves.
+    pub fn keep_alive_with(
+        &self,
+        lock: Lock,
+        ttl: Duration,
+        limits: HoldLimits,
+    ) -> (Lease, impl Future<Output = ()> + Send + 'static) {
         let lease = Lease::new(lock);
-        let keeper = keep_alive(self.clone(), lease.clone(), ttl);
+        let keeper = keep_alive(self.clone(), lease.clone(), ttl, limits);
         (lease, keeper)
     }
 }
@@ -55,10 +68,18 @@ fn retry_extend_at(
     (error.is_unreachable() && at < valid_until).then_some(at)
 }
 
-/// Extends `lease` until it is lost (see [`Redlock::keep_alive`]).
-async fn keep_alive<R: Runtime>(client: Redlock<R>, lease: Lease, ttl: Duration) {
+/// Extends `lease` until it is lost or a cap in `limits` is reached (see
+/// [`Redlock::keep_alive_with`]).
+pub(crate) async fn keep_alive<R: Runtime>(
+    client: Redlock<R>,
+    lease: Lease,
+    ttl: Duration,
+    limits: HoldLimits,
+) {
     let threshold = client.options().automatic_extension_threshold;
     let retry_delay = client.options().retry_delay;
+    let hold_end = limits.max_hold.map(|max| Instant::now() + max);
+    let mut extensions = 0u32;
     let mut retry = None;
     loop {
         let lock = lease.lock();
@@ -66,6 +87,16 @@ async fn keep_alive<R: Runtime>(client: Redlock<R>, lease: Lease, ttl: Duration)
         // lost while the lock is still valid, whatever the timers' lateness.
         let valid_until = lease.lost_at();
         let wake = retry.unwrap_or_else(|| extend_at(valid_until, Instant::now(), threshold));
+        if let Some(at) = capped_at(&limits, extensions, hold_end, wake, valid_until) {
+            client.runtime().sleep_until(at).await;
+            tracing::info!(
+                resources = ?lock.resources(),
+                extensions,
+                "redlock: lease ended: its cap was reached"
+            );
+            lease.mark_lost();
+            return;
+        }
         client.runtime().sleep_until(wake).await;
         // The extension races the validity: past it the lock may be someone else's, whatever
         // the extension later says.
@@ -73,8 +104,13 @@ async fn keep_alive<R: Runtime>(client: Redlock<R>, lease: Lease, ttl: Duration)
         let expiry = client.runtime().sleep_until(valid_until);
         match first(extend, expiry).await {
             First::A(Ok(new)) => {
-                tracing::debug!(valid_for = ?new.remaining(Instant::now()), "redlock: lease extended");
+                tracing::debug!(
+                    resources = ?new.resources(),
+                    valid_for = ?new.remaining(Instant::now()),
+                    "redlock: lease extended"
+                );
                 lease.set(new);
+                extensions = extensions.saturating_add(1);
                 retry = None;
             }
             First::A(Err(e)) => {
@@ -83,12 +119,13 @@ async fn keep_alive<R: Runtime>(client: Redlock<R>, lease: Lease, ttl: Duration)
                     tracing::debug!(error = %e, "redlock: extension failed; trying again");
                     continue;
                 }
-                tracing::warn!(error = %e, "redlock: lease lost: extension failed");
+                tracing::warn!(resources = ?lock.resources(), error = %e, "redlock: lease lost: extension failed");
                 lease.mark_lost();
                 return;
             }
             First::B(()) => {
                 tracing::warn!(
+                    resources = ?lock.resources(),
                     "redlock: lease lost: validity ran out before an extension succeeded"
                 );
                 lease.mark_lost();
@@ -98,13 +135,13 @@ async fn keep_alive<R: Runtime>(client: Redlock<R>, lease: Lease, ttl: Duration)
     }
 }
 
-enum First<A, B> {
+pub(crate) enum First<A, B> {
     A(A),
     B(B),
 }
 
 /// Whichever of two futures finishes first (the other is dropped).
-async fn first<A: Future + Unpin, B: Future + Unpin>(
+pub(crate) async fn first<A: Future + Unpin, B: Future + Unpin>(
     mut a: A,
     mut b: B,
 ) -> First<A::Output, B::Output> {

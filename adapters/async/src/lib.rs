@@ -34,6 +34,8 @@ mod client;
 mod connector;
 mod driver;
 mod error;
+mod guard;
+mod hold;
 mod keep_alive;
 mod lease;
 mod node;
@@ -50,6 +52,8 @@ mod waiters;
 pub use client::Redlock;
 pub use connector::{open_connection, Connector};
 pub use error::Error;
+pub use guard::Guard;
+pub use hold::{Hold, HoldLimits};
 pub use lease::Lease;
 pub use node::{Address, Node, Tls};
 pub use node_url::{parse_node_url, UrlError};
@@ -58,5 +62,6 @@ pub use runtime::{BoxFuture, Connection, Runtime};
 pub use tls_error::TlsError;
 
 pub use redlock_core::{
-    Attempt, Failure, Lock, NodeId, NodeReport, Options, Outcome, Protocol, Released, Scripts,
+    AcquireOptions, Attempt, Failure, Lock, NodeId, NodeReport, Options, Outcome, Protocol,
+    Released, Retry, Scripts,
 };

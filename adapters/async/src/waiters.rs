@@ -175,6 +175,8 @@ impl Waiters {
 pub(crate) trait Traced: Sized {
     /// One event: what the operation produced, or what every node did.
     fn trace(result: &Result<Self, OpError>);
+    /// How many attempts the successful operation took.
+    fn attempts(&self) -> u32;
 }
 
 impl Traced for Lock {
@@ -188,6 +190,10 @@ impl Traced for Lock {
             Err(e) => tracing::debug!(error = %e, "redlock: failed"),
         }
     }
+
+    fn attempts(&self) -> u32 {
+        Lock::attempts(self)
+    }
 }
 
 impl Traced for Released {
@@ -198,5 +204,9 @@ impl Traced for Released {
             }
             Err(e) => tracing::debug!(error = %e, "redlock: failed"),
         }
+    }
+
+    fn attempts(&self) -> u32 {
+        1 // a release is never retried
     }
 }

@@ -2,7 +2,7 @@
 //! each call blocks the calling thread until the async call's future resolves.
 
 use crate::background::{Background, OnThread};
-use redlock_async::{Connector, Error, Lock, Node, Options, Released};
+use redlock_async::{AcquireOptions, Connector, Error, Lock, Node, Options, Released};
 use smol::future::block_on;
 use std::time::Duration;
 
@@ -103,6 +103,25 @@ impl Redlock {
         S: AsRef<str>,
     {
         block_on(self.inner.client.acquire(resources, ttl))
+    }
+
+    /// [`Redlock::acquire`] with settings for this call: a bound on how long it may block
+    /// ([`AcquireOptions::wait`] or [`AcquireOptions::deadline`], kept by the engine: it
+    /// returns by the bound plus one timer's lateness) and retry settings of its own. Running
+    /// out of time is [`Error::TimedOut`], whose `last_failure` tells a lock held by another
+    /// holder ([`Failure::Locked`](crate::Failure::Locked)) from nodes that did not answer
+    /// ([`Failure::Unreachable`](crate::Failure::Unreachable)).
+    pub fn acquire_with<I, S>(
+        &self,
+        resources: I,
+        ttl: Duration,
+        options: AcquireOptions,
+    ) -> Result<Lock, Error>
+    where
+        I: IntoIterator<Item = S>,
+        S: AsRef<str>,
+    {
+        block_on(self.inner.client.acquire_with(resources, ttl, options))
     }
 
     /// Extends `lock` to `ttl` from now; the returned lock replaces it.

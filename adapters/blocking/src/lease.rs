@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 ///
 /// Lost when an extension fails or local validity runs out first; once lost it stays lost.
 #[derive(Clone)]
-pub struct Lease(redlock_async::Lease);
+pub struct Lease(pub(crate) redlock_async::Lease);
 
 impl std::fmt::Debug for Lease {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {

@@ -31,14 +31,18 @@
 
 mod background;
 mod client;
+mod guard;
+mod hold;
 mod lease;
 mod socket;
 
 pub use client::Redlock;
+pub use guard::Guard;
+pub use hold::Hold;
 pub use lease::Lease;
 pub use redlock_async::{
-    parse_node_url, Address, Attempt, BoxFuture, Connection, Connector, Error, Failure, Lock, Node,
-    NodeId, NodeReport, Options, OptionsExt, Outcome, Protocol, Released, Scripts, Tls, TlsError,
-    UrlError,
+    parse_node_url, AcquireOptions, Address, Attempt, BoxFuture, Connection, Connector, Error,
+    Failure, HoldLimits, Lock, Node, NodeId, NodeReport, Options, OptionsExt, Outcome, Protocol,
+    Released, Retry, Scripts, Tls, TlsError, UrlError,
 };
 pub use socket::Stream;

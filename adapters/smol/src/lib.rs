@@ -28,9 +28,9 @@ use std::task::{Context, Poll};
 use std::time::Instant;
 
 pub use redlock_async::{
-    open_connection, parse_node_url, Address, Attempt, BoxFuture, Connection, Connector, Error,
-    Failure, Lease, Lock, Node, NodeId, NodeReport, Options, OptionsExt, Outcome, Protocol,
-    Released, Runtime, Scripts, Tls, TlsError, UrlError,
+    open_connection, parse_node_url, AcquireOptions, Address, Attempt, BoxFuture, Connection,
+    Connector, Error, Failure, HoldLimits, Lease, Lock, Node, NodeId, NodeReport, Options,
+    OptionsExt, Outcome, Protocol, Released, Retry, Runtime, Scripts, Tls, TlsError, UrlError,
 };
 
 /// The smol [`Runtime`].
@@ -39,6 +39,13 @@ pub struct Smol;
 
 /// A Redlock client on smol.
 pub type Redlock = redlock_async::Redlock<Smol>;
+
+/// A held lock released when dropped ([`Redlock::guard`](redlock_async::Redlock::guard)).
+pub type Guard = redlock_async::Guard<Smol>;
+
+/// A lock kept alive in the background until released or dropped
+/// ([`Redlock::hold`](redlock_async::Redlock::hold)).
+pub type Hold = redlock_async::Hold<Smol>;
 
 /// Any smol (futures-io) stream as a [`Connection`], for a [`Connector`] of your own:
 /// `Box::new(Stream(tcp_stream))`.

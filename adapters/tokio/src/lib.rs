@@ -40,9 +40,9 @@ use std::time::Instant;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 
 pub use redlock_async::{
-    open_connection, parse_node_url, Address, Attempt, BoxFuture, Connection, Connector, Error,
-    Failure, Lease, Lock, Node, NodeId, NodeReport, Options, OptionsExt, Outcome, Protocol,
-    Released, Runtime, Scripts, Tls, TlsError, UrlError,
+    open_connection, parse_node_url, AcquireOptions, Address, Attempt, BoxFuture, Connection,
+    Connector, Error, Failure, HoldLimits, Lease, Lock, Node, NodeId, NodeReport, Options,
+    OptionsExt, Outcome, Protocol, Released, Retry, Runtime, Scripts, Tls, TlsError, UrlError,
 };
 
 /// The tokio [`Runtime`]: `tokio::net::TcpStream` (and `UnixStream`), `tokio::time`,
@@ -52,6 +52,13 @@ pub struct Tokio;
 
 /// A Redlock client on tokio.
 pub type Redlock = redlock_async::Redlock<Tokio>;
+
+/// A held lock released when dropped ([`Redlock::guard`](redlock_async::Redlock::guard)).
+pub type Guard = redlock_async::Guard<Tokio>;
+
+/// A lock kept alive in the background until released or dropped
+/// ([`Redlock::hold`](redlock_async::Redlock::hold)).
+pub type Hold = redlock_async::Hold<Tokio>;
 
 /// Any tokio stream as a [`Connection`], for a [`Connector`] of your own:
 /// `Box::new(Stream(tcp_stream))`.
