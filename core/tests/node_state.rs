@@ -186,6 +186,42 @@ fn an_acquire_written_before_the_connection_broke_is_released_once_the_node_is_b
 }
 
 #[test]
+fn every_acquire_cut_off_by_a_broken_connection_is_released_once_the_node_is_back() {
+    let nodes = vec![NodeConfig::new("127.0.0.1", 1)];
+    let t0 = Instant::now();
+    let mut engine = Engine::new(Config::new(nodes, once()), t0, 1).unwrap();
+    let n = NodeId::new(0);
+    engine.handle_connected(t0, n);
+    events(&mut engine);
+    for (i, name) in ["ghost-a", "ghost-b", "ghost-c"].iter().enumerate() {
+        engine
+            .acquire(t0, [*name], TTL, token(i as u8 + 1), SystemTime::UNIX_EPOCH)
+            .unwrap();
+    }
+    sent(&mut engine);
+    engine.handle_disconnected(t0, n);
+    events(&mut engine);
+    engine.handle_connected(t0, n);
+    let out = sent(&mut engine);
+    for name in ["ghost-a", "ghost-b", "ghost-c"] {
+        assert!(contains(&out, name.as_bytes()), "{name} is released");
+    }
+}
+
+#[test]
+fn a_reconnect_with_nothing_missed_sends_nothing() {
+    let nodes = vec![NodeConfig::new("127.0.0.1", 1)];
+    let t0 = Instant::now();
+    let mut engine = Engine::new(Config::new(nodes, once()), t0, 1).unwrap();
+    let n = NodeId::new(0);
+    engine.handle_connected(t0, n);
+    events(&mut engine);
+    engine.handle_disconnected(t0, n);
+    engine.handle_connected(t0, n);
+    assert!(sent(&mut engine).is_empty(), "nothing was cut off");
+}
+
+#[test]
 fn refused_with_a_node_down_is_locked_not_unreachable() {
     let nodes = (0..3)
         .map(|i| NodeConfig::new("127.0.0.1", 7001 + i))
