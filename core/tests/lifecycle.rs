@@ -342,3 +342,72 @@ fn plain_options() -> Options {
     options.native_commands = false;
     options
 }
+
+#[test]
+fn a_fenced_grant_that_arrives_as_validity_ends_writes_no_token_back() {
+    let mut o = options(0);
+    o.fencing = true;
+    o.node_timeout = Duration::from_secs(60);
+    let (mut e, t0) = engine(1, 1, o);
+    let ttl = Duration::from_secs(1);
+    e.acquire(t0, ["r"], ttl, token(1), SystemTime::UNIX_EPOCH)
+        .unwrap();
+    drain(&mut e);
+    let end = t0 + ttl - e.options().drift(ttl);
+    e.handle_input(end, n(0), b"*2\r\n:1\r\n:6\r\n");
+    match e.poll_event() {
+        Some(Event::Acquired {
+            result: Err(err), ..
+        }) => assert_eq!(err.failure, Failure::Expired),
+        other => panic!("{other:?}"),
+    }
+    let out: Vec<u8> = drain(&mut e).into_iter().flat_map(|(_, b)| b).collect();
+    assert!(
+        !contains(
+            &out,
+            redlock_core::script_sha(redlock_core::FENCE).as_bytes()
+        ),
+        "too late for a fence round: only the cleanup goes out"
+    );
+}
+
+#[test]
+fn a_lock_counts_the_attempts_it_took() {
+    let (mut e, t0) = engine(1, 1, options(1));
+    e.acquire(t0, ["r"], TTL, token(1), SystemTime::UNIX_EPOCH)
+        .unwrap();
+    drain(&mut e);
+    e.handle_input(t0, n(0), b"$-1\r\n");
+    e.handle_timeout(t0);
+    drain(&mut e);
+    // The first attempt's cleanup, then the second attempt granted.
+    e.handle_input(t0, n(0), b":0\r\n+OK\r\n");
+    match e.poll_event() {
+        Some(Event::Acquired {
+            result: Ok(lock), ..
+        }) => assert_eq!(lock.attempts(), 2),
+        other => panic!("{other:?}"),
+    }
+}
+
+#[test]
+fn a_quorum_that_answered_with_a_refusal_among_it_is_locked_despite_an_error() {
+    let (mut e, t0) = engine(3, 3, options(0));
+    e.acquire(t0, ["r"], TTL, token(1), SystemTime::UNIX_EPOCH)
+        .unwrap();
+    drain(&mut e);
+    e.handle_input(t0, n(0), b"+OK\r\n");
+    e.handle_input(t0, n(1), b"$-1\r\n");
+    e.handle_input(t0, n(2), b"-OOM command not allowed\r\n");
+    let failure = events(&mut e).into_iter().find_map(|ev| match ev {
+        Event::Acquired {
+            result: Err(err), ..
+        } => Some(err.failure),
+        _ => None,
+    });
+    assert_eq!(
+        failure,
+        Some(Failure::Locked),
+        "two of three answered, one refused"
+    );
+}
