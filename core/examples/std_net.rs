@@ -5,6 +5,8 @@
 //! ```text
 //! cargo run -p redlock-core --example std_net -- 127.0.0.1:6379 [more HOST:PORT…]
 //! ```
+#![allow(clippy::print_stdout, clippy::print_stderr)]
+// an example prints what it does
 
 // A test (or example) plays the adapter: it owns the clock and the sockets.
 #![allow(clippy::disallowed_methods, clippy::disallowed_types)]
@@ -14,7 +16,18 @@ use std::io::{ErrorKind, Read, Write};
 use std::net::TcpStream;
 use std::time::{Duration, Instant, SystemTime};
 
-fn main() -> Result<(), Box<dyn std::error::Error>> {
+fn main() -> std::process::ExitCode {
+    // Errors print with `Display`: one line naming each failing node and why, not a Debug dump.
+    match run() {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
+fn run() -> Result<(), Box<dyn std::error::Error>> {
     let mut addrs: Vec<String> = std::env::args().skip(1).collect();
     if addrs.is_empty() {
         addrs.push("127.0.0.1:6379".into());

@@ -6,7 +6,7 @@
 //! ```text
 //! cargo run -p redlock-tokio --example custom_connector -- 127.0.0.1:7001 127.0.0.1:7002 127.0.0.1:7003
 //! ```
-#![allow(clippy::print_stdout)] // an example prints what it does
+#![allow(clippy::print_stdout, clippy::print_stderr)] // an example prints what it does
 
 use redlock_tokio::{
     Address, BoxFuture, Connection, Node, Options, OptionsExt as _, Redlock, Stream,
@@ -18,7 +18,18 @@ use std::sync::Arc;
 use std::time::Duration;
 
 #[tokio::main]
-async fn main() -> Result<(), Box<dyn std::error::Error>> {
+async fn main() -> std::process::ExitCode {
+    // Errors print with `Display`: one line naming each failing node and why, not a Debug dump.
+    match run().await {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run() -> Result<(), Box<dyn std::error::Error>> {
     let mut addrs: Vec<String> = std::env::args().skip(1).collect();
     if addrs.is_empty() {
         addrs.push("127.0.0.1:6379".into());

@@ -3,13 +3,24 @@
 //! ```text
 //! cargo run -p redlock-tokio --example tokio_lock -- redis://127.0.0.1:7001 redis://127.0.0.1:7002 redis://127.0.0.1:7003
 //! ```
-#![allow(clippy::print_stdout)] // an example prints what it does
+#![allow(clippy::print_stdout, clippy::print_stderr)] // an example prints what it does
 
 use redlock_tokio::{Options, Redlock};
 use std::time::Duration;
 
 #[tokio::main]
-async fn main() -> Result<(), Box<dyn std::error::Error>> {
+async fn main() -> std::process::ExitCode {
+    // Errors print with `Display`: one line naming each failing node and why, not a Debug dump.
+    match run().await {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run() -> Result<(), Box<dyn std::error::Error>> {
     let mut urls: Vec<String> = std::env::args().skip(1).collect();
     if urls.is_empty() {
         urls.push("redis://127.0.0.1:6379".into());
