@@ -71,7 +71,7 @@ fn refused_until_done(engine: &mut Engine, t0: Instant, limit: usize) -> (OpErro
 #[test]
 fn a_bounded_contended_acquire_stops_before_a_retry_would_start_past_the_bound() {
     // The client retries for ever; the call is bounded to 200 ms and retries every 50 ms.
-    let mut options = Options::default();
+    let mut options = plain();
     options.retry_count = None;
     let (mut engine, t0) = connected(options);
     let bounded = AcquireOptions::new().wait(ms(200)).retry(steady(ms(50)));
@@ -90,7 +90,7 @@ fn a_bounded_contended_acquire_stops_before_a_retry_would_start_past_the_bound()
 
 #[test]
 fn an_absolute_deadline_bounds_like_a_wait_and_the_earlier_bound_wins() {
-    let (mut engine, t0) = connected(Options::default());
+    let (mut engine, t0) = connected(plain());
     let bounded = AcquireOptions::new()
         .wait(ms(500))
         .deadline(t0 + ms(120))
@@ -108,7 +108,7 @@ fn an_absolute_deadline_bounds_like_a_wait_and_the_earlier_bound_wins() {
 #[test]
 fn a_vote_still_open_at_the_bound_is_cut_there_and_the_keys_released() {
     // node_timeout (500 ms) is past the bound: the bound decides when the acquire ends.
-    let (mut engine, t0) = connected(Options::default());
+    let (mut engine, t0) = connected(plain());
     let bounded = AcquireOptions::new().wait(ms(200));
     engine
         .acquire_with(t0, ["r"], TTL, token(), SystemTime::now(), &bounded)
@@ -135,7 +135,7 @@ fn a_vote_still_open_at_the_bound_is_cut_there_and_the_keys_released() {
 
 #[test]
 fn a_zero_bound_still_sends_one_attempt_and_takes_a_prompt_grant() {
-    let (mut engine, t0) = connected(Options::default());
+    let (mut engine, t0) = connected(plain());
     let bounded = AcquireOptions::new().wait(Duration::ZERO);
     engine
         .acquire_with(t0, ["r"], TTL, token(), SystemTime::now(), &bounded)
@@ -152,7 +152,7 @@ fn a_zero_bound_still_sends_one_attempt_and_takes_a_prompt_grant() {
 #[test]
 fn a_call_retry_count_overrides_the_client_and_is_not_a_timeout() {
     // The client would try 11 times; this call twice more after the first.
-    let (mut engine, t0) = connected(Options::default());
+    let (mut engine, t0) = connected(plain());
     let retry = Retry {
         count: Some(2),
         delay: ms(10),
@@ -172,7 +172,7 @@ fn a_call_retry_count_overrides_the_client_and_is_not_a_timeout() {
 
 #[test]
 fn durations_over_the_maximum_are_refused_before_anything_is_sent() {
-    let (mut engine, t0) = connected(Options::default());
+    let (mut engine, t0) = connected(plain());
     let too_long = AcquireOptions::new().wait(MAX_DURATION + ms(1));
     let err = engine
         .acquire_with(t0, ["r"], TTL, token(), SystemTime::now(), &too_long)
@@ -203,7 +203,7 @@ fn acquired(engine: &mut Engine, at: Instant) -> Lock {
 #[test]
 fn an_extend_every_node_refuses_fails_at_once_as_not_held() {
     // Retries left (10) and validity to spare (10 s): a refusal still ends it.
-    let (mut engine, t0) = connected(Options::default());
+    let (mut engine, t0) = connected(plain());
     let lock = acquired(&mut engine, t0);
     engine.extend(t0 + ms(5), &lock, TTL).unwrap();
     assert_eq!(drain(&mut engine), 1);
@@ -225,7 +225,7 @@ fn an_extend_refused_by_the_answering_nodes_of_three_fails_at_once() {
     // Three nodes: one refuses, the other two stay silent. The answer that came is a refusal.
     let nodes = (1..=3).map(|p| NodeConfig::new("127.0.0.1", p)).collect();
     let t0 = Instant::now();
-    let mut engine = Engine::new(Config::new(nodes, Options::default()), t0, 1).unwrap();
+    let mut engine = Engine::new(Config::new(nodes, plain()), t0, 1).unwrap();
     for i in 0..3 {
         engine.handle_connected(t0, NodeId::new(i));
     }
@@ -261,7 +261,7 @@ fn an_extend_refused_by_the_answering_nodes_of_three_fails_at_once() {
 #[test]
 fn an_attempt_cut_before_any_answer_is_classified_by_the_one_before() {
     // Refused at 0; the retry at 150 ms is cut at the 160 ms bound before the node answers.
-    let (mut engine, t0) = connected(Options::default());
+    let (mut engine, t0) = connected(plain());
     let bounded = AcquireOptions::new().wait(ms(160)).retry(steady(ms(150)));
     engine
         .acquire_with(t0, ["r"], TTL, token(), SystemTime::now(), &bounded)
@@ -281,4 +281,12 @@ fn an_attempt_cut_before_any_answer_is_classified_by_the_one_before() {
         }
         other => panic!("{other:?}"),
     }
+}
+
+/// Default options, scripts only and no `INFO server`: these tests write a node's replies byte
+/// for byte (the native commands have their own tests in `native.rs`).
+fn plain() -> Options {
+    let mut options = Options::default();
+    options.native_commands = false;
+    options
 }

@@ -178,7 +178,10 @@ mod tests {
     /// A lock from a one-node engine fed the replies a Redis would send.
     fn held_lock() -> Lock {
         let now = Instant::now();
-        let config = Config::new(vec![NodeConfig::new("127.0.0.1", 6379)], Options::default());
+        // Scripts only, no `INFO server`: the replies below are written byte for byte.
+        let mut options = Options::default();
+        options.native_commands = false;
+        let config = Config::new(vec![NodeConfig::new("127.0.0.1", 6379)], options);
         let mut engine = Engine::new(config, now, 42).unwrap();
         engine.handle_connected(now, NodeId::new(0));
         assert_eq!(
