@@ -25,6 +25,11 @@ fn sent(engine: &mut Engine) -> String {
 fn locked(server: &str) -> (Engine, Instant, Lock) {
     let mut options = Options::default();
     options.retry_count = Some(0);
+    locked_with(server, options)
+}
+
+/// [`locked`] with `options`.
+fn locked_with(server: &str, options: Options) -> (Engine, Instant, Lock) {
     let now = Instant::now();
     let config = Config::new(vec![NodeConfig::new("127.0.0.1", 1)], options);
     let mut engine = Engine::new(config, now, 1).unwrap();
@@ -173,4 +178,51 @@ fn a_user_without_info_leaves_the_server_unknown_and_uses_scripts() {
     assert!(engine.is_ready(NODE), "still usable");
     engine.release(now, &lock);
     assert!(sent(&mut engine).contains("EVALSHA"));
+}
+
+#[test]
+fn an_overridden_script_is_never_replaced_by_a_native_command() {
+    let mut options = Options::default();
+    options.retry_count = Some(0);
+    options.scripts.release = Some(format!("-- audited\n{}", redlock_core::RELEASE));
+    options.scripts.extend = Some(format!("-- audited\n{}", redlock_core::EXTEND));
+    let (mut engine, now, lock) = locked_with(REDIS_84, options);
+    engine.extend(now, &lock, TTL).unwrap();
+    let out = sent(&mut engine);
+    assert!(out.contains("EVALSHA") && !out.contains("IFEQ"), "{out}");
+    engine.handle_input(now, NODE, b":1\r\n");
+    let lock = extended(&mut engine).expect("extended");
+    engine.release(now, &lock);
+    let out = sent(&mut engine);
+    assert!(out.contains("EVALSHA") && !out.contains("DELEX"), "{out}");
+    engine.handle_input(now, NODE, b":1\r\n");
+    assert_eq!(released(&mut engine), Ok(1));
+    // The cleanup of a failed acquire uses the user's release script too.
+    let token = Token::from_random(&[8; 20]).unwrap();
+    engine
+        .acquire(now, ["s"], TTL, token, SystemTime::UNIX_EPOCH)
+        .unwrap();
+    sent(&mut engine);
+    engine.handle_input(now, NODE, b"$-1\r\n");
+    let out = sent(&mut engine);
+    assert!(out.contains("EVALSHA") && !out.contains("DELEX"), "{out}");
+}
+
+#[test]
+fn with_native_commands_off_a_server_that_has_them_still_gets_the_scripts() {
+    // INFO still goes out for restart-aware voting, so the engine learns the version.
+    let mut options = Options::default();
+    options.retry_count = Some(0);
+    options.native_commands = false;
+    options.restart_grace = Some(Duration::from_secs(1));
+    let text = "# Server\r\nredis_version:8.4.0\r\nrun_id:abc\r\nuptime_in_seconds:99";
+    let (mut engine, now, lock) = locked_with(text, options);
+    engine.extend(now, &lock, TTL).unwrap();
+    let out = sent(&mut engine);
+    assert!(out.contains("EVALSHA") && !out.contains("IFEQ"), "{out}");
+    engine.handle_input(now, NODE, b":1\r\n");
+    let lock = extended(&mut engine).expect("extended");
+    engine.release(now, &lock);
+    let out = sent(&mut engine);
+    assert!(out.contains("EVALSHA") && !out.contains("DELEX"), "{out}");
 }
