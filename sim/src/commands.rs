@@ -2,6 +2,8 @@
 //! method per command family. Faults, stalls and the byte stream are the node's business
 //! ([`crate::node`]); this is the semantics alone.
 
+use crate::compare::{Condition, NativeCounts, NO_DIGESTS};
+use crate::identity::Identity;
 use crate::keyspace::Keyspace;
 use crate::request::int_arg;
 use crate::script_cache::ScriptCache;
@@ -16,9 +18,6 @@ pub const NOSCRIPT: &str = "NOSCRIPT No matching script. Please use EVAL.";
 
 /// How many databases a node has (`SELECT 0` to `SELECT 15`), as a default Redis.
 const DATABASES: u32 = 16;
-
-/// The `redis_version` the node reports in `INFO` and `HELLO`.
-const VERSION: &str = "7.2.4";
 
 /// A node's state as commands see it.
 #[derive(Debug, Clone)]
@@ -35,10 +34,15 @@ pub(crate) struct Server {
     pub(crate) scripts: ScriptCache,
     /// `(user, password)` that `AUTH` must present, if any (`None` user: `default`).
     pub(crate) password: Option<(Option<String>, String)>,
+    /// The server it claims to be: what `INFO` and `HELLO` report, which native commands run.
+    pub(crate) identity: Identity,
+    /// Native commands run so far.
+    pub(crate) natives: NativeCounts,
 }
 
 impl Server {
-    /// A fresh server started at `now`: no keys, an empty script cache, no password.
+    /// A fresh server started at `now`: no keys, an empty script cache, no password, claiming to
+    /// be [`Identity::REDIS_7_2`].
     pub(crate) fn new(now: Instant, seed: u64) -> Server {
         Server {
             seed,
@@ -47,6 +51,8 @@ impl Server {
             keys: Keyspace::default(),
             scripts: ScriptCache::new(),
             password: None,
+            identity: Identity::default(),
+            natives: NativeCounts::default(),
         }
     }
 
@@ -68,7 +74,8 @@ impl Server {
     /// Modelled: `AUTH`, `HELLO`, `SELECT`, `CLIENT SETNAME|GETNAME|ID`, `PING`, `ECHO`, `GET`,
     /// `SET` (`NX`, `XX`, `PX`, `EX`, `KEEPTTL`, `GET`), `DEL`, `EXISTS`, `PEXPIRE`, `EXPIRE`,
     /// `PTTL`, `TTL`, `INFO`, `EVAL`, `EVALSHA`, `SCRIPT LOAD|EXISTS|FLUSH`, `FLUSHDB`,
-    /// `FLUSHALL`, `DBSIZE`. Anything else is an unknown-command error.
+    /// `FLUSHALL`, `DBSIZE`, and where the node's [`Identity`] has them `DELEX`, `DELIFEQ` and
+    /// `SET`'s `IFEQ` / `IFNE`. Anything else is an unknown-command error.
     pub(crate) fn execute(&mut self, now: Instant, session: &mut Session, args: &[Bytes]) -> Value {
         let Some(name) = args.first() else {
             return Value::error("ERR empty command");
@@ -110,6 +117,12 @@ impl Server {
                 None => Value::Nil,
             },
             "SET" if arity(2, None) => self.cmd_set(now, db, argv),
+            "DELEX" if self.identity.has_delex() && arity(1, None) => self.delex(now, db, argv),
+            "DELIFEQ" if self.identity.has_delifeq() && arity(2, Some(2)) => {
+                self.delifeq(now, db, &argv[0], &argv[1])
+            }
+            "DELEX" if self.identity.has_delex() => wrong(),
+            "DELIFEQ" if self.identity.has_delifeq() => wrong(),
             "DEL" if arity(1, None) => {
                 let n = argv.iter().filter(|k| self.keys.del(now, db, k)).count();
                 Value::Int(n as i64)
@@ -252,8 +265,14 @@ impl Server {
         }
         let proto = if protocol == Protocol::Resp3 { 3 } else { 2 };
         Value::Map(vec![
-            (Value::bulk("server"), Value::bulk("redis")),
-            (Value::bulk("version"), Value::bulk(VERSION)),
+            (
+                Value::bulk("server"),
+                Value::bulk(self.identity.hello_server()),
+            ),
+            (
+                Value::bulk("version"),
+                Value::bulk(self.identity.version_string()),
+            ),
             (Value::bulk("proto"), Value::Int(proto)),
             (
                 Value::bulk("id"),
@@ -301,7 +320,8 @@ impl Server {
         ) {
             let up = self.uptime(now).as_secs();
             text.push_str(&format!(
-                "# Server\r\nredis_version:{VERSION}\r\nredis_mode:standalone\r\nos:Model 1.0 x86_64\r\narch_bits:64\r\nprocess_id:{}\r\nrun_id:{}\r\ntcp_port:6379\r\nuptime_in_seconds:{up}\r\nuptime_in_days:{}\r\n",
+                "# Server\r\n{}redis_mode:standalone\r\nos:Model 1.0 x86_64\r\narch_bits:64\r\nprocess_id:{}\r\nrun_id:{}\r\ntcp_port:6379\r\nuptime_in_seconds:{up}\r\nuptime_in_days:{}\r\n",
+                self.identity.info_lines(),
                 self.seed + 1,
                 self.run_id(),
                 up / 86_400
@@ -328,11 +348,24 @@ impl Server {
         let (key, value) = (&argv[0], &argv[1]);
         let (mut nx, mut xx, mut get, mut keepttl) = (false, false, false, false);
         let mut expiry: Option<Duration> = None;
+        let mut condition: Option<Condition> = None;
         let mut opts = argv[2..].iter();
         while let Some(opt) = opts.next() {
+            let free = !nx && !xx && condition.is_none();
             match opt.to_ascii_uppercase().as_slice() {
-                b"NX" if !xx => nx = true,
-                b"XX" if !nx => xx = true,
+                b"NX" if !xx && condition.is_none() => nx = true,
+                b"XX" if !nx && condition.is_none() => xx = true,
+                b"IFEQ" if free && self.identity.has_set_ifeq() => match opts.next() {
+                    Some(v) => condition = Some(Condition::Equal(v.clone())),
+                    None => return Value::error("ERR syntax error"),
+                },
+                b"IFNE" if free && self.identity.has_set_ifne() => match opts.next() {
+                    Some(v) => condition = Some(Condition::NotEqual(v.clone())),
+                    None => return Value::error("ERR syntax error"),
+                },
+                b"IFDEQ" | b"IFDNE" if free && self.identity.has_set_ifne() => {
+                    return Value::error(NO_DIGESTS)
+                }
                 b"GET" => get = true,
                 b"KEEPTTL" if expiry.is_none() => keepttl = true,
                 unit @ (b"PX" | b"EX") if expiry.is_none() && !keepttl => {
@@ -356,7 +389,11 @@ impl Server {
             old.as_ref()
                 .map_or(Value::Nil, |e| Value::Bulk(e.value.clone()))
         };
-        if (nx && old.is_some()) || (xx && old.is_none()) {
+        let refused = match &condition {
+            Some(c) => !self.set_condition_holds(c, old.as_ref().map(|e| &e.value)),
+            None => (nx && old.is_some()) || (xx && old.is_none()),
+        };
+        if refused {
             return if get { reply_old() } else { Value::Nil };
         }
         let expires = match (expiry, keepttl) {

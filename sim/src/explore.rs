@@ -158,6 +158,7 @@ pub fn sweep_seeds(
 /// (`SIM_SEED=s` exactly one, else `SIM_SEEDS` seeds, default `default_seeds`, from
 /// `SIM_SEED_START`, default 0; see [`sweep_seeds`] for the rest): prints the sweep's log and its
 /// seeds per second, and on a violation fails with the seed and the line that replays it.
+/// Returns the sweep (every seed passed), for tests that check what it exercised.
 #[allow(clippy::print_stderr)] // progress for `--nocapture`, in test support code
 pub fn check_sweep(
     test_binary: &str,
@@ -165,7 +166,7 @@ pub fn check_sweep(
     default_seeds: u64,
     checks: &[Check],
     make: impl Fn(u64) -> Scenario + Sync,
-) {
+) -> Sweep {
     let started = std::time::Instant::now();
     let sweep = sweep(default_seeds, checks, make);
     for l in &sweep.log {
@@ -178,9 +179,10 @@ pub fn check_sweep(
         sweep.ran as f64 / secs,
         sweep.stats
     );
-    if let Some((seed, what)) = sweep.failure {
-        panic!("{}", replay_message(test_binary, test_name, seed, &what));
+    if let Some((seed, what)) = &sweep.failure {
+        panic!("{}", replay_message(test_binary, test_name, *seed, what));
     }
+    sweep
 }
 
 /// Formats a violation for a failing test: the seed, what broke, and the command that replays

@@ -24,6 +24,12 @@
 //! behaves as Redis's does: empty at start and after a restart or `SCRIPT FLUSH`, filled by `EVAL`
 //! and `SCRIPT LOAD`, and `EVALSHA` of an unknown SHA replies [`NOSCRIPT`].
 //!
+//! A node claims to be a particular server ([`Identity`], set with [`Node::set_identity`]; Redis
+//! 7.2 by default): `INFO server` and `HELLO` name it, and it runs the native compare-and-delete
+//! and compare-and-set commands that version has (`DELEX key IFEQ|IFNE value` from Redis 8.4 and
+//! Valkey 9.2, `DELIFEQ key value` from Valkey 9.0, `SET … IFEQ cmp` from Redis 8.4 and Valkey
+//! 8.1), answering an older server's errors otherwise. [`Defect`] breaks them on purpose.
+//!
 //! Fault knobs: [`Node::flush_scripts`], [`Node::crash`] / [`Node::restart`] (with or without
 //! keeping the data), [`Node::set_stalled`] (a node that reads but does not answer), and
 //! [`Node::inject`] to fail, hang, close or garble particular commands.
@@ -99,7 +105,9 @@
 //! [`Scenario::fencing`] (fencing only: half the seeds keep their counters through restarts
 //! and drop every clock assumption, half are [`Scenario::fencing_empty_restarts`], restarts that
 //! lose the counters with `restart_grace` set and wall clocks within half of it) and
-//! [`Scenario::liveness`] (one client, a quorum up). `sim/tests/sim_findings.rs` reproduces what
+//! [`Scenario::liveness`] (one client, a quorum up). Every profile draws which server each node
+//! claims from [`Identity::MIX`] ([`Scenario::servers`]; one node in ten with `DELEX`/`DELIFEQ`
+//! renamed away), so releases and extends go out as scripts and as every native form. `sim/tests/sim_findings.rs` reproduces what
 //! the simulator found wrong in the core, each now fixed and guarded.
 //!
 //! ## Running
@@ -122,10 +130,12 @@
 mod checker;
 mod clock;
 mod commands;
+mod compare;
 mod completion;
 mod digest;
 mod explore;
 mod fault;
+mod identity;
 mod keyspace;
 mod link;
 mod node;
@@ -145,6 +155,7 @@ pub use commands::NOSCRIPT;
 pub use completion::{completion, Done};
 pub use explore::{check_sweep, explore, sweep_seeds, Exploration, Sweep};
 pub use fault::{Fault, FaultAction, Match};
+pub use identity::{Defect, Identity, Product};
 pub use keyspace::KeyDump;
 pub use link::Link;
 pub use node::Node;

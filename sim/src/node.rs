@@ -3,6 +3,7 @@
 
 use crate::commands::Server;
 use crate::fault::{Fault, FaultAction, Faults};
+use crate::identity::Identity;
 use crate::keyspace::KeyDump;
 use crate::request::parse_command;
 use crate::script::ScriptKind;
@@ -39,8 +40,9 @@ pub struct Node {
 
 impl Node {
     /// A fresh, running node started at `now`, with no keys, an empty script cache, no password,
-    /// and the default lock scripts known. `seed` names it (its `run_id` derives from the seed
-    /// and the number of restarts).
+    /// and the default lock scripts known, claiming to be Redis 7.2 (no native commands; see
+    /// [`Node::set_identity`]). `seed` names it (its `run_id` derives from the seed and the
+    /// number of restarts).
     pub fn new(now: Instant, seed: u64) -> Node {
         Node {
             server: Server::new(now, seed),
@@ -64,6 +66,29 @@ impl Node {
     /// `user` `None` is the `default` user.
     pub fn set_password(&mut self, user: Option<&str>, password: &str) {
         self.server.password = Some((user.map(str::to_string), password.to_string()));
+    }
+
+    /// Makes the node claim to be `identity` (Redis or Valkey, which version): what `INFO
+    /// server` and `HELLO` report from now on, and which native commands it runs. A connection
+    /// that already read `INFO` keeps what it read, as after a real upgrade it would only learn
+    /// on reconnecting; change it before connecting.
+    pub fn set_identity(&mut self, identity: Identity) {
+        self.server.identity = identity;
+    }
+
+    /// The server the node claims to be.
+    pub fn identity(&self) -> Identity {
+        self.server.identity
+    }
+
+    /// How many `DELEX` and `DELIFEQ` commands the node ran (refused ones not counted).
+    pub fn native_deletes(&self) -> u64 {
+        self.server.natives.deletes
+    }
+
+    /// How many `SET … IFEQ|IFNE` commands the node ran (refused ones not counted).
+    pub fn native_sets(&self) -> u64 {
+        self.server.natives.sets
     }
 
     /// The node's current `run_id` (40 hex characters; changes on every restart).
@@ -307,7 +332,8 @@ impl Node {
     /// Modelled: `AUTH`, `HELLO`, `SELECT`, `CLIENT SETNAME|GETNAME|ID`, `PING`, `ECHO`, `GET`,
     /// `SET` (`NX`, `XX`, `PX`, `EX`, `KEEPTTL`, `GET`), `DEL`, `EXISTS`, `PEXPIRE`, `EXPIRE`,
     /// `PTTL`, `TTL`, `INFO`, `EVAL`, `EVALSHA`, `SCRIPT LOAD|EXISTS|FLUSH`, `FLUSHDB`,
-    /// `FLUSHALL`, `DBSIZE`. Anything else is an unknown-command error.
+    /// `FLUSHALL`, `DBSIZE`, and where the node's [`Identity`] has them `DELEX`, `DELIFEQ` and
+    /// `SET`'s `IFEQ` / `IFNE`. Anything else is an unknown-command error.
     pub fn execute(&mut self, now: Instant, session: &mut Session, args: &[Bytes]) -> Value {
         self.server.execute(now, session, args)
     }

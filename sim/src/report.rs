@@ -74,6 +74,10 @@ pub struct Stats {
     pub lost: u64,
     /// Acquires still retrying when the clients gave up (10 s after the end).
     pub given_up: u64,
+    /// `DELEX` / `DELIFEQ` commands the nodes ran (native releases).
+    pub native_deletes: u64,
+    /// `SET … IFEQ` commands the nodes ran (native extends).
+    pub native_sets: u64,
     /// Simulation events processed.
     pub events: u64,
     /// Longest an acquire took to succeed, in nanoseconds.
@@ -103,6 +107,8 @@ impl Stats {
         self.reconnects += o.reconnects;
         self.lost += o.lost;
         self.given_up += o.given_up;
+        self.native_deletes += o.native_deletes;
+        self.native_sets += o.native_sets;
         self.events += o.events;
         self.max_wait = self.max_wait.max(o.max_wait);
         self.end = self.end.max(o.end);

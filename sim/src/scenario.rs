@@ -2,6 +2,7 @@
 //! (what faults they include, and which assumptions of the algorithm they keep).
 
 use crate::clock::{ms, nanos};
+use crate::identity::Identity;
 use crate::rng::Rng;
 use crate::script::ScriptKind;
 use redlock_core::{Options, Protocol};
@@ -9,6 +10,9 @@ use std::time::Duration;
 
 /// Seeds the choice of the fencing profile's half with empty restarts.
 const EMPTY_RESTARTS: u64 = 0xE3E7_1055_E3E7_1055;
+
+/// Seeds the choice of which server each node claims to be.
+const SERVERS: u64 = 0x5E4F_E45E_5E4F_E45E;
 
 /// Everything one run depends on. The profile constructors ([`Scenario::safety`],
 /// [`Scenario::fencing`], [`Scenario::liveness`]) derive one from a seed; fields are public so
@@ -19,6 +23,10 @@ pub struct Scenario {
     pub seed: u64,
     /// Number of model nodes.
     pub nodes: usize,
+    /// The server each node claims to be, by node index ([`Identity`]: Redis or Valkey, which
+    /// version, so which native commands the engines use on it); nodes past its end are
+    /// [`Identity::REDIS_7_2`], with no native commands.
+    pub servers: Vec<Identity>,
     /// Number of clients.
     pub clients: usize,
     /// For each client, the nodes (indices) its engine is configured with, in order; `None`:
@@ -111,6 +119,7 @@ impl Scenario {
         Scenario {
             seed,
             nodes,
+            servers: Vec::new(),
             clients,
             views: None,
             resources: 1,
@@ -158,6 +167,7 @@ impl Scenario {
         let mut r = Rng::new(seed ^ 0x5AFE_5AFE_5AFE_5AFE);
         let nodes = r.pick(&[1, 2, 3, 3, 3, 4, 5, 5]);
         let mut s = Scenario::calm(seed, nodes, r.range(2, 4) as usize);
+        s.servers = server_mix(seed, nodes);
         s.resources = r.range(1, 3) as usize;
         s.multi = 0.25;
         let lo = r.range(30, 200);
@@ -297,6 +307,7 @@ impl Scenario {
         let mut r = Rng::new(seed ^ 0x11FE_11FE_11FE_11FE);
         let nodes = r.pick(&[1, 2, 3, 3, 4, 5, 5]);
         let mut s = Scenario::calm(seed, nodes, 1);
+        s.servers = server_mix(seed, nodes);
         s.resources = r.range(1, 3) as usize;
         s.multi = 0.3;
         let lo = r.range(30, 200);
@@ -345,6 +356,24 @@ impl Scenario {
         );
         s
     }
+}
+
+/// Which server each of `nodes` nodes claims to be, drawn from [`Identity::MIX`] (old Redis,
+/// Redis 8.4, Valkey 8.1, 9.0, 9.2), one in ten with `DELEX`/`DELIFEQ` renamed away (so the
+/// engine's native release is refused as unknown and falls back to the script). From a stream
+/// of its own, so the rest of a seed's draws stay as they were.
+pub(crate) fn server_mix(seed: u64, nodes: usize) -> Vec<Identity> {
+    let mut r = Rng::new(seed ^ SERVERS);
+    (0..nodes)
+        .map(|_| {
+            let server = r.pick(&Identity::MIX);
+            if r.chance(0.1) {
+                server.renamed()
+            } else {
+                server
+            }
+        })
+        .collect()
 }
 
 /// The largest clock rate error (ppm) such that any two clocks within it differ in rate by at

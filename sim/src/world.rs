@@ -136,6 +136,7 @@ impl<'a> Sim<'a> {
                 };
                 // Up for an hour already: restart-aware voting does not hold fresh clusters up.
                 let mut node = Node::new(instant(clock.local(0) - 3600 * SEC), i as u64);
+                node.set_identity(sc.servers.get(i).copied().unwrap_or_default());
                 node.record(sc.log);
                 for (source, kind) in &sc.learn {
                     node.learn_script(source, *kind);
@@ -255,6 +256,10 @@ impl<'a> Sim<'a> {
 
     fn run(&mut self) {
         let sc = self.sc;
+        for n in 0..sc.nodes {
+            let identity = self.nodes[n].node.identity();
+            self.note(|| format!("node {n} is {identity}"));
+        }
         for c in 0..sc.clients {
             for slot in 0..self.clients[c].view.len() {
                 self.clients[c].connecting[slot] = true;
@@ -377,6 +382,10 @@ impl<'a> Sim<'a> {
     }
 
     fn finish(mut self) -> Report {
+        for n in &self.nodes {
+            self.stats.native_deletes += n.node.native_deletes();
+            self.stats.native_sets += n.node.native_sets();
+        }
         let overlaps = exclusion(&self.windows);
         self.violations.extend(overlaps);
         Report {
