@@ -194,8 +194,8 @@ impl Conn {
                 let (asked, call) = call.for_node(asked, self.natives);
                 call.encode(&mut self.out);
                 // A native release cannot publish: announce it here (whether it deleted or not;
-                // a spurious announcement costs a waiter one attempt). Cleanups (an acquire
-                // undoing its own attempt, nearly always deleting nothing) stay silent.
+                // a spurious announcement costs a waiter one attempt). Cleanups carry no
+                // channel (see `Engine::release_call`) and stay silent.
                 let announce = match (&asked, call.form, call.argv.get(1)) {
                     (Asked::Vote { .. }, Form::DelEx | Form::DelIfEq, Some(channel)) => {
                         Some(channel.clone())

@@ -834,11 +834,14 @@ impl Engine {
         self.decide(now, id);
     }
 
-    /// The release script for `keys` holding `token`, sent as a best-effort cleanup.
+    /// The release script for `keys` holding `token`, sent as a best-effort cleanup. Silent:
+    /// no channels, so no announcement. A cleanup undoes this client's own failed attempt;
+    /// announcing it would wake this client's own waiter into the same contest again (and
+    /// again, for as long as the holder holds).
     fn release_call(&self, keys: Arc<[Bytes]>, token: Bytes) -> Call {
         Call {
             script: self.scripts.get(ScriptKind::Release).clone(),
-            argv: release_argv(&keys, token),
+            argv: Arc::from([token]),
             keys,
             form: Form::EvalSha,
             takes_keys: false,
