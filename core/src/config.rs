@@ -72,6 +72,16 @@ pub struct Options {
     /// So a one-resource lock works for an ACL user without `@scripting` on such a server. Off:
     /// only the scripts (and `SET NX` to acquire one key), and no `INFO` unless `restart_grace`.
     pub native_commands: bool,
+    /// Wait for a release instead of only polling (default on). A release (the release script,
+    /// or a native release followed by `PUBLISH`) announces itself on the key's channel
+    /// ([`release_channel`](crate::release_channel)). An acquire refused once subscribes to
+    /// its keys' channels on every RESP3 connection (pushes arrive on the lock connection
+    /// itself; RESP2 connections do not subscribe, and their waiters only poll) and, on an
+    /// announcement, one waiting acquire of this client for that key tries again at once. The
+    /// jittered retry stays the fallback (expiry, lost messages, peers that release without
+    /// announcing). A node that refuses `SUBSCRIBE` (an ACL without the channel) is not asked
+    /// again on that connection.
+    pub wait_for_release: bool,
 }
 
 impl Default for Options {
@@ -91,6 +101,7 @@ impl Default for Options {
             fencing: false,
             restart_grace: None,
             native_commands: true,
+            wait_for_release: true,
         }
     }
 }

@@ -19,10 +19,10 @@
 
 use crate::error::ConnError;
 use crate::handshake::Natives;
-use crate::request::{Answer, Asked, Call, Request};
+use crate::request::{Answer, Asked, Call, Form, Request};
 use crate::resp::{encode_command, Decoder, Protocol, Reply, StreamError};
 use bytes::{Bytes, BytesMut};
-use std::collections::VecDeque;
+use std::collections::{BTreeSet, VecDeque};
 use std::time::{Duration, Instant};
 
 /// A request a shut connection can no longer answer.
@@ -76,6 +76,11 @@ pub(crate) struct Conn {
     timeout: Duration,
     /// What the node's `INFO server` said it can do natively on this socket.
     natives: Natives,
+    /// Whether this socket may subscribe to release channels: RESP3 (pushes share the lock
+    /// connection), until the node refuses a `SUBSCRIBE`.
+    subscribes: bool,
+    /// The release channels subscribed (or asked for) on this socket.
+    channels: BTreeSet<Bytes>,
 }
 
 impl Conn {
@@ -93,6 +98,8 @@ impl Conn {
             cap,
             timeout,
             natives: Natives::default(),
+            subscribes: false,
+            channels: BTreeSet::new(),
         }
     }
 
@@ -123,6 +130,7 @@ impl Conn {
         voting: bool,
     ) -> Vec<Lost> {
         let lost = self.shut();
+        self.subscribes = self.protocol == Protocol::Resp3;
         let info_cmd = [Bytes::from_static(b"INFO"), Bytes::from_static(b"server")];
         let cmds = handshake.iter().map(|c| (Asked::Handshake, &c[..]));
         let info = (info || voting).then_some((Asked::Info { voting }, &info_cmd[..]));
@@ -159,6 +167,8 @@ impl Conn {
         self.inbox.clear();
         self.stream_error = None;
         self.natives = Natives::default();
+        self.subscribes = false;
+        self.channels.clear();
         let sent = self
             .pending
             .drain(..)
@@ -183,12 +193,50 @@ impl Conn {
             State::Ready => {
                 let (asked, call) = call.for_node(asked, self.natives);
                 call.encode(&mut self.out);
+                // A native release cannot publish: announce it here (whether it deleted or not;
+                // a spurious announcement costs a waiter one attempt). Cleanups carry no
+                // channel (see `Engine::release_call`) and stay silent.
+                let announce = match (&asked, call.form, call.argv.get(1)) {
+                    (Asked::Vote { .. }, Form::DelEx | Form::DelIfEq, Some(channel)) => {
+                        Some(channel.clone())
+                    }
+                    _ => None,
+                };
                 self.pending
                     .push_back(Request::call(asked, now + self.timeout, call));
+                if let Some(channel) = announce {
+                    encode_command(&mut self.out, &[&b"PUBLISH"[..], &channel, b""]);
+                    self.pending
+                        .push_back(Request::plain(Asked::Announce, now + self.timeout));
+                }
             }
             State::Handshaking { .. } => self.held.push((asked, call)),
             // The engine sends only to connections that are up.
             State::Down => {}
+        }
+    }
+
+    /// Brings this socket's release-channel subscriptions to `wanted` (RESP3 and ready only;
+    /// otherwise nothing): `SUBSCRIBE` what is missing, `UNSUBSCRIBE` what is no longer wanted.
+    pub(crate) fn watch(&mut self, now: Instant, wanted: &BTreeSet<Bytes>) {
+        if !self.subscribes || self.state != State::Ready {
+            return;
+        }
+        let add: Vec<Bytes> = wanted.difference(&self.channels).cloned().collect();
+        let drop: Vec<Bytes> = self.channels.difference(wanted).cloned().collect();
+        for (cmd, channel) in add
+            .into_iter()
+            .map(|c| (&b"SUBSCRIBE"[..], c))
+            .chain(drop.into_iter().map(|c| (&b"UNSUBSCRIBE"[..], c)))
+        {
+            encode_command(&mut self.out, &[cmd, &channel]);
+            self.pending
+                .push_back(Request::plain(Asked::Subscribe, now + self.timeout));
+            if cmd == b"SUBSCRIBE" {
+                self.channels.insert(channel);
+            } else {
+                self.channels.remove(&channel);
+            }
         }
     }
 
@@ -242,8 +290,22 @@ impl Conn {
                     })
                 });
             };
-            if matches!(reply, Reply::Push(_)) {
-                continue; // out-of-band (RESP3): never an answer
+            if let Reply::Push(items) = &reply {
+                // Out-of-band (RESP3): a release announcement, or the confirmation that answers
+                // a (UN)SUBSCRIBE at the head of the FIFO; anything else is ignored.
+                match push_kind(items) {
+                    Push::Message(channel) => return Some(Ok(Answer::Released { channel })),
+                    Push::Confirm
+                        if self
+                            .pending
+                            .front()
+                            .is_some_and(|r| r.asked == Asked::Subscribe) =>
+                    {
+                        self.pending.pop_front();
+                    }
+                    _ => {}
+                }
+                continue;
             }
             let Some(req) = self.pending.pop_front() else {
                 return Some(Err(Broken {
@@ -275,6 +337,9 @@ impl Conn {
             });
             if let Ok(Answer::Info { natives, .. }) = &answer {
                 self.natives = *natives;
+            }
+            if let Ok(Answer::NoSubscribe) = &answer {
+                self.subscribes = false;
             }
             if let (Ok(_), Asked::Handshake | Asked::Info { voting: true }) = (&answer, req.asked) {
                 if let State::Handshaking { left } = &mut self.state {
@@ -317,5 +382,30 @@ impl Conn {
             copy.call.iter().for_each(|c| c.encode(&mut self.out));
             self.pending.push_back(copy);
         }
+    }
+}
+
+/// What a RESP3 push is, as far as release announcements go.
+enum Push {
+    /// `message channel payload`: something was published on `channel`.
+    Message(Bytes),
+    /// `subscribe` / `unsubscribe` confirmation of one channel.
+    Confirm,
+    /// Anything else (client-side caching invalidations, pattern messages).
+    Other,
+}
+
+fn push_kind(items: &[Reply]) -> Push {
+    let text = |r: &Reply| match r {
+        Reply::Bulk(b) | Reply::Status(b) => Some(b.clone()),
+        _ => None,
+    };
+    let Some(kind) = items.first().and_then(text) else {
+        return Push::Other;
+    };
+    match (&kind.to_ascii_lowercase()[..], items.get(1).and_then(text)) {
+        (b"message", Some(channel)) if items.len() == 3 => Push::Message(channel),
+        (b"subscribe" | b"unsubscribe", _) => Push::Confirm,
+        _ => Push::Other,
     }
 }

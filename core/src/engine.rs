@@ -7,7 +7,7 @@ use crate::error::{Attempt, ConnError, Error, Failure, NodeReport, OpError, Outc
 use crate::event::{Event, Released};
 use crate::handshake;
 use crate::ids::{NodeId, OpId};
-use crate::key::{fence_key, redis_key};
+use crate::key::{fence_key, redis_key, release_channel};
 use crate::limits::MAX_DURATION;
 use crate::lock::Lock;
 use crate::op::{classify, Kind, Op, Phase, Stage, Tally, Wall};
@@ -17,7 +17,7 @@ use crate::script::{ScriptKind, ScriptSet};
 use crate::token::Token;
 use crate::voter::Voter;
 use bytes::Bytes;
-use std::collections::{BTreeMap, VecDeque};
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
@@ -221,6 +221,7 @@ impl Engine {
         if self.conns[node.index()].take_became_ready() {
             self.on_ready(now, node);
         }
+        self.settle(now);
     }
 
     /// Bytes read from `node`'s socket. Complete replies are matched to their requests; bad
@@ -253,6 +254,7 @@ impl Engine {
                 }
             }
         }
+        self.settle(now);
     }
 
     /// A connection attempt to `node` failed before a socket was open (refused, unknown host,
@@ -280,6 +282,7 @@ impl Engine {
         let now = self.clock(now);
         let lost = self.conns[node.index()].shut();
         self.fail_tags(now, node, lost, &Outcome::Disconnected);
+        self.settle(now);
     }
 
     /// Time has reached (or passed) [`poll_timeout`](Engine::poll_timeout): expire requests,
@@ -308,6 +311,71 @@ impl Engine {
                 Phase::Voting { .. } => self.end_attempt(now, id, Outcome::Timeout, false),
                 Phase::Waiting { .. } => self.start_attempt(now, id),
             }
+        }
+        self.settle(now);
+    }
+
+    /// A release of Redis key `key` was announced (e.g. by an adapter's own subscriber
+    /// connection; announcements pushed on RESP3 lock connections are handled by
+    /// [`handle_input`](Engine::handle_input) already). One waiting acquire of `key` tries again
+    /// now, not after its retry delay; if an attempt on `key` is in flight, it instead tries
+    /// again as soon as it fails. Only one: the others of this client would be refused by the
+    /// winner (no thundering herd). Nothing happens when no acquire waits for `key`.
+    pub fn handle_released(&mut self, now: Instant, key: &[u8]) {
+        let now = self.clock(now);
+        self.on_release(now, None, &release_channel(key));
+        self.settle(now);
+    }
+
+    /// A release was announced on `channel` (by `node`'s push, or from outside when `None`).
+    ///
+    /// An attempt on the key still waiting for `node`'s answer will see the release there:
+    /// nothing to do (the same release announced by every node wakes one waiter, not one per
+    /// node). An attempt `node` already answered (refused) was judged before the release: it
+    /// retries at once when it fails. Otherwise the oldest waiting acquire of the key starts
+    /// its next attempt now.
+    fn on_release(&mut self, now: Instant, node: Option<NodeId>, channel: &Bytes) {
+        let mut in_flight = None;
+        let mut waiting = None;
+        for (id, op) in &self.ops {
+            if !op.channels.contains(channel) {
+                continue;
+            }
+            match op.phase {
+                Phase::Voting { .. } => {
+                    let unheard =
+                        node.is_some_and(|n| op.votes.get(n.index()).is_some_and(Option::is_none));
+                    if unheard {
+                        return;
+                    }
+                    in_flight.get_or_insert(*id);
+                }
+                // Ids grow: the first found is the oldest.
+                Phase::Waiting { .. } => {
+                    waiting.get_or_insert(*id);
+                }
+            }
+        }
+        if let Some(id) = in_flight {
+            if let Some(op) = self.ops.get_mut(&id) {
+                op.rewake = true;
+            }
+        } else if let Some(id) = waiting {
+            self.start_attempt(now, id);
+        }
+    }
+
+    /// Brings every connection's release-channel subscriptions to the channels of the
+    /// acquires that wait (RESP3 connections only; see [`Options::wait_for_release`]).
+    fn settle(&mut self, now: Instant) {
+        let wanted: BTreeSet<Bytes> = self
+            .ops
+            .values()
+            .filter(|op| op.watching)
+            .flat_map(|op| op.channels.iter().cloned())
+            .collect();
+        for conn in &mut self.conns {
+            conn.watch(now, &wanted);
         }
     }
 
@@ -492,6 +560,7 @@ impl Engine {
             timed_out: false,
         };
         self.fail(op, o.kind, error);
+        self.settle(now);
         Ok(())
     }
 
@@ -563,6 +632,11 @@ impl Engine {
         self.next_op += 1;
         let fence_keys = (kind == Kind::Acquire && self.options.fencing)
             .then(|| keys.iter().map(|k| fence_key(k)).collect());
+        let channels = if kind == Kind::Acquire && self.options.wait_for_release {
+            keys.iter().map(|k| release_channel(k)).collect()
+        } else {
+            Arc::from([])
+        };
         let op = Op {
             kind,
             resources,
@@ -581,6 +655,9 @@ impl Engine {
             wall: None,
             retry: limits.retry,
             deadline: limits.deadline,
+            channels,
+            watching: false,
+            rewake: false,
         };
         self.ops.insert(id, op);
         self.start_attempt(now, id);
@@ -661,7 +738,7 @@ impl Engine {
                 Form::EvalSha,
                 Reading::Deleted,
                 op.keys.clone(),
-                Arc::from([token]),
+                release_argv(&op.keys, token),
                 None,
             ),
         };
@@ -708,7 +785,11 @@ impl Engine {
     /// Acts on one answered request.
     fn on_answer(&mut self, now: Instant, node: NodeId, answer: Answer) {
         let (op, round, outcome, counter) = match answer {
-            Answer::Nothing => return,
+            Answer::Nothing | Answer::NoSubscribe => return,
+            Answer::Released { channel } => {
+                self.on_release(now, Some(node), &channel);
+                return;
+            }
             Answer::Info { restart, .. } => {
                 if let (Some(grace), Some(info)) = (self.options.restart_grace, restart) {
                     self.voters[node.index()].on_info(now, grace, info);
@@ -753,12 +834,15 @@ impl Engine {
         self.decide(now, id);
     }
 
-    /// The release script for `keys` holding `token`, sent as a best-effort cleanup.
+    /// The release script for `keys` holding `token`, sent as a best-effort cleanup. Silent:
+    /// no channels, so no announcement. A cleanup undoes this client's own failed attempt;
+    /// announcing it would wake this client's own waiter into the same contest again (and
+    /// again, for as long as the holder holds).
     fn release_call(&self, keys: Arc<[Bytes]>, token: Bytes) -> Call {
         Call {
             script: self.scripts.get(ScriptKind::Release).clone(),
-            keys,
             argv: Arc::from([token]),
+            keys,
             form: Form::EvalSha,
             takes_keys: false,
             native: if self.options.native_commands && self.options.scripts.release.is_none() {
@@ -993,7 +1077,16 @@ impl Engine {
         };
         if worth_it && in_time {
             op.attempts.push(attempt);
-            op.phase = Phase::Waiting { until: now + wait };
+            // A release announced after a node refused this attempt: try again at once.
+            let until = if std::mem::take(&mut op.rewake) {
+                now
+            } else {
+                now + wait
+            };
+            op.phase = Phase::Waiting { until };
+            // Refused once: from now on a release of its keys may wake it (`settle`
+            // subscribes).
+            op.watching = !op.channels.is_empty();
             return;
         }
         let failure = match previous {
@@ -1042,4 +1135,12 @@ impl Engine {
             c.send(now, Asked::Cleanup, call.clone());
         }
     }
+}
+
+/// The release script's `ARGV`: the token, then each key's release channel (the script
+/// announces each key it deletes there; a native release's `PUBLISH` uses the first).
+fn release_argv(keys: &[Bytes], token: Bytes) -> Arc<[Bytes]> {
+    std::iter::once(token)
+        .chain(keys.iter().map(|k| release_channel(k)))
+        .collect()
 }

@@ -21,12 +21,39 @@ pub(crate) fn redis_key(prefix: &str, resource: &str) -> Bytes {
 /// assert_eq!(&redlock_core::fence_key(b"a{}b")[..], b"{a{}b}:fence");
 /// ```
 pub fn fence_key(key: &[u8]) -> Bytes {
+    let mut out = Vec::with_capacity(key.len() + 8);
+    push_tagged(&mut out, key);
+    out.extend_from_slice(b":fence");
+    Bytes::from(out)
+}
+
+/// The channel a release of lock key `K` is announced on, in `K`'s cluster slot:
+/// `redlock:released:{K}`, or `redlock:released:K` when `K` already has a hash tag. The release
+/// script publishes an empty message there for each key it deletes; waiting clients subscribe
+/// (see [`Options::wait_for_release`](crate::Options::wait_for_release)).
+///
+/// ```
+/// assert_eq!(&redlock_core::release_channel(b"orders:42")[..], b"redlock:released:{orders:42}");
+/// assert_eq!(&redlock_core::release_channel(b"{user1}:x")[..], b"redlock:released:{user1}:x");
+/// ```
+pub fn release_channel(key: &[u8]) -> Bytes {
+    let mut out = Vec::with_capacity(key.len() + 19);
+    out.extend_from_slice(RELEASE_CHANNEL_PREFIX);
+    push_tagged(&mut out, key);
+    Bytes::from(out)
+}
+
+/// What every release channel starts with.
+pub(crate) const RELEASE_CHANNEL_PREFIX: &[u8] = b"redlock:released:";
+
+/// Appends `key`, wrapped in `{…}` unless it already has a hash tag (a `{…}` with something
+/// inside: the slot then comes from the tag).
+fn push_tagged(out: &mut Vec<u8>, key: &[u8]) {
     let has_tag = key
         .iter()
         .position(|b| *b == b'{')
         .and_then(|open| key[open + 1..].iter().position(|b| *b == b'}'))
         .is_some_and(|len| len > 0);
-    let mut out = Vec::with_capacity(key.len() + 8);
     if has_tag {
         out.extend_from_slice(key);
     } else {
@@ -34,6 +61,4 @@ pub fn fence_key(key: &[u8]) -> Bytes {
         out.extend_from_slice(key);
         out.push(b'}');
     }
-    out.extend_from_slice(b":fence");
-    Bytes::from(out)
 }

@@ -41,7 +41,7 @@ pub use engine::Engine;
 pub use error::{Attempt, ConnError, Error, Failure, NodeReport, OpError, Outcome};
 pub use event::{Event, Released};
 pub use ids::{NodeId, OpId};
-pub use key::fence_key;
+pub use key::{fence_key, release_channel};
 pub use limits::{MAX_DURATION, MIN_TOKEN_BYTES};
 pub use lock::Lock;
 pub use resp::Protocol;

@@ -64,6 +64,12 @@ pub(crate) struct Op {
     pub(crate) retry: Retry,
     /// The instant the operation must be over by (bounded acquires only).
     pub(crate) deadline: Option<Instant>,
+    /// The release channels of its keys (acquires with `wait_for_release` only; else empty).
+    pub(crate) channels: Arc<[Bytes]>,
+    /// Refused once and waiting for a release: its channels are subscribed.
+    pub(crate) watching: bool,
+    /// A release was announced after a node refused the current attempt: retry at once.
+    pub(crate) rewake: bool,
 }
 
 /// A wall-clock reading taken with an acquire, and the engine's instant it goes with.

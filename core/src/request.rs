@@ -40,6 +40,13 @@ pub(crate) enum Asked {
     /// A best-effort release nobody waits for: its result does not matter, but a reply of the
     /// wrong shape still means the stream cannot be trusted.
     Cleanup,
+    /// `SUBSCRIBE` or `UNSUBSCRIBE` of one release channel (RESP3): answered by its
+    /// confirmation push, or an error (an ACL without the channel; a proxy or model that does
+    /// not know the command), after which the connection subscribes no more.
+    Subscribe,
+    /// `PUBLISH` of a release after a native release (which cannot publish): any count, or an
+    /// error (an ACL without the channel), is fine.
+    Announce,
 }
 
 /// How a vote's reply is read: one per kind of command a vote can be.
@@ -74,6 +81,13 @@ pub(crate) enum Answer {
         /// What the server can do natively (none when it did not say what it is).
         natives: Natives,
     },
+    /// A release was announced on `channel` (a RESP3 `message` push; no request answered).
+    Released {
+        /// The channel.
+        channel: Bytes,
+    },
+    /// The node refused `SUBSCRIBE`: the connection subscribes no more.
+    NoSubscribe,
     /// A node's vote.
     Vote {
         /// The operation.
@@ -126,6 +140,15 @@ impl Asked {
                     Some(_) => Ok(Answer::Nothing),
                     None => Err(wrong(Reading::Deleted.what())),
                 },
+            },
+            Asked::Subscribe => match reply {
+                Reply::Error(_) => Ok(Answer::NoSubscribe),
+                Reply::Push(_) => Ok(Answer::Nothing),
+                _ => Err(wrong("SUBSCRIBE")),
+            },
+            Asked::Announce => match reply {
+                Reply::Error(_) | Reply::Int(_) => Ok(Answer::Nothing),
+                _ => Err(wrong("PUBLISH")),
             },
             Asked::Vote { op, round, reading } => {
                 let (outcome, counter) = match reply {

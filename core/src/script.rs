@@ -38,12 +38,17 @@ return 1
 "#;
 
 /// Default release script: deletes every key that holds the token; returns how many it deleted.
+/// For each key it deletes it announces the release: `ARGV[1 + i]`, when given, is the channel
+/// of `KEYS[i]` ([`release_channel`](crate::release_channel)), and gets an empty message.
+/// `pcall`: a user whose ACL forbids the channel still releases (waiters then fall back to
+/// their retry delay).
 pub const RELEASE: &str = r#"
 local n = 0
 for i = 1, #KEYS do
   if redis.call('GET', KEYS[i]) == ARGV[1] then
     redis.call('DEL', KEYS[i])
     n = n + 1
+    if ARGV[i + 1] then redis.pcall('PUBLISH', ARGV[i + 1], '') end
   end
 end
 return n

@@ -9,7 +9,7 @@ use crate::fake::FakeServer;
 use crate::transports::Relay;
 use redlock_async::{
     open_connection, AcquireOptions, Address, BoxFuture, Connection, Error, Failure, HoldLimits,
-    Lock, Node, Options, Released, Retry, Runtime,
+    Lock, Node, Options, Protocol, Released, Retry, Runtime,
 };
 use redlock_harness::{Cluster, Reply};
 use std::future::Future;
@@ -1220,6 +1220,87 @@ pub fn bad_config<C: Client>() {
     assert!(matches!(err, Error::Config(_)), "{err}");
 }
 
+/// Options for the waiting tests: RESP3 (announcements arrive as pushes on the lock
+/// connections), a fixed retry delay of `delay`.
+fn waiting_options(delay: Duration) -> Options {
+    let mut o = test_options();
+    o.protocol = Protocol::Resp3;
+    o.retry_delay = delay;
+    o.retry_jitter = Duration::ZERO;
+    o.retry_count = Some(20);
+    o
+}
+
+/// A release wakes a waiter of another client in well under the retry delay: with a 2 s retry
+/// delay, the waiter holds the lock within 200 ms of the holder's release.
+pub fn release_wakes_waiter<C: Client>(nodes: usize) {
+    let cluster = Cluster::start(nodes);
+    let options = waiting_options(Duration::from_secs(2));
+    let holder = C::connect(&cluster.urls(), options.clone()).expect("connect holder");
+    let waiter = C::connect(&cluster.urls(), options).expect("connect waiter");
+    let lock = holder.acquire(&["wake:a"], TTL).expect("holder acquires");
+    let started = Instant::now();
+    let thread = std::thread::spawn(move || {
+        let lock = waiter.acquire(&["wake:a"], TTL).expect("waiter acquires");
+        let at = Instant::now();
+        waiter.release(&lock).expect("waiter releases");
+        (at, lock.attempts())
+    });
+    // Long enough for the waiter's first attempt to be refused and its subscription to land.
+    std::thread::sleep(Duration::from_millis(400));
+    let released = Instant::now();
+    holder.release(&lock).expect("holder releases");
+    let (acquired, attempts) = thread.join().expect("waiter thread");
+    assert!(
+        acquired >= released,
+        "{}: acquired while held ({:?} after start)",
+        C::NAME,
+        acquired - started
+    );
+    let woke = acquired - released;
+    assert!(
+        woke < Duration::from_millis(200),
+        "{}: {nodes} nodes: acquired {woke:?} after the release (retry delay 2 s)",
+        C::NAME
+    );
+    assert!(attempts >= 2, "{}: {attempts} attempts", C::NAME);
+}
+
+/// A holder that releases without announcing (a raw `DEL`, as a peer library without the
+/// announcement would): the waiter still gets the lock through its retry delay.
+pub fn unannounced_release_still_progresses<C: Client>(nodes: usize) {
+    let cluster = Cluster::start(nodes);
+    let delay = Duration::from_millis(300);
+    let waiter = C::connect(&cluster.urls(), waiting_options(delay)).expect("connect");
+    for i in 0..nodes {
+        cluster.cmd(i, &["SET", "mixed:a", "peer-token", "PX", "10000"]);
+    }
+    let thread = std::thread::spawn(move || {
+        let lock = waiter.acquire(&["mixed:a"], TTL).expect("waiter acquires");
+        let at = Instant::now();
+        waiter.release(&lock).expect("waiter releases");
+        at
+    });
+    std::thread::sleep(Duration::from_millis(500));
+    let deleted = Instant::now();
+    for i in 0..nodes {
+        cluster.cmd(i, &["DEL", "mixed:a"]);
+    }
+    let acquired = thread.join().expect("waiter thread");
+    assert!(
+        acquired >= deleted,
+        "{}: acquired while the peer held it",
+        C::NAME
+    );
+    // The next retry is due at most one delay after the DEL; allow a loaded machine slack.
+    assert!(
+        acquired - deleted < delay + Duration::from_millis(700),
+        "{}: acquired {:?} after the unannounced release",
+        C::NAME,
+        acquired - deleted
+    );
+}
+
 /// Stamps out the suite's `#[test]`s for one [`Client`] type.
 #[macro_export]
 macro_rules! conformance_suite {
@@ -1320,6 +1401,18 @@ macro_rules! conformance_suite {
         #[test]
         fn hold_and_caps_3() {
             suite::hold_and_caps::<$client>(3)
+        }
+        #[test]
+        fn release_wakes_waiter_1() {
+            suite::release_wakes_waiter::<$client>(1)
+        }
+        #[test]
+        fn release_wakes_waiter_3() {
+            suite::release_wakes_waiter::<$client>(3)
+        }
+        #[test]
+        fn unannounced_release_still_progresses_3() {
+            suite::unannounced_release_still_progresses::<$client>(3)
         }
     };
 }

@@ -50,6 +50,9 @@ pub trait OptionsExt: Sized {
     fn fencing(self, on: bool) -> Self;
     /// Restart-aware voting with this grace (default off); at least your longest ttl.
     fn restart_grace(self, grace: Duration) -> Self;
+    /// Wait for announced releases on RESP3 connections, the retry delay as the fallback
+    /// (default on; see `Options::wait_for_release`).
+    fn wait_for_release(self, on: bool) -> Self;
 }
 
 impl OptionsExt for Options {
@@ -103,6 +106,10 @@ impl OptionsExt for Options {
     }
     fn fencing(mut self, on: bool) -> Self {
         self.fencing = on;
+        self
+    }
+    fn wait_for_release(mut self, on: bool) -> Self {
+        self.wait_for_release = on;
         self
     }
     fn restart_grace(mut self, grace: Duration) -> Self {
