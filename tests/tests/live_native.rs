@@ -9,7 +9,7 @@
 
 use redlock_async::{Error, Options};
 use redlock_harness::{Cluster, Reply};
-use redlock_tests::conformance::{test_options, BlockingClient, Client};
+use redlock_tests::conformance::{test_options, AsyncClient, BlockingClient, Client};
 use std::time::Duration;
 
 const TTL: Duration = Duration::from_secs(20);
@@ -49,9 +49,9 @@ fn cluster_with_user(denied: &str) -> Cluster {
     cluster
 }
 
-fn client(cluster: &Cluster, options: Options) -> BlockingClient {
+fn client<C: Client>(cluster: &Cluster, options: Options) -> C {
     let url = format!("redis://app:pw@127.0.0.1:{}", cluster.port(0));
-    BlockingClient::connect(&[url], options).expect("connect")
+    C::connect(&[url], options).expect("connect")
 }
 
 fn once() -> Options {
@@ -76,11 +76,10 @@ fn pttl(cluster: &Cluster, key: &str) -> i64 {
     }
 }
 
-#[test]
-fn a_user_without_scripting_locks_one_key_with_the_servers_own_commands() {
+fn a_user_without_scripting_locks_one_key_with_the_servers_own_commands<C: Client>() {
     let cluster = cluster_with_user("-@scripting");
     let (set_ifeq, delete) = natives(&cluster);
-    let client = client(&cluster, once());
+    let client = client::<C>(&cluster, once());
     // SET NX: no script on any server.
     let lock = client
         .acquire(&["native:key"], Duration::from_secs(2))
@@ -110,21 +109,19 @@ fn a_user_without_scripting_locks_one_key_with_the_servers_own_commands() {
     }
 }
 
-#[test]
-fn a_multi_key_lock_needs_scripting_and_says_so_in_one_line() {
+fn a_multi_key_lock_needs_scripting_and_says_so_in_one_line<C: Client>() {
     let cluster = cluster_with_user("-@scripting");
-    let client = client(&cluster, once());
+    let client = client::<C>(&cluster, once());
     let err = client
         .acquire(&["native:a", "native:b"], TTL)
         .expect_err("the acquire script is refused");
     assert_noperm(&err);
 }
 
-#[test]
-fn a_user_without_info_still_locks_unless_restart_aware_voting_needs_it() {
+fn a_user_without_info_still_locks_unless_restart_aware_voting_needs_it<C: Client>() {
     let cluster = cluster_with_user("-info");
     // The server stays unknown: scripts, which this user may run.
-    let client = client(&cluster, once());
+    let client = client::<C>(&cluster, once());
     let lock = client.acquire(&["noinfo:key"], TTL).expect("acquire");
     let lock = client.extend(&lock, TTL).expect("extend by script");
     assert_eq!(client.release(&lock).expect("release").confirmed, 1);
@@ -132,10 +129,36 @@ fn a_user_without_info_still_locks_unless_restart_aware_voting_needs_it() {
     // Restart-aware voting cannot work without INFO: the node is refused, and says why.
     let mut options = once();
     options.restart_grace = Some(Duration::from_secs(1));
-    let client = self::client(&cluster, options);
+    let client = self::client::<C>(&cluster, options);
     let err = client
         .acquire(&["noinfo:key"], TTL)
         .expect_err("INFO is part of the handshake here");
     let line = err.to_string();
     assert!(err.is_unreachable() && line.contains("NOPERM"), "{line}");
 }
+
+/// Each test above, on each of the four adapters.
+macro_rules! on_every_adapter {
+    ($($test:ident),* $(,)?) => {
+        mod tokio_adapter {
+            $(#[test] fn $test() { super::$test::<super::AsyncClient<redlock_tokio::Tokio>>() })*
+        }
+        mod smol_adapter {
+            $(#[test] fn $test() { super::$test::<super::AsyncClient<redlock_smol::Smol>>() })*
+        }
+        mod async_std_adapter {
+            $(#[test] fn $test() {
+                super::$test::<super::AsyncClient<redlock_async_std::AsyncStd>>()
+            })*
+        }
+        mod blocking_adapter {
+            $(#[test] fn $test() { super::$test::<super::BlockingClient>() })*
+        }
+    };
+}
+
+on_every_adapter!(
+    a_user_without_scripting_locks_one_key_with_the_servers_own_commands,
+    a_multi_key_lock_needs_scripting_and_says_so_in_one_line,
+    a_user_without_info_still_locks_unless_restart_aware_voting_needs_it,
+);
