@@ -230,3 +230,17 @@ fn with_native_commands_off_a_server_that_has_them_still_gets_the_scripts() {
     let out = sent(&mut engine);
     assert!(out.contains("EVALSHA") && !out.contains("DELEX"), "{out}");
 }
+
+#[test]
+fn the_publish_behind_a_native_release_waits_a_whole_node_timeout() {
+    let (mut engine, now, lock) = locked(REDIS_84);
+    engine.release(now, &lock);
+    let out = sent(&mut engine);
+    assert!(out.contains("DELEX") && out.contains("PUBLISH"), "{out}");
+    engine.handle_input(now, NODE, b":1\r\n");
+    assert_eq!(released(&mut engine), Ok(1));
+    // The PUBLISH's reply is due one node timeout from now, not already overdue.
+    engine.handle_timeout(now);
+    assert!(engine.poll_event().is_none(), "not overdue at once");
+    assert!(engine.is_connected(NODE));
+}

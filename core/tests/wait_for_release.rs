@@ -316,3 +316,55 @@ fn the_release_script_is_told_where_to_announce() {
     assert!(out.contains("redlock:released:{r}"), "{out}");
     assert!(redlock_core::RELEASE.contains("PUBLISH"));
 }
+
+#[test]
+fn a_subscription_waits_a_whole_node_timeout_for_its_confirmation() {
+    let (mut engine, t0) = engine(1, Protocol::Resp3);
+    acquire(&mut engine, t0, 1);
+    sent(&mut engine, 0);
+    engine.handle_input(t0, node(0), REFUSED);
+    assert!(sent(&mut engine, 0).contains("SUBSCRIBE\r\n"));
+    // The confirmation is due one node timeout (500 ms) from now, not already overdue.
+    let timeout = engine.options().node_timeout;
+    assert_eq!(engine.poll_timeout(), Some(t0 + timeout));
+    engine.handle_timeout(t0);
+    assert_eq!(engine.poll_event(), None, "not overdue at once");
+    assert!(engine.is_connected(node(0)));
+}
+
+#[test]
+fn a_stray_confirmation_answers_nothing_but_a_subscribe() {
+    let (mut engine, t0) = engine(1, Protocol::Resp3);
+    acquire(&mut engine, t0, 1);
+    sent(&mut engine, 0);
+    // A (un)subscribe confirmation while a lock request heads the queue is out-of-band noise:
+    // the +OK that follows still answers the SET NX.
+    engine.handle_input(t0, node(0), &confirm("subscribe"));
+    engine.handle_input(t0, node(0), b"+OK\r\n");
+    assert!(matches!(
+        engine.poll_event(),
+        Some(Event::Acquired { result: Ok(_), .. })
+    ));
+}
+
+#[test]
+fn a_message_push_of_the_wrong_shape_wakes_nobody() {
+    let (mut engine, t0) = engine(1, Protocol::Resp3);
+    acquire(&mut engine, t0, 1);
+    sent(&mut engine, 0);
+    engine.handle_input(t0, node(0), REFUSED);
+    sent(&mut engine, 0);
+    engine.handle_input(t0, node(0), &confirm("subscribe"));
+    // `message` and a channel but no payload: not a message Redis sends, so not a release.
+    let ch = release_channel(b"r");
+    let mut push = format!(">2\r\n$7\r\nmessage\r\n${}\r\n", ch.len()).into_bytes();
+    push.extend_from_slice(&ch);
+    push.extend_from_slice(b"\r\n");
+    engine.handle_input(t0, node(0), &push);
+    assert_eq!(sent(&mut engine, 0), "", "no retry");
+    assert_eq!(
+        engine.poll_timeout(),
+        Some(t0 + DELAY),
+        "still the fallback"
+    );
+}
