@@ -368,3 +368,26 @@ fn a_message_push_of_the_wrong_shape_wakes_nobody() {
         "still the fallback"
     );
 }
+
+#[test]
+fn with_waiting_turned_off_a_refused_acquire_only_polls() {
+    let mut options = Options::default();
+    options.protocol = Protocol::Resp3;
+    options.native_commands = false;
+    options.wait_for_release = false;
+    options.retry_delay = DELAY;
+    options.retry_jitter = Duration::ZERO;
+    let now = Instant::now();
+    let nodes = vec![NodeConfig::new("127.0.0.1", 7000)];
+    let mut engine = Engine::new(Config::new(nodes, options), now, 1).unwrap();
+    engine.handle_connected(now, node(0));
+    sent(&mut engine, 0);
+    engine.handle_input(now, node(0), b"%1\r\n+server\r\n+redis\r\n");
+    assert_eq!(engine.poll_event(), Some(Event::Ready { node: node(0) }));
+    acquire(&mut engine, now, 1);
+    sent(&mut engine, 0);
+    engine.handle_input(now, node(0), REFUSED);
+    let out = sent(&mut engine, 0);
+    assert!(!out.contains("SUBSCRIBE"), "{out}");
+    assert_eq!(engine.poll_timeout(), Some(now + DELAY));
+}
