@@ -411,3 +411,29 @@ fn a_quorum_that_answered_with_a_refusal_among_it_is_locked_despite_an_error() {
         "two of three answered, one refused"
     );
 }
+
+#[test]
+fn a_majority_of_deletes_is_a_release_even_with_an_error_among_the_answers() {
+    let (mut e, t0) = engine(3, 3, options(0));
+    e.acquire(t0, ["r"], TTL, token(1), SystemTime::UNIX_EPOCH)
+        .unwrap();
+    drain(&mut e);
+    for i in 0..3 {
+        e.handle_input(t0, n(i), b"+OK\r\n");
+    }
+    let lock = match events(&mut e).pop() {
+        Some(Event::Acquired {
+            result: Ok(lock), ..
+        }) => lock,
+        other => panic!("{other:?}"),
+    };
+    e.release(t0, &lock);
+    drain(&mut e);
+    e.handle_input(t0, n(0), b"-NOPERM no scripts for you\r\n");
+    e.handle_input(t0, n(1), b":1\r\n");
+    e.handle_input(t0, n(2), b":1\r\n");
+    match e.poll_event() {
+        Some(Event::Released { result: Ok(r), .. }) => assert_eq!(r.confirmed, 2),
+        other => panic!("{other:?}"),
+    }
+}
