@@ -141,9 +141,10 @@ impl Asked {
                     None => Err(wrong(Reading::Deleted.what())),
                 },
             },
+            // Its confirmation is a RESP3 push, which the connection matches itself (pushes
+            // never reach here); only a refusal arrives as an ordinary reply.
             Asked::Subscribe => match reply {
                 Reply::Error(_) => Ok(Answer::NoSubscribe),
-                Reply::Push(_) => Ok(Answer::Nothing),
                 _ => Err(wrong("SUBSCRIBE")),
             },
             Asked::Announce => match reply {

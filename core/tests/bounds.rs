@@ -290,3 +290,41 @@ fn plain() -> Options {
     options.native_commands = false;
     options
 }
+
+#[test]
+fn an_attempt_that_answered_decides_the_timeout_not_the_one_before() {
+    let mut options = plain();
+    options.retry_delay = Duration::from_millis(100);
+    options.retry_jitter = Duration::ZERO;
+    options.retry_count = None;
+    let (mut engine, t0) = connected(options);
+    let bound = AcquireOptions::new().wait(Duration::from_millis(150));
+    engine
+        .acquire_with(
+            t0,
+            ["r"],
+            Duration::from_secs(10),
+            Token::from_random(&[3; 20]).unwrap(),
+            SystemTime::UNIX_EPOCH,
+            &bound,
+        )
+        .unwrap();
+    while engine.poll_transmit().is_some() {}
+    // Attempt 1 is refused (someone holds it); attempt 2, at 100 ms, meets a failing node.
+    engine.handle_input(t0, NodeId::new(0), b"$-1\r\n");
+    let t1 = t0 + Duration::from_millis(100);
+    engine.handle_timeout(t1);
+    while engine.poll_transmit().is_some() {}
+    engine.handle_input(t1, NodeId::new(0), b":0\r\n-BUSY script running\r\n");
+    match engine.poll_event() {
+        Some(Event::Acquired { result: Err(e), .. }) => {
+            assert!(e.timed_out, "{e}");
+            assert_eq!(
+                e.failure,
+                Failure::Unreachable,
+                "the last attempt answered: {e}"
+            );
+        }
+        other => panic!("{other:?}"),
+    }
+}
