@@ -244,3 +244,25 @@ fn the_publish_behind_a_native_release_waits_a_whole_node_timeout() {
     assert!(engine.poll_event().is_none(), "not overdue at once");
     assert!(engine.is_connected(NODE));
 }
+
+#[test]
+fn set_ifeq_grants_only_on_ok() {
+    let (mut engine, now, lock) = locked(REDIS_84);
+    engine.extend(now, &lock, TTL).unwrap();
+    assert!(sent(&mut engine).contains("IFEQ"));
+    engine.handle_input(now, NODE, b"+QUEUED\r\n");
+    let mut reconnect = false;
+    let mut extended_ok = false;
+    while let Some(event) = engine.poll_event() {
+        match event {
+            Event::Reconnect { .. } => reconnect = true,
+            Event::Extended { result, .. } => extended_ok = result.is_ok(),
+            _ => {}
+        }
+    }
+    assert!(
+        reconnect,
+        "a status other than OK is not an answer SET IFEQ gives"
+    );
+    assert!(!extended_ok);
+}
