@@ -33,7 +33,7 @@ pub struct LossSeen {
 pub struct HoldSeen {
     /// The lock as acquired.
     pub acquired: Lock,
-    /// When the hold began (just after the acquire returned).
+    /// When the hold began (just after the acquire returned, just before `hold_with`).
     pub began: Instant,
     /// Whether and when `lost()` fired, and the lease deadline then.
     pub loss: LossSeen,
@@ -333,8 +333,10 @@ impl<R: BlockOn> Client for AsyncClient<R> {
         let rt = R::default();
         R::block_on(async {
             let acquired = self.0.acquire([resource], ttl).await?;
-            let hold = self.0.hold_with(acquired.clone(), ttl, limits);
+            // Taken before the hold starts its clock (its keeper may run on another thread at
+            // once), so a cap measured from here is never early.
             let began = Instant::now();
+            let hold = self.0.hold_with(acquired.clone(), ttl, limits);
             let fired = until(&rt, began + max, hold.lost()).await;
             let loss = LossSeen {
                 fired_at: fired.map(|()| Instant::now()),
@@ -500,8 +502,8 @@ impl Client for BlockingClient {
         max: Duration,
     ) -> Result<HoldSeen, Error> {
         let acquired = self.0.acquire([resource], ttl)?;
-        let hold = self.0.hold_with(acquired.clone(), ttl, limits);
         let began = Instant::now();
+        let hold = self.0.hold_with(acquired.clone(), ttl, limits);
         let fired = hold.wait_lost(max);
         let loss = LossSeen {
             fired_at: fired.then(Instant::now),
