@@ -30,40 +30,7 @@ use std::time::{Duration, Instant, SystemTime};
 /// After any input, drain all three. Time only ever comes in as `now`; an earlier `now` than
 /// one already seen is treated as the latest one seen.
 ///
-/// ```
-/// use redlock_core::{Config, Engine, Event, NodeConfig, NodeId, Options, Token};
-/// use std::time::{Duration, Instant, SystemTime};
-///
-/// // The caller owns the clocks: `now` and `wall` come from wherever the adapter reads time.
-/// fn demo(now: Instant, wall: SystemTime) {
-///     let config = Config::new(vec![NodeConfig::new("127.0.0.1", 6379)], Options::default());
-///     let mut engine = Engine::new(config, now, 42).unwrap();
-///     let node = NodeId::new(0);
-///     // A socket is open. No password, database or client name: nothing to negotiate, so the
-///     // node takes lock requests at once. `INFO server` goes first, to learn what it is.
-///     engine.handle_connected(now, node);
-///     assert_eq!(engine.poll_event(), Some(Event::Ready { node }));
-///     let (_, info) = engine.poll_transmit().unwrap();
-///     assert!(info.windows(4).any(|w| w == b"INFO"));
-///     engine.handle_input(now, node, b"$31\r\n# Server\r\nredis_version:7.2.4\r\n\r\n");
-///     let token = Token::from_random(&[7; 20]).unwrap();
-///     let op = engine.acquire(now, ["orders:42"], Duration::from_secs(10), token, wall).unwrap();
-///     // A one-resource acquire is a plain `SET key token NX PX ttl`: write these bytes.
-///     let (to, bytes) = engine.poll_transmit().unwrap();
-///     assert_eq!(to, node);
-///     assert!(bytes.windows(6).any(|w| w == b"$2\r\nNX"));
-///     // The node replies +OK: granted (1 node: quorum is 1).
-///     engine.handle_input(now, node, b"+OK\r\n");
-///     match engine.poll_event() {
-///         Some(Event::Acquired { op: done, result: Ok(lock) }) => {
-///             assert_eq!(done, op);
-///             assert!(lock.is_valid(now));
-///         }
-///         other => panic!("{other:?}"),
-///     }
-/// }
-/// demo(Instant::now(), SystemTime::now());
-/// ```
+#[doc = include_str!("../doc/engine.md")]
 #[derive(Debug)]
 pub struct Engine {
     options: Options,
@@ -383,7 +350,7 @@ impl Engine {
 
     /// Starts acquiring every resource in `resources` for `ttl`, with `token` as the value.
     ///
-    /// `wall` is the caller's wall clock at `now` (the adapters pass `SystemTime::now()`): the
+    /// `wall` is the caller's wall clock at `now` (the adapters read the system clock): the
     /// floor of the fencing token, with [`Options::fencing`]. The token is
     /// `max(largest counter of the granting nodes + 1, floor)`, where the floor is `wall` in
     /// microseconds since the Unix epoch, advanced by the time elapsed on `now`'s clock until the
@@ -395,34 +362,7 @@ impl Engine {
     /// Returns the operation id at once; the result arrives as [`Event::Acquired`]. Fails
     /// synchronously for no resources, an empty name, or a ttl too short to leave validity.
     ///
-    /// ```
-    /// use redlock_core::{Config, Engine, NodeConfig, NodeId, Options, Token};
-    /// use std::time::{Duration, Instant, SystemTime};
-    ///
-    /// fn fenced(now: Instant) -> Engine {
-    ///     let mut options = Options::default();
-    ///     options.fencing = true;
-    ///     let config = Config::new(vec![NodeConfig::new("127.0.0.1", 6379)], options);
-    ///     let mut engine = Engine::new(config, now, 42).unwrap();
-    ///     engine.handle_connected(now, NodeId::new(0));
-    ///     engine
-    /// }
-    /// # let now = Instant::now();
-    /// let mut engine = fenced(now);
-    /// // 2025-01-01T00:00:00Z, as an adapter's `SystemTime::now()` might read.
-    /// let wall = SystemTime::UNIX_EPOCH + Duration::from_secs(1_735_689_600);
-    /// let token = Token::from_random(&[7; 20]).unwrap();
-    /// engine.acquire(now, ["orders:42"], Duration::from_secs(10), token, wall).unwrap();
-    /// let _handshake_and_fenced_acquire = engine.poll_transmit().unwrap();
-    /// // The node answers `INFO server` (Redis 7: no native commands), then grants with fence
-    /// // counter 41.
-    /// let mut replies = b"$31\r\n# Server\r\nredis_version:7.2.4\r\n\r\n".to_vec();
-    /// replies.extend_from_slice(b"*2\r\n:1\r\n:41\r\n");
-    /// engine.handle_input(now, NodeId::new(0), &replies);
-    /// // The write-back carries the floor, 1735689600000000 µs, not 42.
-    /// let (_, fence) = engine.poll_transmit().unwrap();
-    /// assert!(fence.windows(16).any(|w| w == b"1735689600000000"));
-    /// ```
+    #[doc = include_str!("../doc/acquire.md")]
     pub fn acquire<I, S>(
         &mut self,
         now: Instant,
@@ -443,21 +383,7 @@ impl Engine {
     /// synchronously with [`Error::InvalidOption`] for a duration in `options` over
     /// [`MAX_DURATION`].
     ///
-    /// ```
-    /// use redlock_core::{AcquireOptions, Config, Engine, NodeConfig, NodeId, Options, Token};
-    /// use std::time::{Duration, Instant, SystemTime};
-    /// # let now = Instant::now();
-    /// let config = Config::new(vec![NodeConfig::new("127.0.0.1", 6379)], Options::default());
-    /// let mut engine = Engine::new(config, now, 42).unwrap();
-    /// engine.handle_connected(now, NodeId::new(0));
-    /// let token = Token::from_random(&[7; 20]).unwrap();
-    /// let bounded = AcquireOptions::new().wait(Duration::from_millis(200));
-    /// engine
-    ///     .acquire_with(now, ["r"], Duration::from_secs(10), token, SystemTime::now(), &bounded)
-    ///     .unwrap();
-    /// // Nothing answers: the engine wants to be woken at the bound, not later.
-    /// assert_eq!(engine.poll_timeout(), Some(now + Duration::from_millis(200)));
-    /// ```
+    #[doc = include_str!("../doc/acquire_with.md")]
     pub fn acquire_with<I, S>(
         &mut self,
         now: Instant,
