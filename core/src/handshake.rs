@@ -57,18 +57,19 @@ pub(crate) struct ServerInfo {
 impl ServerInfo {
     /// Reads `run_id` and `uptime_in_seconds` from an `INFO server` reply; `None` when either is
     /// missing or malformed.
-    pub(crate) fn parse(text: &[u8]) -> Option<ServerInfo> {
-        let text = String::from_utf8_lossy(text);
-        let field = |name: &str| {
-            text.lines()
-                .find_map(|l| l.strip_prefix(name)?.strip_prefix(':'))
-                .map(str::trim)
-        };
+    pub(crate) fn parse(text: &str) -> Option<ServerInfo> {
         Some(ServerInfo {
-            run_id: field("run_id").filter(|r| !r.is_empty())?.to_string(),
-            uptime_secs: field("uptime_in_seconds")?.parse().ok()?,
+            run_id: field(text, "run_id").filter(|r| !r.is_empty())?.to_string(),
+            uptime_secs: field(text, "uptime_in_seconds")?.parse().ok()?,
         })
     }
+}
+
+/// The value of `name` in an `INFO` reply's `name:value` lines.
+fn field<'a>(text: &'a str, name: &str) -> Option<&'a str> {
+    text.lines()
+        .find_map(|l| l.strip_prefix(name)?.strip_prefix(':'))
+        .map(str::trim)
 }
 
 /// Which product a server is, as its `INFO server` says.
@@ -90,19 +91,13 @@ pub(crate) struct Server {
 
 impl Server {
     /// The product and version an `INFO server` reply names; `None` when it names none.
-    pub(crate) fn parse(text: &[u8]) -> Option<Server> {
-        let text = String::from_utf8_lossy(text);
-        let field = |name: &str| {
-            text.lines()
-                .find_map(|l| l.strip_prefix(name)?.strip_prefix(':'))
-                .map(str::trim)
-        };
-        let (product, version) = match field("server_name") {
+    pub(crate) fn parse(text: &str) -> Option<Server> {
+        let (product, version) = match field(text, "server_name") {
             Some(name) if name.eq_ignore_ascii_case("valkey") => {
-                (Product::Valkey, field("valkey_version")?)
+                (Product::Valkey, field(text, "valkey_version")?)
             }
             Some(_) => return None,
-            None => (Product::Redis, field("redis_version")?),
+            None => (Product::Redis, field(text, "redis_version")?),
         };
         let mut parts = version.split('.').map(|p| p.parse::<u32>().ok());
         let mut next = || parts.next().flatten();
@@ -145,7 +140,7 @@ mod tests {
     use super::*;
 
     fn natives(info: &str) -> Option<Natives> {
-        Server::parse(info.as_bytes()).map(Server::natives)
+        Server::parse(info).map(Server::natives)
     }
 
     #[test]
@@ -201,7 +196,7 @@ mod tests {
 
     #[test]
     fn info_needs_both_fields() {
-        let info = ServerInfo::parse(b"# Server\r\nrun_id:abc\r\nuptime_in_seconds:12\r\n");
+        let info = ServerInfo::parse("# Server\r\nrun_id:abc\r\nuptime_in_seconds:12\r\n");
         assert_eq!(
             info,
             Some(ServerInfo {
@@ -209,13 +204,13 @@ mod tests {
                 uptime_secs: 12
             })
         );
-        assert_eq!(ServerInfo::parse(b"run_id:abc\r\n"), None);
+        assert_eq!(ServerInfo::parse("run_id:abc\r\n"), None);
         assert_eq!(
-            ServerInfo::parse(b"run_id:abc\r\nuptime_in_seconds:-1\r\n"),
+            ServerInfo::parse("run_id:abc\r\nuptime_in_seconds:-1\r\n"),
             None
         );
         assert_eq!(
-            ServerInfo::parse(b"run_id:\r\nuptime_in_seconds:1\r\n"),
+            ServerInfo::parse("run_id:\r\nuptime_in_seconds:1\r\n"),
             None
         );
     }

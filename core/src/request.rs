@@ -119,13 +119,15 @@ impl Asked {
                     natives: Natives::default(),
                 }),
                 Reply::Bulk(text) | Reply::Status(text) => {
-                    let restart = ServerInfo::parse(text);
+                    // Decoded once for both readers.
+                    let text = String::from_utf8_lossy(text);
+                    let restart = ServerInfo::parse(&text);
                     if voting && restart.is_none() {
                         return Err(ConnError::UnexpectedReply(
                             "INFO server without run_id and uptime_in_seconds".into(),
                         ));
                     }
-                    let natives = Server::parse(text).map(Server::natives);
+                    let natives = Server::parse(&text).map(Server::natives);
                     Ok(Answer::Info {
                         restart,
                         natives: natives.unwrap_or_default(),
