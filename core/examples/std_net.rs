@@ -96,7 +96,7 @@ fn run_until_done(
     let mut buf = [0u8; 16 * 1024];
     loop {
         while let Some((node, bytes)) = engine.poll_transmit() {
-            if let Some(sock) = &mut sockets[node.index()] {
+            if let Some(Some(sock)) = sockets.get_mut(node.index()) {
                 write_all(sock, &bytes)?;
             }
         }
@@ -104,11 +104,16 @@ fn run_until_done(
             match event {
                 // Each operation completes with the event of its kind; this one is ours.
                 event if event.op() == Some(op) => return Ok(event),
-                Event::Reconnect { node, reason } => {
+                Event::Reconnect { link, reason } => {
                     // A real adapter reconnects with backoff; the example just drops the node.
-                    writeln!(std::io::stderr(), "node {node} broke: {reason}")?;
-                    sockets[node.index()] = None;
+                    writeln!(std::io::stderr(), "{link} broke: {reason}")?;
+                    if let Some(slot) = sockets.get_mut(link.index()) {
+                        *slot = None;
+                    }
                 }
+                // A real adapter opens the link; this example's nodes are standalone and
+                // nothing waits for releases, so the engine never asks for one.
+                Event::Open { link, .. } => writeln!(std::io::stderr(), "{link} not opened")?,
                 _ => {}
             }
         }

@@ -75,8 +75,9 @@ pub struct Options {
     /// Wait for a release instead of only polling (default on). A release (the release script,
     /// or a native release followed by `PUBLISH`) announces itself on the key's channel
     /// ([`release_channel`](crate::release_channel)). An acquire refused once subscribes to
-    /// its keys' channels on every RESP3 connection (pushes arrive on the lock connection
-    /// itself; RESP2 connections do not subscribe, and their waiters only poll) and, on an
+    /// its keys' channels on every node: on the lock connection itself over RESP3 (pushes share
+    /// it), else on a second connection per node opened for the purpose
+    /// ([`Event::Open`](crate::Event::Open)), shared by every waiter of this client; on an
     /// announcement, one waiting acquire of this client for that key tries again at once. The
     /// jittered retry stays the fallback (expiry, lost messages, peers that release without
     /// announcing). A node that refuses `SUBSCRIBE` (an ACL without the channel) is not asked

@@ -81,6 +81,9 @@ pub(crate) struct Conn {
     subscribes: bool,
     /// The release channels subscribed (or asked for) on this socket.
     channels: BTreeSet<Bytes>,
+    /// A RESP2 subscriber connection: it only subscribes, and its confirmations and messages
+    /// come as ordinary arrays (RESP2 has no pushes).
+    subscriber: bool,
 }
 
 impl Conn {
@@ -100,6 +103,15 @@ impl Conn {
             natives: Natives::default(),
             subscribes: false,
             channels: BTreeSet::new(),
+            subscriber: false,
+        }
+    }
+
+    /// A RESP2 connection that only subscribes to release channels.
+    pub(crate) fn subscriber(cap: usize, timeout: Duration) -> Conn {
+        Conn {
+            subscriber: true,
+            ..Conn::new(Protocol::Resp2, cap, timeout)
         }
     }
 
@@ -130,7 +142,7 @@ impl Conn {
         voting: bool,
     ) -> Vec<Lost> {
         let lost = self.shut();
-        self.subscribes = self.protocol == Protocol::Resp3;
+        self.subscribes = self.protocol == Protocol::Resp3 || self.subscriber;
         let info_cmd = [Bytes::from_static(b"INFO"), Bytes::from_static(b"server")];
         let cmds = handshake.iter().map(|c| (Asked::Handshake, &c[..]));
         let info = (info || voting).then_some((Asked::Info { voting }, &info_cmd[..]));
@@ -216,8 +228,8 @@ impl Conn {
         }
     }
 
-    /// Brings this socket's release-channel subscriptions to `wanted` (RESP3 and ready only;
-    /// otherwise nothing): `SUBSCRIBE` what is missing, `UNSUBSCRIBE` what is no longer wanted.
+    /// Brings this socket's release-channel subscriptions to `wanted` (RESP3 or a subscriber
+    /// connection, and ready only; otherwise nothing): `SUBSCRIBE` what is missing, `UNSUBSCRIBE` what is no longer wanted.
     pub(crate) fn watch(&mut self, now: Instant, wanted: &BTreeSet<Bytes>) {
         if !self.subscribes || self.state != State::Ready {
             return;
@@ -259,6 +271,10 @@ impl Conn {
         self.deadline().is_some_and(|d| now >= d)
     }
 
+    pub(crate) fn protocol(&self) -> Protocol {
+        self.protocol
+    }
+
     pub(crate) fn timeout(&self) -> Duration {
         self.timeout
     }
@@ -290,17 +306,22 @@ impl Conn {
                     })
                 });
             };
-            if let Reply::Push(items) = &reply {
+            let pushed = match &reply {
+                Reply::Push(items) => Some(items),
+                // A subscribed RESP2 socket carries the same frames as arrays.
+                Reply::Array(items) if self.subscriber => Some(items),
+                _ => None,
+            };
+            if let Some(items) = pushed {
                 // Out-of-band (RESP3): a release announcement, or the confirmation that answers
                 // a (UN)SUBSCRIBE at the head of the FIFO; anything else is ignored.
+                let head_subscribes = self
+                    .pending
+                    .front()
+                    .is_some_and(|r| r.asked == Asked::Subscribe);
                 match push_kind(items) {
                     Push::Message(channel) => return Some(Ok(Answer::Released { channel })),
-                    Push::Confirm
-                        if self
-                            .pending
-                            .front()
-                            .is_some_and(|r| r.asked == Asked::Subscribe) =>
-                    {
+                    Push::Confirm if head_subscribes => {
                         self.pending.pop_front();
                     }
                     _ => {}

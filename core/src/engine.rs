@@ -6,16 +6,17 @@ use crate::conn::{Broken, Conn, Lost};
 use crate::error::{Attempt, ConnError, Error, Failure, NodeReport, OpError, Outcome};
 use crate::event::{Event, Released};
 use crate::handshake;
-use crate::ids::{NodeId, OpId};
+use crate::ids::{LinkId, NodeId, OpId};
 use crate::key::{fence_key, redis_key, release_channel};
 use crate::limits::MAX_DURATION;
+use crate::link::{Link, Role};
 use crate::lock::Lock;
 use crate::op::{classify, Kind, Op, Phase, Stage, Tally, Wall};
 use crate::request::{Answer, Asked, Call, Form, Native, Reading};
+use crate::resp::Protocol;
 use crate::rng::Rng;
 use crate::script::{ScriptKind, ScriptSet};
 use crate::token::Token;
-use crate::voter::Voter;
 use bytes::Bytes;
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::sync::Arc;
@@ -37,7 +38,11 @@ pub struct Engine {
     quorum: usize,
     addrs: Vec<Arc<str>>,
     handshakes: Vec<Vec<Vec<Bytes>>>,
-    conns: Vec<Conn>,
+    /// Every connection: the nodes' own first (link `i` is node `i`'s), then those asked for
+    /// with `Event::Open`.
+    links: Vec<Link>,
+    /// Per node, its subscriber link (RESP2 nodes whose waiters subscribe).
+    subscribers: Vec<Option<LinkId>>,
     scripts: ScriptSet,
     ops: BTreeMap<OpId, Op>,
     events: VecDeque<Event>,
@@ -45,12 +50,8 @@ pub struct Engine {
     next_op: u64,
     now: Instant,
     transmit_cursor: usize,
-    voters: Vec<Voter>,
     /// Single-key acquires may go out as `SET NX PX`: the user kept the built-in acquire script.
     plain_set: bool,
-    /// Per node, releases for acquires whose connection broke after they were written (they may
-    /// still run there): sent once the node's next handshake succeeds.
-    missed: Vec<VecDeque<Call>>,
     /// Per node, why it last failed (a broken connection, a refused handshake, what the adapter
     /// said of a failed connect); cleared when its handshake succeeds.
     causes: Vec<Option<Arc<str>>>,
@@ -83,14 +84,16 @@ impl Engine {
             .iter()
             .map(|n| handshake::commands(n, &options))
             .collect();
-        let conns = nodes
+        let links = nodes
             .iter()
-            .map(|n| {
-                Conn::new(
+            .enumerate()
+            .map(|(i, n)| {
+                let conn = Conn::new(
                     n.protocol.unwrap_or(options.protocol),
                     options.max_reply_bytes,
                     options.node_timeout,
-                )
+                );
+                Link::new(conn, NodeId::new(i), Role::Main)
             })
             .collect();
         Ok(Engine {
@@ -99,15 +102,14 @@ impl Engine {
             options,
             addrs,
             handshakes,
-            conns,
+            links,
+            subscribers: vec![None; n],
             ops: BTreeMap::new(),
             events: VecDeque::new(),
             rng: Rng::new(jitter_seed),
             next_op: 1,
             now,
             transmit_cursor: 0,
-            voters: vec![Voter::default(); n],
-            missed: vec![VecDeque::new(); n],
             causes: vec![None; n],
             plain_set,
         })
@@ -120,7 +122,7 @@ impl Engine {
 
     /// Number of nodes.
     pub fn node_count(&self) -> usize {
-        self.conns.len()
+        self.addrs.len()
     }
 
     /// Votes needed: `nodes / 2 + 1`.
@@ -133,16 +135,20 @@ impl Engine {
         self.addrs.get(node.index()).map(|a| &**a)
     }
 
-    /// Whether the engine currently sends requests to `node` (between `handle_connected` and a
-    /// disconnect or [`Event::Reconnect`]).
-    pub fn is_connected(&self, node: NodeId) -> bool {
-        self.conns.get(node.index()).is_some_and(Conn::is_up)
+    /// Whether the engine currently sends requests on `link` (a node's own connection: pass
+    /// its [`NodeId`]), between `handle_connected` and a disconnect or [`Event::Reconnect`].
+    pub fn is_connected(&self, link: impl Into<LinkId>) -> bool {
+        let link = link.into();
+        self.links.get(link.index()).is_some_and(|l| l.conn.is_up())
     }
 
-    /// Whether `node`'s handshake has succeeded on its current socket (lock requests then go out
-    /// at once; before, they wait for it).
-    pub fn is_ready(&self, node: NodeId) -> bool {
-        self.conns.get(node.index()).is_some_and(Conn::is_ready)
+    /// Whether `link`'s handshake (a node's own connection: pass its [`NodeId`]) has succeeded
+    /// on its current socket (lock requests then go out at once; before, they wait for it).
+    pub fn is_ready(&self, link: impl Into<LinkId>) -> bool {
+        let link = link.into();
+        self.links
+            .get(link.index())
+            .is_some_and(|l| l.conn.is_ready())
     }
 
     /// How many operations are in flight.
@@ -157,66 +163,78 @@ impl Engine {
         self.now
     }
 
-    /// Caller misuse, like an index out of bounds: ids come from this engine's configuration.
-    fn check_node(&self, node: NodeId) {
+    /// Caller misuse, like an index out of bounds: ids come from this engine (its
+    /// configuration, or an `Event::Open`).
+    fn check_link(&self, link: LinkId) {
         assert!(
-            node.index() < self.conns.len(),
-            "{node} is not one of this engine's {} nodes",
-            self.conns.len()
+            link.index() < self.links.len(),
+            "{link} is not one of this engine's {} links",
+            self.links.len()
         );
+    }
+
+    /// The node a link serves.
+    fn node_of(&self, link: LinkId) -> NodeId {
+        self.links[link.index()].node
     }
 
     // ----- inputs -------------------------------------------------------------------------
 
-    /// A socket to `node` is open: the engine queues the handshake; lock requests go out once it
-    /// has succeeded ([`Event::Ready`]). Anything pending on a previous socket to that node fails
-    /// as disconnected.
+    /// A socket for `link` (a node's own connection: pass its [`NodeId`]; or one asked for with
+    /// [`Event::Open`]) is open: the engine queues the handshake; lock requests go out once it
+    /// has succeeded ([`Event::Ready`]). Anything pending on a previous socket of that link
+    /// fails as disconnected.
     ///
     /// # Panics
     ///
-    /// When `node` is not one of this engine's nodes.
-    pub fn handle_connected(&mut self, now: Instant, node: NodeId) {
-        self.check_node(node);
+    /// When `link` is not one of this engine's links.
+    pub fn handle_connected(&mut self, now: Instant, link: impl Into<LinkId>) {
+        let link = link.into();
+        self.check_link(link);
         let now = self.clock(now);
-        let voting = self.options.restart_grace.is_some();
-        self.voters[node.index()].reconnected();
-        let info = self.options.native_commands;
-        let handshake = &self.handshakes[node.index()];
-        let lost = self.conns[node.index()].connect(now, handshake, info, voting);
-        self.fail_tags(now, node, lost, &Outcome::Disconnected);
+        let l = &mut self.links[link.index()];
+        let lock_requests = l.role != Role::Subscriber;
+        let voting = self.options.restart_grace.is_some() && lock_requests;
+        l.voter.reconnected();
+        let info = self.options.native_commands && lock_requests;
+        let handshake = &self.handshakes[l.node.index()];
+        let lost = l.conn.connect(now, handshake, info, voting);
+        self.fail_tags(now, link, lost, &Outcome::Disconnected);
         // A node with nothing to negotiate is ready at once.
-        if self.conns[node.index()].take_became_ready() {
-            self.on_ready(now, node);
+        if self.links[link.index()].conn.take_became_ready() {
+            self.on_ready(now, link);
         }
         self.settle(now);
     }
 
-    /// Bytes read from `node`'s socket. Complete replies are matched to their requests; bad
+    /// Bytes read from `link`'s socket. Complete replies are matched to their requests; bad
     /// bytes break the connection ([`Event::Reconnect`]), never panic.
     ///
     /// # Panics
     ///
-    /// When `node` is not one of this engine's nodes. Never because of what `bytes` hold.
-    pub fn handle_input(&mut self, now: Instant, node: NodeId, bytes: &[u8]) {
-        self.check_node(node);
+    /// When `link` is not one of this engine's links. Never because of what `bytes` hold.
+    pub fn handle_input(&mut self, now: Instant, link: impl Into<LinkId>, bytes: &[u8]) {
+        let link = link.into();
+        self.check_link(link);
         let now = self.clock(now);
-        self.conns[node.index()].feed(bytes);
+        self.links[link.index()].conn.feed(bytes);
         // One reply at a time: the engine reacts to each (new requests, cleanups) before the
         // next is matched, whatever the read boundaries were.
-        while let Some(next) = self.conns[node.index()].next(now) {
+        while let Some(next) = self.links[link.index()].conn.next(now) {
             match next {
                 Ok(answer) => {
-                    self.on_answer(now, node, answer);
-                    if self.conns[node.index()].take_became_ready() {
-                        self.on_ready(now, node);
+                    self.on_answer(now, link, answer);
+                    if self.links[link.index()].conn.take_became_ready() {
+                        self.on_ready(now, link);
                     }
                 }
                 Err(Broken { asked, reason }) => {
                     // The request the bad reply belonged to fails with the reason itself.
                     if let Some(Asked::Vote { op, round, .. }) = asked {
+                        let node = self.node_of(link);
                         self.vote(now, op, round, node, Outcome::Broken(reason.clone()));
                     }
-                    self.poison(now, node, reason);
+                    self.poison(now, link, reason);
                     break;
                 }
             }
@@ -231,24 +249,29 @@ impl Engine {
     ///
     /// # Panics
     ///
-    /// When `node` is not one of this engine's nodes.
-    pub fn handle_connect_failed(&mut self, now: Instant, node: NodeId, cause: &str) {
-        self.check_node(node);
+    /// When `link` is not one of this engine's links.
+    pub fn handle_connect_failed(&mut self, now: Instant, link: impl Into<LinkId>, cause: &str) {
+        let link = link.into();
+        self.check_link(link);
         self.clock(now);
-        self.causes[node.index()] = Some(Arc::from(cause));
+        let l = &self.links[link.index()];
+        if l.speaks_for_node() {
+            self.causes[l.node.index()] = Some(Arc::from(cause));
+        }
     }
 
-    /// `node`'s socket closed or failed. Its pending requests fail as disconnected; the adapter
+    /// `link`'s socket closed or failed. Its pending requests fail as disconnected; the adapter
     /// reconnects on its own schedule and calls [`handle_connected`](Engine::handle_connected).
     ///
     /// # Panics
     ///
-    /// When `node` is not one of this engine's nodes.
-    pub fn handle_disconnected(&mut self, now: Instant, node: NodeId) {
-        self.check_node(node);
+    /// When `link` is not one of this engine's links.
+    pub fn handle_disconnected(&mut self, now: Instant, link: impl Into<LinkId>) {
+        let link = link.into();
+        self.check_link(link);
         let now = self.clock(now);
-        let lost = self.conns[node.index()].shut();
-        self.fail_tags(now, node, lost, &Outcome::Disconnected);
+        let lost = self.links[link.index()].conn.shut();
+        self.fail_tags(now, link, lost, &Outcome::Disconnected);
         self.settle(now);
     }
 
@@ -256,10 +279,10 @@ impl Engine {
     /// give up on attempts that can no longer succeed, start retries that are due.
     pub fn handle_timeout(&mut self, now: Instant) {
         let now = self.clock(now);
-        for i in 0..self.conns.len() {
-            if self.conns[i].expired(now) {
-                let after = self.conns[i].timeout();
-                self.poison(now, NodeId::new(i), ConnError::Timeout(after));
+        for i in 0..self.links.len() {
+            if self.links[i].conn.expired(now) {
+                let after = self.links[i].conn.timeout();
+                self.poison(now, LinkId::new(i), ConnError::Timeout(after));
             }
         }
         let due: Vec<(OpId, Phase, bool)> = self
@@ -332,18 +355,47 @@ impl Engine {
         }
     }
 
-    /// Brings every connection's release-channel subscriptions to the channels of the
-    /// acquires that wait (RESP3 connections only; see [`Options::wait_for_release`]).
+    /// Brings every node's release-channel subscriptions to the channels of the acquires that
+    /// wait (see [`Options::wait_for_release`]): on the node's own connection when it speaks
+    /// RESP3 (pushes share it), else on a subscriber link, opened the first time one is wanted.
     fn settle(&mut self, now: Instant) {
+        if !self.options.wait_for_release {
+            return;
+        }
         let wanted: BTreeSet<Bytes> = self
             .ops
             .values()
             .filter(|op| op.watching)
             .flat_map(|op| op.channels.iter().cloned())
             .collect();
-        for conn in &mut self.conns {
-            conn.watch(now, &wanted);
+        for n in 0..self.addrs.len() {
+            let main = &mut self.links[n].conn;
+            if main.protocol() == Protocol::Resp3 {
+                main.watch(now, &wanted);
+                continue;
+            }
+            let sub = match self.subscribers[n] {
+                Some(sub) => sub,
+                None if wanted.is_empty() => continue,
+                None => {
+                    let conn =
+                        Conn::subscriber(self.options.max_reply_bytes, self.options.node_timeout);
+                    let sub = self.open(NodeId::new(n), Role::Subscriber, conn);
+                    self.subscribers[n] = Some(sub);
+                    sub
+                }
+            };
+            self.links[sub.index()].conn.watch(now, &wanted);
         }
+    }
+
+    /// A new link for `node`: the adapter is asked to open it ([`Event::Open`]).
+    fn open(&mut self, node: NodeId, role: Role, conn: Conn) -> LinkId {
+        let link = LinkId::new(self.links.len());
+        let to = None;
+        self.links.push(Link::new(conn, node, role));
+        self.events.push_back(Event::Open { link, node, to });
+        link
     }
 
     // ----- operations ---------------------------------------------------------------------
@@ -492,15 +544,16 @@ impl Engine {
 
     // ----- outputs ------------------------------------------------------------------------
 
-    /// The next bytes to write: everything queued for one node, as one buffer. Call until `None`.
+    /// The next bytes to write: everything queued for one link, as one buffer. Call until
+    /// `None`.
     #[must_use]
-    pub fn poll_transmit(&mut self) -> Option<(NodeId, Bytes)> {
-        let n = self.conns.len();
+    pub fn poll_transmit(&mut self) -> Option<(LinkId, Bytes)> {
+        let n = self.links.len();
         for k in 0..n {
             let i = (self.transmit_cursor + k) % n;
-            if let Some(bytes) = self.conns[i].take_output() {
+            if let Some(bytes) = self.links[i].conn.take_output() {
                 self.transmit_cursor = (i + 1) % n;
-                return Some((NodeId::new(i), bytes));
+                return Some((LinkId::new(i), bytes));
             }
         }
         None
@@ -516,7 +569,7 @@ impl Engine {
     /// is waiting on time. Changes after every input and operation.
     #[must_use]
     pub fn poll_timeout(&self) -> Option<Instant> {
-        let conns = self.conns.iter().filter_map(Conn::deadline);
+        let conns = self.links.iter().filter_map(|l| l.conn.deadline());
         let ops = self.ops.values().filter_map(Op::wakes_at);
         conns.chain(ops).min()
     }
@@ -692,10 +745,11 @@ impl Engine {
             round: op.round,
             reading,
         };
-        op.counters = vec![None; self.conns.len()];
-        op.votes = self
-            .conns
+        let n = self.addrs.len();
+        op.counters = vec![None; n];
+        op.votes = self.links[..n]
             .iter_mut()
+            .map(|l| &mut l.conn)
             .map(|c| {
                 if c.is_up() {
                     c.send(now, asked, call.clone());
@@ -708,17 +762,21 @@ impl Engine {
         self.decide(now, id);
     }
 
-    /// Acts on one answered request.
-    fn on_answer(&mut self, now: Instant, node: NodeId, answer: Answer) {
+    /// Acts on one request `link` answered.
+    fn on_answer(&mut self, now: Instant, link: LinkId, answer: Answer) {
+        let node = self.node_of(link);
         let (op, round, outcome, counter) = match answer {
             Answer::Nothing | Answer::NoSubscribe => return,
             Answer::Released { channel } => {
-                self.on_release(now, Some(node), &channel);
+                // A subscriber's messages are not ordered with the node's replies: the release
+                // may follow a refusal still on its way.
+                let by = self.links[link.index()].speaks_for_node().then_some(node);
+                self.on_release(now, by, &channel);
                 return;
             }
             Answer::Info { restart, .. } => {
                 if let (Some(grace), Some(info)) = (self.options.restart_grace, restart) {
-                    self.voters[node.index()].on_info(now, grace, info);
+                    self.links[link.index()].voter.on_info(now, grace, info);
                 }
                 return;
             }
@@ -730,7 +788,7 @@ impl Engine {
             } => (op, round, outcome, counter),
         };
         let grace = self.options.restart_grace;
-        let outcome = match (outcome, self.voters[node.index()].sits_out(now, grace)) {
+        let outcome = match (outcome, self.links[link.index()].voter.sits_out(now, grace)) {
             (Outcome::Granted, Some(remaining)) => Outcome::SittingOut { remaining },
             (outcome, _) => outcome,
         };
@@ -779,15 +837,16 @@ impl Engine {
         }
     }
 
-    /// Requests `node`'s connection can no longer answer: their votes become `outcome`, and an
-    /// acquire that was written may still run on the node (a paused node resumes, the bytes were
-    /// already in its buffer): it is released once the node is back.
-    fn fail_tags(&mut self, now: Instant, node: NodeId, lost: Vec<Lost>, outcome: &Outcome) {
+    /// Requests `link` can no longer answer: their votes become `outcome`, and an acquire that
+    /// was written may still run on the server (a paused node resumes, the bytes were already
+    /// in its buffer): it is released once the link is back.
+    fn fail_tags(&mut self, now: Instant, link: LinkId, lost: Vec<Lost>, outcome: &Outcome) {
+        let node = self.node_of(link);
         for l in lost {
             if let (true, Some(call)) = (l.sent, &l.call) {
                 if call.takes_keys {
                     let release = self.release_call(call.keys.clone(), call.argv[0].clone());
-                    let missed = &mut self.missed[node.index()];
+                    let missed = &mut self.links[link.index()].missed;
                     if missed.len() == MAX_MISSED {
                         missed.pop_front();
                     }
@@ -800,29 +859,34 @@ impl Engine {
         }
     }
 
-    /// `node`'s handshake just succeeded: tell the adapter, and send the releases it missed.
-    fn on_ready(&mut self, now: Instant, node: NodeId) {
-        let missed = std::mem::take(&mut self.missed[node.index()]);
-        for call in missed {
-            self.conns[node.index()].send(now, Asked::Cleanup, call);
+    /// `link`'s handshake just succeeded: tell the adapter, and send the releases it missed.
+    fn on_ready(&mut self, now: Instant, link: LinkId) {
+        let l = &mut self.links[link.index()];
+        for call in std::mem::take(&mut l.missed) {
+            l.conn.send(now, Asked::Cleanup, call);
         }
-        self.causes[node.index()] = None;
-        self.events.push_back(Event::Ready { node });
+        if l.role == Role::Main {
+            self.causes[l.node.index()] = None;
+        }
+        self.events.push_back(Event::Ready { link });
     }
 
-    fn poison(&mut self, now: Instant, node: NodeId, reason: ConnError) {
+    fn poison(&mut self, now: Instant, link: LinkId, reason: ConnError) {
         let cause = match &reason {
             ConnError::Handshake(e) => e.clone(),
             other => other.to_string(),
         };
-        self.causes[node.index()] = Some(Arc::from(cause));
-        let tags = self.conns[node.index()].shut();
+        let l = &mut self.links[link.index()];
+        if l.speaks_for_node() {
+            self.causes[l.node.index()] = Some(Arc::from(cause));
+        }
+        let tags = l.conn.shut();
         let outcome = match reason {
             ConnError::Timeout(_) => Outcome::Timeout,
             ref other => Outcome::Broken(other.clone()),
         };
-        self.fail_tags(now, node, tags, &outcome);
-        self.events.push_back(Event::Reconnect { node, reason });
+        self.fail_tags(now, link, tags, &outcome);
+        self.events.push_back(Event::Reconnect { link, reason });
     }
 
     /// Decides the current attempt if its votes allow.
@@ -1057,8 +1121,11 @@ impl Engine {
 
     fn cleanup(&mut self, now: Instant, keys: &Arc<[Bytes]>, token: &Token) {
         let call = self.release_call(keys.clone(), token.bytes().clone());
-        for c in self.conns.iter_mut().filter(|c| c.is_up()) {
-            c.send(now, Asked::Cleanup, call.clone());
+        let n = self.addrs.len();
+        for c in self.links[..n].iter_mut().map(|l| &mut l.conn) {
+            if c.is_up() {
+                c.send(now, Asked::Cleanup, call.clone());
+            }
         }
     }
 }

@@ -1,7 +1,8 @@
 //! What the engine reports back through [`Engine::poll_event`](crate::Engine::poll_event).
 
+use crate::endpoint::Endpoint;
 use crate::error::{Attempt, ConnError, OpError};
-use crate::ids::{NodeId, OpId};
+use crate::ids::{LinkId, NodeId, OpId};
 use crate::lock::Lock;
 
 /// Something the adapter must act on or deliver.
@@ -35,32 +36,48 @@ pub enum Event {
         /// How many nodes confirmed the delete.
         result: Result<Released, OpError>,
     },
-    /// A node's handshake succeeded: it takes lock requests from now on. An adapter resets its
-    /// reconnect backoff for the node here (not on TCP connect: a node that accepts connections
+    /// A link's handshake succeeded: it takes requests from now on. An adapter resets its
+    /// reconnect backoff for the link here (not on TCP connect: a node that accepts connections
     /// and then refuses the handshake must not be reconnected to at full speed).
     Ready {
-        /// The node.
-        node: NodeId,
+        /// The link (for a node's own connection, `LinkId::from(node)`).
+        link: LinkId,
     },
-    /// The engine stopped trusting a node's byte stream. Close that socket (do not feed its
+    /// The engine stopped trusting a link's byte stream. Close that socket (do not feed its
     /// bytes any more), reconnect with backoff, then call
     /// [`Engine::handle_connected`](crate::Engine::handle_connected).
     Reconnect {
-        /// The node.
-        node: NodeId,
+        /// The link.
+        link: LinkId,
         /// Why.
         reason: ConnError,
+    },
+    /// The engine needs one more connection for `node`, numbered `link` (the next number
+    /// after every link so far). Open it like the node's own (its credentials, TLS settings
+    /// and connector), to the node's own address when `to` is `None` (a RESP2 node's
+    /// subscriber connection), else to `to` (a cluster's shard primary; with TLS, verify the
+    /// certificate against `to`'s host unless the node names a server explicitly). Then call
+    /// [`Engine::handle_connected`](crate::Engine::handle_connected) with `link`, and keep it
+    /// up as the node's own: reconnect with backoff when it fails. Links are never closed by
+    /// the engine.
+    Open {
+        /// The new link's number.
+        link: LinkId,
+        /// The node it serves.
+        node: NodeId,
+        /// Where to, when not the node's own address.
+        to: Option<Endpoint>,
     },
 }
 
 impl Event {
-    /// The operation this event completes; `None` for [`Event::Reconnect`].
+    /// The operation this event completes; `None` for the links' events.
     pub fn op(&self) -> Option<OpId> {
         match self {
             Event::Acquired { op, .. }
             | Event::Extended { op, .. }
             | Event::Released { op, .. } => Some(*op),
-            Event::Ready { .. } | Event::Reconnect { .. } => None,
+            Event::Ready { .. } | Event::Reconnect { .. } | Event::Open { .. } => None,
         }
     }
 }

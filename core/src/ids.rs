@@ -1,4 +1,5 @@
-//! The two names the engine hands out: a node's position and an operation's number.
+//! The names the engine hands out: a node's position, a connection's number and an
+//! operation's number.
 //!
 //! They live apart from the engine so that everything which only needs to *name* a node or an
 //! operation (errors, events, connections) depends on this small module, not on the engine.
@@ -24,6 +25,46 @@ impl NodeId {
 impl fmt::Display for NodeId {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "node#{}", self.0)
+    }
+}
+
+/// One connection the engine asked for. The first ones, `0..nodes`, are the nodes' own
+/// connections, in the order of [`Config::nodes`](crate::Config::nodes) (a [`NodeId`] converts
+/// into its node's link); the engine numbers the ones it asks for later with
+/// [`Event::Open`](crate::Event::Open) from there on (a cluster's shard primaries, a RESP2
+/// node's subscriber connection).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct LinkId(usize);
+
+impl LinkId {
+    /// The link numbered `index`.
+    pub const fn new(index: usize) -> LinkId {
+        LinkId(index)
+    }
+
+    /// Its number: an index into the adapter's table of connections.
+    pub fn index(self) -> usize {
+        self.0
+    }
+}
+
+/// A node's own connection.
+impl From<NodeId> for LinkId {
+    fn from(node: NodeId) -> LinkId {
+        LinkId(node.0)
+    }
+}
+
+/// A link is its node's own connection when their numbers agree.
+impl PartialEq<NodeId> for LinkId {
+    fn eq(&self, node: &NodeId) -> bool {
+        self.0 == node.0
+    }
+}
+
+impl fmt::Display for LinkId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "link#{}", self.0)
     }
 }
 

@@ -18,6 +18,7 @@
 mod acquire_options;
 mod config;
 mod conn;
+mod endpoint;
 mod engine;
 mod error;
 mod event;
@@ -25,6 +26,7 @@ mod handshake;
 mod ids;
 mod key;
 mod limits;
+mod link;
 mod lock;
 mod op;
 mod request;
@@ -37,10 +39,11 @@ mod voter;
 
 pub use acquire_options::{AcquireOptions, Retry};
 pub use config::{Config, NodeConfig, Options};
+pub use endpoint::Endpoint;
 pub use engine::Engine;
 pub use error::{Attempt, ConnError, Error, Failure, NodeReport, OpError, Outcome};
 pub use event::{Event, Released};
-pub use ids::{NodeId, OpId};
+pub use ids::{LinkId, NodeId, OpId};
 pub use key::{fence_key, release_channel};
 pub use limits::{MAX_DURATION, MIN_TOKEN_BYTES};
 pub use lock::Lock;

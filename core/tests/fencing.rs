@@ -26,7 +26,12 @@ fn fenced(retry_count: u32) -> (Engine, Instant) {
     let now = Instant::now();
     let mut engine = Engine::new(config, now, 1).unwrap();
     engine.handle_connected(now, NODE);
-    assert_eq!(engine.poll_event(), Some(Event::Ready { node: NODE }));
+    assert_eq!(
+        engine.poll_event(),
+        Some(Event::Ready {
+            link: (NODE).into()
+        })
+    );
     assert!(
         engine.poll_transmit().is_none(),
         "no SCRIPT LOAD on connect"

@@ -60,7 +60,7 @@ fn lock_requests_wait_for_the_handshake_to_succeed() {
     engine.handle_input(now, n, b"+OK\r\n");
     assert!(sent(&mut engine).is_empty(), "SELECT is still unanswered");
     engine.handle_input(now, n, b"+OK\r\n");
-    assert_eq!(engine.poll_event(), Some(Event::Ready { node: n }));
+    assert_eq!(engine.poll_event(), Some(Event::Ready { link: (n).into() }));
     assert!(
         contains(&sent(&mut engine), b"$2\r\nNX\r\n"),
         "now it goes out"

@@ -26,7 +26,12 @@ fn connected(options: Options) -> (Engine, Instant) {
     let mut engine = Engine::new(config, t0, 1).unwrap();
     engine.handle_connected(t0, NODE);
     assert!(engine.is_ready(NODE));
-    assert_eq!(engine.poll_event(), Some(Event::Ready { node: NODE }));
+    assert_eq!(
+        engine.poll_event(),
+        Some(Event::Ready {
+            link: (NODE).into()
+        })
+    );
     assert!(
         engine.poll_transmit().is_none(),
         "no SCRIPT LOAD on connect"
@@ -188,7 +193,7 @@ fn poisons(options: Options, resources: &[&str], reply: &[u8]) {
     assert!(
         events
             .iter()
-            .any(|e| matches!(e, Event::Reconnect { node, .. } if *node == NODE)),
+            .any(|e| matches!(e, Event::Reconnect { link, .. } if *link == NODE)),
         "{what}: {events:?}"
     );
     assert!(!engine.is_connected(NODE), "{what}");
@@ -295,7 +300,7 @@ fn set_nx_is_used_unless_the_acquire_script_is_overridden_even_by_the_same_sourc
 }
 
 #[test]
-#[should_panic(expected = "not one of this engine's 1 nodes")]
+#[should_panic(expected = "not one of this engine's 1 links")]
 fn a_node_id_from_outside_the_configuration_is_misuse() {
     let (mut engine, t0) = connected(plain_options());
     engine.handle_input(t0, NodeId::new(1), b"+OK\r\n");
@@ -388,7 +393,12 @@ fn restart_aware_voting_reads_info_and_a_refused_info_breaks_the_connection() {
     let info = "# Server\r\nrun_id:abc\r\nuptime_in_seconds:9999\r\n";
     let reply = format!("${}\r\n{info}\r\n", info.len());
     engine.handle_input(t0, NODE, reply.as_bytes());
-    assert_eq!(engine.poll_event(), Some(Event::Ready { node: NODE }));
+    assert_eq!(
+        engine.poll_event(),
+        Some(Event::Ready {
+            link: (NODE).into()
+        })
+    );
     engine
         .acquire(t0, ["r"], TTL, token(), SystemTime::UNIX_EPOCH)
         .unwrap();

@@ -5,8 +5,10 @@
 #![allow(clippy::disallowed_methods)] // the test owns the clock
 
 use redlock_core::{
-    release_channel, Config, Engine, Event, NodeConfig, NodeId, OpId, Options, Protocol, Token,
+    release_channel, Config, Engine, Event, LinkId, NodeConfig, NodeId, OpId, Options, Protocol,
+    Token,
 };
+use std::collections::BTreeMap;
 use std::time::{Duration, Instant, SystemTime};
 
 const TTL: Duration = Duration::from_secs(10);
@@ -34,7 +36,12 @@ fn engine(n: usize, protocol: Protocol) -> (Engine, Instant) {
             assert!(sent(&mut engine, i).contains("HELLO"));
             engine.handle_input(now, node(i), b"%1\r\n+server\r\n+redis\r\n");
         }
-        assert_eq!(engine.poll_event(), Some(Event::Ready { node: node(i) }));
+        assert_eq!(
+            engine.poll_event(),
+            Some(Event::Ready {
+                link: (node(i)).into()
+            })
+        );
     }
     (engine, now)
 }
@@ -383,11 +390,144 @@ fn with_waiting_turned_off_a_refused_acquire_only_polls() {
     engine.handle_connected(now, node(0));
     sent(&mut engine, 0);
     engine.handle_input(now, node(0), b"%1\r\n+server\r\n+redis\r\n");
-    assert_eq!(engine.poll_event(), Some(Event::Ready { node: node(0) }));
+    assert_eq!(
+        engine.poll_event(),
+        Some(Event::Ready {
+            link: (node(0)).into()
+        })
+    );
     acquire(&mut engine, now, 1);
     sent(&mut engine, 0);
     engine.handle_input(now, node(0), REFUSED);
     let out = sent(&mut engine, 0);
     assert!(!out.contains("SUBSCRIBE"), "{out}");
     assert_eq!(engine.poll_timeout(), Some(now + DELAY));
+}
+
+/// Everything queued for each link, as text per link (links numbered from 0).
+fn sent_links(engine: &mut Engine) -> BTreeMap<usize, String> {
+    let mut out = BTreeMap::new();
+    while let Some((to, bytes)) = engine.poll_transmit() {
+        out.entry(to.index())
+            .or_insert_with(String::new)
+            .push_str(&String::from_utf8_lossy(&bytes));
+    }
+    out
+}
+
+/// A RESP2 array as a subscribed connection carries it: `kind`, `r`'s channel, then `last`.
+fn resp2_frame(kind: &str, last: &str) -> Vec<u8> {
+    let ch = release_channel(b"r");
+    let mut m = format!("*3\r\n${}\r\n{kind}\r\n${}\r\n", kind.len(), ch.len()).into_bytes();
+    m.extend_from_slice(&ch);
+    m.extend_from_slice(b"\r\n");
+    m.extend_from_slice(last.as_bytes());
+    m
+}
+
+#[test]
+fn a_resp2_node_subscribes_on_a_link_of_its_own() {
+    let mut options = Options::default();
+    options.retry_delay = DELAY;
+    options.retry_jitter = Duration::ZERO;
+    let nodes = vec![NodeConfig::new("127.0.0.1", 7000).with_auth(None, "pw")];
+    let t0 = Instant::now();
+    let mut engine = Engine::new(Config::new(nodes, options), t0, 1).unwrap();
+    engine.handle_connected(t0, node(0));
+    sent(&mut engine, 0);
+    // AUTH, then INFO server (native commands are on by default).
+    engine.handle_input(t0, node(0), b"+OK\r\n$15\r\nredis_version:7\r\n");
+    assert_eq!(
+        engine.poll_event(),
+        Some(Event::Ready {
+            link: node(0).into()
+        })
+    );
+    acquire(&mut engine, t0, 1);
+    assert!(sent(&mut engine, 0).contains("NX"));
+    assert_eq!(engine.poll_event(), None, "nothing to subscribe to yet");
+    engine.handle_input(t0, node(0), b"$-1\r\n:0\r\n");
+    // Refused: RESP2 cannot take pushes on the lock connection, so a second link opens.
+    let sub = LinkId::new(1);
+    assert_eq!(
+        engine.poll_event(),
+        Some(Event::Open {
+            link: sub,
+            node: node(0),
+            to: None
+        })
+    );
+    assert!(!sent(&mut engine, 0).contains("SUBSCRIBE"));
+    engine.handle_connected(t0, sub);
+    let out = sent_links(&mut engine);
+    // The node's handshake, and nothing else until it succeeds; never INFO there.
+    assert_eq!(out.keys().copied().collect::<Vec<_>>(), [1], "{out:?}");
+    assert!(
+        out[&1].contains("AUTH") && !out[&1].contains("SUBSCRIBE"),
+        "{out:?}"
+    );
+    engine.handle_input(t0, sub, b"+OK\r\n");
+    assert_eq!(engine.poll_event(), Some(Event::Ready { link: sub }));
+    let out = sent_links(&mut engine);
+    assert!(
+        out[&1].contains("SUBSCRIBE") && !out[&1].contains("INFO"),
+        "{out:?}"
+    );
+    engine.handle_input(t0, sub, &resp2_frame("subscribe", ":1\r\n"));
+    assert!(
+        sent_links(&mut engine).is_empty(),
+        "a confirmation asks for nothing"
+    );
+    assert_eq!(engine.poll_timeout(), Some(t0 + DELAY), "the fallback");
+    // The holder releases 30 ms later: attempt 2 goes out now on the lock link.
+    let t1 = t0 + Duration::from_millis(30);
+    engine.handle_input(t1, sub, &resp2_frame("message", "$0\r\n\r\n"));
+    let out = sent_links(&mut engine);
+    assert!(out.get(&0).is_some_and(|o| o.contains("NX")), "{out:?}");
+    assert!(!out.contains_key(&1), "{out:?}");
+    // Granted: nobody waits any more, so the channel is dropped on the subscriber link.
+    engine.handle_input(t1, node(0), b"+OK\r\n");
+    assert!(matches!(
+        engine.poll_event(),
+        Some(Event::Acquired { result: Ok(_), .. })
+    ));
+    let out = sent_links(&mut engine);
+    assert!(out[&1].contains("UNSUBSCRIBE"), "{out:?}");
+}
+
+#[test]
+fn a_broken_subscriber_link_is_reopened_without_blaming_the_node() {
+    let (mut engine, t0) = engine(1, Protocol::Resp2);
+    acquire(&mut engine, t0, 1);
+    sent(&mut engine, 0);
+    engine.handle_input(t0, node(0), b"$-1\r\n:0\r\n");
+    let sub = LinkId::new(1);
+    assert!(matches!(engine.poll_event(), Some(Event::Open { link, .. }) if link == sub));
+    engine.handle_connected(t0, sub);
+    assert_eq!(engine.poll_event(), Some(Event::Ready { link: sub }));
+    assert!(sent_links(&mut engine)[&1].contains("SUBSCRIBE"));
+    engine.handle_input(t0, sub, &resp2_frame("subscribe", ":1\r\n"));
+    // Garbage on the subscriber: that link reconnects; the node's own stays up and unblamed.
+    engine.handle_input(t0, sub, b"?\r\n");
+    assert!(matches!(
+        engine.poll_event(),
+        Some(Event::Reconnect { link, .. }) if link == sub
+    ));
+    assert!(engine.is_connected(node(0)) && !engine.is_connected(sub));
+    // Back: subscribed again, with no second link opened.
+    engine.handle_connected(t0, sub);
+    assert_eq!(engine.poll_event(), Some(Event::Ready { link: sub }));
+    assert_eq!(engine.poll_event(), None);
+    assert!(sent_links(&mut engine)[&1].contains("SUBSCRIBE"));
+    engine.handle_input(t0, sub, &resp2_frame("subscribe", ":1\r\n"));
+    // The next attempt reports no cause for the node.
+    engine.handle_timeout(t0 + DELAY);
+    sent(&mut engine, 0);
+    engine.handle_input(t0 + DELAY, node(0), b"+OK\r\n");
+    match engine.poll_event() {
+        Some(Event::Acquired {
+            result: Ok(lock), ..
+        }) => assert_eq!(lock.attempts(), 2),
+        other => panic!("{other:?}"),
+    }
 }

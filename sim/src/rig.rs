@@ -27,7 +27,9 @@ use crate::link::Link;
 use crate::node::Node;
 use crate::request::parse_commands;
 use bytes::Bytes;
-use redlock_core::{Config, Engine, Event, NodeConfig, NodeId, OpError, OpId, Options, Token};
+use redlock_core::{
+    Config, Endpoint, Engine, Event, LinkId, NodeConfig, OpError, OpId, Options, Token,
+};
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant, SystemTime};
 
@@ -38,12 +40,15 @@ pub struct Rig {
     pub engine: Engine,
     /// The model nodes, indexed like the engine's nodes.
     pub nodes: Vec<Node>,
-    /// The open connection to each node, if any.
+    /// The open connection of each of the engine's links (link `i < nodes` is node `i`'s
+    /// own), if any.
     pub links: Vec<Option<Link>>,
+    /// The model node each link goes to.
+    pub link_nodes: Vec<usize>,
     /// The virtual clock.
     pub now: Instant,
-    /// Every `(node, bytes)` the engine transmitted, in order.
-    pub sent: Vec<(NodeId, Bytes)>,
+    /// Every `(link, bytes)` the engine transmitted, in order.
+    pub sent: Vec<(LinkId, Bytes)>,
     /// Every event the engine emitted, in order.
     pub events: Vec<Event>,
     /// How many request bytes were written for a node with no open link (lost).
@@ -83,6 +88,7 @@ impl Rig {
         let links = nodes.iter().map(|_| None).collect();
         Rig {
             engine: Engine::new(config, start, seed).expect("valid config"),
+            link_nodes: (0..nodes.len()).collect(),
             nodes,
             links,
             now: start,
@@ -105,19 +111,28 @@ impl Rig {
         Token::from_random(&[byte; 20]).expect("20 bytes")
     }
 
-    /// Opens a link to node `i` (if it is up) and tells the engine; returns whether it connected.
+    /// Opens link `i` (node `i`'s own for `i` below the number of nodes) to its node, if that
+    /// node is up, and tells the engine; returns whether it connected.
     pub fn connect(&mut self, i: usize) -> bool {
+        let node = self.link_nodes[i];
         if let Some(old) = self.links[i].take() {
-            old.close(&mut self.nodes[i], self.now, 0);
+            old.close(&mut self.nodes[node], self.now, 0);
         }
-        match Link::open(&mut self.nodes[i]) {
+        match Link::open(&mut self.nodes[node]) {
             Some(link) => {
                 self.links[i] = Some(link);
-                self.engine.handle_connected(self.now, NodeId::new(i));
+                self.engine.handle_connected(self.now, LinkId::new(i));
                 true
             }
             None => false,
         }
+    }
+
+    /// The model node `endpoint` names: `model-i` on port `7000 + i`, as [`Rig::new`] names
+    /// them.
+    fn resolve(&self, endpoint: &Endpoint) -> Option<usize> {
+        let i: usize = endpoint.host().strip_prefix("model-")?.parse().ok()?;
+        (i < self.nodes.len() && usize::from(endpoint.port()) == 7000 + i).then_some(i)
     }
 
     /// Connects every node.
@@ -127,16 +142,18 @@ impl Rig {
         }
     }
 
-    /// Closes the link to node `i` (undelivered requests are lost) and tells the engine.
+    /// Closes link `i` (node `i`'s own for `i` below the number of nodes; undelivered requests
+    /// are lost) and tells the engine.
     pub fn disconnect(&mut self, i: usize) {
         if let Some(old) = self.links[i].take() {
-            old.close(&mut self.nodes[i], self.now, 0);
+            old.close(&mut self.nodes[self.link_nodes[i]], self.now, 0);
         }
-        self.engine.handle_disconnected(self.now, NodeId::new(i));
+        self.engine.handle_disconnected(self.now, LinkId::new(i));
     }
 
-    /// Moves the engine's queued output onto the links and collects its events (closing the
-    /// link of any node it wants reconnected). Nothing is delivered to the nodes.
+    /// Moves the engine's queued output onto the links and collects its events (closing any
+    /// link it wants reconnected, opening and connecting the links it asks for). Nothing is
+    /// delivered to the nodes.
     pub fn drain(&mut self) {
         loop {
             let mut busy = false;
@@ -150,10 +167,22 @@ impl Rig {
             }
             while let Some(event) = self.engine.poll_event() {
                 busy = true;
-                if let Event::Reconnect { node, .. } = &event {
-                    if let Some(old) = self.links[node.index()].take() {
-                        old.close(&mut self.nodes[node.index()], self.now, 0);
+                if let Event::Reconnect { link, .. } = &event {
+                    if let Some(old) = self.links[link.index()].take() {
+                        old.close(&mut self.nodes[self.link_nodes[link.index()]], self.now, 0);
                     }
+                }
+                if let Event::Open { link, node, to } = &event {
+                    assert_eq!(link.index(), self.links.len(), "links open in order");
+                    let target = match to {
+                        None => self.link_nodes[node.index()],
+                        Some(endpoint) => self
+                            .resolve(endpoint)
+                            .unwrap_or_else(|| panic!("no model node at {endpoint}")),
+                    };
+                    self.links.push(None);
+                    self.link_nodes.push(target);
+                    self.connect(link.index());
                 }
                 if let Some((op, result)) = completion(&event) {
                     let first = self.completed.insert(op, result).is_none();
@@ -173,19 +202,20 @@ impl Rig {
         loop {
             self.drain();
             let mut moved = false;
-            for i in 0..self.nodes.len() {
+            for i in 0..self.links.len() {
+                let node = self.link_nodes[i];
                 let Some(link) = &mut self.links[i] else {
                     continue;
                 };
                 // Delivering nothing still lets a node that was stalled run what it buffered.
-                if link.deliver(&mut self.nodes[i], self.now, None) > 0 {
+                if link.deliver(&mut self.nodes[node], self.now, None) > 0 {
                     moved = true;
                 }
                 let replies = link.read(None);
-                let closed = link.is_closed(&self.nodes[i]);
+                let closed = link.is_closed(&self.nodes[node]);
                 if !replies.is_empty() {
                     moved = true;
-                    self.engine.handle_input(self.now, NodeId::new(i), &replies);
+                    self.engine.handle_input(self.now, LinkId::new(i), &replies);
                 }
                 if closed {
                     self.disconnect(i);
@@ -259,12 +289,12 @@ impl Rig {
             .count()
     }
 
-    /// The commands the engine sent to node `i` so far, parsed.
+    /// The commands the engine sent to node `i` so far (on any link), parsed.
     pub fn commands_to(&self, i: usize) -> Vec<Vec<Bytes>> {
         let bytes: Vec<u8> = self
             .sent
             .iter()
-            .filter(|(n, _)| n.index() == i)
+            .filter(|(l, _)| self.link_nodes[l.index()] == i)
             .flat_map(|(_, b)| b.iter().copied())
             .collect();
         parse_commands(&bytes).expect("the engine sends valid commands")

@@ -20,7 +20,7 @@ use bytes::Bytes;
 use proptest::prelude::*;
 use proptest::test_runner::{Config as ProptestConfig, TestCaseError, TestRunner};
 use redlock_core::{
-    Config, Engine, Error, Event, Lock, NodeConfig, NodeId, OpError, OpId, Options, Token,
+    Config, Engine, Error, Event, LinkId, Lock, NodeConfig, NodeId, OpError, OpId, Options, Token,
 };
 use redlock_sim::wall_clock;
 use redlock_sim::Link;
@@ -199,7 +199,7 @@ struct Window {
 /// Everything observable, for determinism checks.
 #[derive(Debug, Clone, PartialEq)]
 enum Trace {
-    Sent(usize, NodeId, Bytes),
+    Sent(usize, LinkId, Bytes),
     Event(usize, Event),
 }
 
@@ -520,7 +520,7 @@ impl Sim {
                     busy = true;
                     self.trace.push(Trace::Event(c, event.clone()));
                     match event {
-                        Event::Reconnect { node, .. } => {
+                        Event::Reconnect { link: node, .. } => {
                             let n = node.index();
                             ensure!(
                                 !self.clients[c].engine.is_connected(node),
@@ -535,10 +535,12 @@ impl Sim {
                                 link.close(&mut self.nodes[n], self.now, flush);
                             }
                         }
-                        Event::Ready { node } => ensure!(
-                            self.clients[c].engine.is_ready(node),
-                            "Ready for a node whose handshake has not succeeded"
+                        Event::Ready { link } => ensure!(
+                            self.clients[c].engine.is_ready(link),
+                            "Ready for a link whose handshake has not succeeded"
                         ),
+                        // Left unopened, like a link whose connects keep failing.
+                        Event::Open { .. } => {}
                         other if completion(&other).is_some() => {
                             let (op, result) = completion(&other).expect("a completion");
                             self.completed(c, op, result)?
@@ -909,10 +911,12 @@ impl Solo {
         }
         while let Some(event) = self.engine.poll_event() {
             match event {
-                Event::Ready { node } => {
-                    ensure!(self.engine.is_ready(node), "Ready but not ready");
+                Event::Ready { link } => {
+                    ensure!(self.engine.is_ready(link), "Ready but not ready");
                 }
-                Event::Reconnect { node, .. } => {
+                // Left unopened, like a link whose connects keep failing.
+                Event::Open { .. } => {}
+                Event::Reconnect { link: node, .. } => {
                     ensure!(!self.engine.is_connected(node), "Reconnect but connected");
                     self.links[node.index()] = None;
                 }

@@ -3,8 +3,8 @@
 
 use bytes::Bytes;
 use redlock_core::{
-    script_sha, Config, ConnError, Engine, Error, Event, Failure, NodeConfig, NodeId, OpError,
-    Options, Outcome, Protocol, ACQUIRE, EXTEND, RELEASE,
+    script_sha, Config, ConnError, Engine, Error, Event, Failure, LinkId, NodeConfig, NodeId,
+    OpError, Options, Outcome, Protocol, ACQUIRE, EXTEND, RELEASE,
 };
 use redlock_sim::wall_clock;
 use redlock_sim::Rig;
@@ -224,9 +224,9 @@ fn silent_nodes_time_out_and_are_unreachable() {
         .iter()
         .filter_map(|e| match e {
             Event::Reconnect {
-                node,
+                link,
                 reason: ConnError::Timeout(_),
-            } => Some(node.index()),
+            } => Some(link.index()),
             _ => None,
         })
         .collect();
@@ -443,7 +443,7 @@ fn retries_wait_retry_delay_plus_or_minus_jitter() {
 }
 
 /// Runs a fixed scenario with retries (and so jitter) and returns everything observable.
-fn scripted_run(seed: u64, start: Instant) -> (Vec<(NodeId, Bytes)>, Vec<Event>) {
+fn scripted_run(seed: u64, start: Instant) -> (Vec<(LinkId, Bytes)>, Vec<Event>) {
     let mut o = options();
     o.retry_count = Some(4);
     o.retry_delay = ms(40);

@@ -15,7 +15,7 @@
 use bytes::Bytes;
 use proptest::prelude::*;
 use proptest::test_runner::{Config as ProptestConfig, TestCaseError, TestRunner};
-use redlock_core::{Config, Event, NodeConfig, NodeId, OpId, Options, Protocol, Token};
+use redlock_core::{Config, Event, LinkId, NodeConfig, NodeId, OpId, Options, Protocol, Token};
 use redlock_sim::wall_clock;
 use redlock_sim::Rig;
 use redlock_sim::{completion, Done};
@@ -92,7 +92,7 @@ fn scenario() -> impl Strategy<Value = Scenario> {
 /// Everything observable after a run.
 #[derive(Debug, Clone, PartialEq)]
 struct Observed {
-    sent: Vec<(NodeId, Bytes)>,
+    sent: Vec<(LinkId, Bytes)>,
     events: Vec<Event>,
     nodes: Vec<Vec<KeyDump>>,
 }
@@ -386,7 +386,7 @@ fn garbage_with_nothing_pending() {
                 }
                 match &events[..] {
                     [] => prop_assert!(rig.engine.is_connected(node)),
-                    [Event::Reconnect { node: n, .. }] => {
+                    [Event::Reconnect { link: n, .. }] => {
                         prop_assert_eq!(*n, node);
                         prop_assert!(!rig.engine.is_connected(node));
                     }
@@ -474,7 +474,7 @@ fn garbage_with_requests_pending() {
             for e in &rig.events {
                 match e {
                     e if e.op().is_some() => *completed.entry(e.op().unwrap()).or_default() += 1,
-                    Event::Reconnect { .. } | Event::Ready { .. } => {}
+                    Event::Reconnect { .. } | Event::Ready { .. } | Event::Open { .. } => {}
                     other => prop_assert!(false, "unexpected event {:?}", other),
                 }
             }

@@ -7,9 +7,10 @@
 
 use crate::fake::FakeServer;
 use crate::transports::Relay;
+pub use redlock_async::Protocol;
 use redlock_async::{
     open_connection, AcquireOptions, Address, BoxFuture, Connection, Error, Failure, HoldLimits,
-    Lock, Node, Options, Protocol, Released, Retry, Runtime,
+    Lock, Node, Options, Released, Retry, Runtime,
 };
 use redlock_harness::{Cluster, Reply};
 use std::future::Future;
@@ -1223,11 +1224,12 @@ pub fn bad_config<C: Client>() {
     assert!(matches!(err, Error::Config(_)), "{err}");
 }
 
-/// Options for the waiting tests: RESP3 (announcements arrive as pushes on the lock
-/// connections), a fixed retry delay of `delay`.
-fn waiting_options(delay: Duration) -> Options {
+/// Options for the waiting tests: `protocol` (RESP3: announcements arrive as pushes on the lock
+/// connections; RESP2: on a subscriber connection of each node's own), a fixed retry delay of
+/// `delay`.
+fn waiting_options(protocol: Protocol, delay: Duration) -> Options {
     let mut o = test_options();
-    o.protocol = Protocol::Resp3;
+    o.protocol = protocol;
     o.retry_delay = delay;
     o.retry_jitter = Duration::ZERO;
     o.retry_count = Some(20);
@@ -1235,10 +1237,10 @@ fn waiting_options(delay: Duration) -> Options {
 }
 
 /// A release wakes a waiter of another client in well under the retry delay: with a 2 s retry
-/// delay, the waiter holds the lock within 200 ms of the holder's release.
-pub fn release_wakes_waiter<C: Client>(nodes: usize) {
+/// delay, the waiter holds the lock within 200 ms of the holder's release, over either protocol.
+pub fn release_wakes_waiter<C: Client>(nodes: usize, protocol: Protocol) {
     let cluster = Cluster::start(nodes);
-    let options = waiting_options(Duration::from_secs(2));
+    let options = waiting_options(protocol, Duration::from_secs(2));
     let holder = C::connect(&cluster.urls(), options.clone()).expect("connect holder");
     let waiter = C::connect(&cluster.urls(), options).expect("connect waiter");
     let lock = holder.acquire(&["wake:a"], TTL).expect("holder acquires");
@@ -1263,7 +1265,7 @@ pub fn release_wakes_waiter<C: Client>(nodes: usize) {
     let woke = acquired - released;
     assert!(
         woke < Duration::from_millis(200),
-        "{}: {nodes} nodes: acquired {woke:?} after the release (retry delay 2 s)",
+        "{}: {nodes} nodes, {protocol:?}: acquired {woke:?} after the release (retry delay 2 s)",
         C::NAME
     );
     assert!(attempts >= 2, "{}: {attempts} attempts", C::NAME);
@@ -1271,10 +1273,10 @@ pub fn release_wakes_waiter<C: Client>(nodes: usize) {
 
 /// A holder that releases without announcing (a raw `DEL`, as a peer library without the
 /// announcement would): the waiter still gets the lock through its retry delay.
-pub fn unannounced_release_still_progresses<C: Client>(nodes: usize) {
+pub fn unannounced_release_still_progresses<C: Client>(nodes: usize, protocol: Protocol) {
     let cluster = Cluster::start(nodes);
     let delay = Duration::from_millis(300);
-    let waiter = C::connect(&cluster.urls(), waiting_options(delay)).expect("connect");
+    let waiter = C::connect(&cluster.urls(), waiting_options(protocol, delay)).expect("connect");
     for i in 0..nodes {
         cluster.cmd(i, &["SET", "mixed:a", "peer-token", "PX", "10000"]);
     }
@@ -1407,15 +1409,27 @@ macro_rules! conformance_suite {
         }
         #[test]
         fn release_wakes_waiter_1() {
-            suite::release_wakes_waiter::<$client>(1)
+            suite::release_wakes_waiter::<$client>(1, suite::Protocol::Resp3)
         }
         #[test]
         fn release_wakes_waiter_3() {
-            suite::release_wakes_waiter::<$client>(3)
+            suite::release_wakes_waiter::<$client>(3, suite::Protocol::Resp3)
+        }
+        #[test]
+        fn release_wakes_waiter_resp2_1() {
+            suite::release_wakes_waiter::<$client>(1, suite::Protocol::Resp2)
+        }
+        #[test]
+        fn release_wakes_waiter_resp2_5() {
+            suite::release_wakes_waiter::<$client>(5, suite::Protocol::Resp2)
         }
         #[test]
         fn unannounced_release_still_progresses_3() {
-            suite::unannounced_release_still_progresses::<$client>(3)
+            suite::unannounced_release_still_progresses::<$client>(3, suite::Protocol::Resp3)
+        }
+        #[test]
+        fn unannounced_release_still_progresses_resp2_3() {
+            suite::unannounced_release_still_progresses::<$client>(3, suite::Protocol::Resp2)
         }
     };
 }

@@ -5,6 +5,7 @@ use crate::node::{Address, Node};
 use crate::runtime::{BoxFuture, Connection, Runtime};
 use crate::tls::{self, Secure};
 use crate::tls_error::TlsError;
+use redlock_core::Endpoint;
 use std::io;
 use std::sync::Arc;
 use std::task::{Context, Poll};
@@ -44,6 +45,7 @@ impl Connection for Box<dyn Connection> {
 }
 
 /// Everything needed to open one node's connection, prepared once at `connect`.
+#[derive(Clone)]
 pub(crate) struct Dial {
     address: Address,
     secure: Option<Secure>,
@@ -68,6 +70,19 @@ pub(crate) fn prepare(nodes: &[Node]) -> Result<Vec<Dial>, TlsError> {
 }
 
 impl Dial {
+    /// This node's dial to another server of the same deployment (a cluster's shard primary):
+    /// same TLS settings, with the certificate checked against `to`'s host unless the node
+    /// names its server explicitly.
+    pub(crate) fn to(&self, to: &Endpoint) -> Dial {
+        Dial {
+            address: Address::Tcp {
+                host: to.host().to_string(),
+                port: to.port(),
+            },
+            secure: self.secure.as_ref().map(|s| s.for_host(to.host())),
+        }
+    }
+
     /// A future that opens the connection: `connector`'s, or else the runtime's; then TLS.
     pub(crate) fn open<R: Runtime>(
         &self,

@@ -2,8 +2,12 @@
 //! events between them and the engine. Callers only touch the engine (under the mutex) to start
 //! operations and the waiter table to collect results, then wake the driver.
 //!
+//! The sockets are the engine's links: each node's own connection first, then the ones the engine
+//! asks for (`Event::Open`: a cluster's shard primaries, a RESP2 node's subscriber), each opened
+//! like its node's and reconnected with its own backoff.
+//!
 //! Each pass reads every socket, then takes the lock once to feed the engine and collect what it
-//! sends, then writes each node's bytes in one call. The lock is never held across a syscall
+//! sends, then writes each link's bytes in one call. The lock is never held across a syscall
 //! (callers on other threads would block on it), and a node gets one write per pass however
 //! many requests are queued for it: every write costs a syscall here and a wake-up in Redis.
 
@@ -12,7 +16,7 @@ use crate::batching::Batching;
 use crate::connector::{Connector, Dial};
 use crate::runtime::{BoxFuture, Connection, Runtime};
 use crate::waiters::{NodeChange, Waiters};
-use redlock_core::{Engine, NodeConfig, NodeId};
+use redlock_core::{Engine, LinkId, NodeConfig};
 use std::future::Future;
 use std::ops::Range;
 use std::pin::Pin;
@@ -119,9 +123,9 @@ const READ_PER_PASS: usize = 256 * 1024;
 pub(crate) struct Driver<R: Runtime> {
     rt: R,
     handle: Arc<Handle>,
-    /// For log lines.
-    nodes: Vec<NodeConfig>,
-    /// How to open each node's connection.
+    /// Each link's name, for log lines: its node's, or the shard's address.
+    names: Vec<String>,
+    /// How to open each link's connection (a node's own dials first, in node order).
     dials: Vec<Dial>,
     /// The user's own, when given; else the runtime's sockets.
     connector: Option<Arc<dyn Connector>>,
@@ -167,7 +171,7 @@ impl<R: Runtime> Driver<R> {
                 .map(|i| Backoff::new(crate::setup::seed() ^ i as u64))
                 .collect(),
             logged: vec![None; nodes.len()],
-            nodes,
+            names: nodes.iter().map(NodeConfig::to_string).collect(),
             dials,
             connector,
             connect_timeout,
@@ -182,6 +186,21 @@ impl<R: Runtime> Driver<R> {
         }
     }
 
+    /// A new link the engine asked for: connect it at once.
+    fn open(&mut self, link: LinkId, dial: Dial, name: String, now: Instant) {
+        // Links are numbered in order; a gap would be an engine bug, not worth a panic here.
+        if link.index() != self.io.len() {
+            tracing::error!(%link, "redlock: link opened out of turn; ignored");
+            return;
+        }
+        self.io.push(NodeIo::Idle { retry_at: now });
+        self.backoff
+            .push(Backoff::new(crate::setup::seed() ^ link.index() as u64));
+        self.logged.push(None);
+        self.names.push(name);
+        self.dials.push(dial);
+    }
+
     fn drop_node(&mut self, i: usize, now: Instant) {
         let wait = self.backoff[i].next_wait();
         self.io[i] = NodeIo::Idle {
@@ -192,7 +211,7 @@ impl<R: Runtime> Driver<R> {
     /// Logs `node`'s failure once per distinct cause.
     fn log_failure(&mut self, i: usize, cause: String) {
         if self.logged[i].as_ref() != Some(&cause) {
-            tracing::warn!(node = %self.nodes[i], %cause, "redlock: node unusable");
+            tracing::warn!(node = %self.names[i], %cause, "redlock: node unusable");
             self.logged[i] = Some(cause);
         }
     }
@@ -222,7 +241,7 @@ impl<R: Runtime> Driver<R> {
                             written: 0,
                         };
                         self.seen.push(Seen::Connected(i));
-                        tracing::debug!(node = %self.nodes[i], "redlock: connected");
+                        tracing::debug!(node = %self.names[i], "redlock: connected");
                         // Its first read registers for readiness.
                         more = true;
                     }
@@ -259,7 +278,7 @@ impl<R: Runtime> Driver<R> {
                         self.seen.push(Seen::Input(i, start..self.input.len()));
                     }
                     if closed {
-                        tracing::debug!(node = %self.nodes[i], "redlock: disconnected");
+                        tracing::debug!(node = %self.names[i], "redlock: disconnected");
                         self.seen.push(Seen::Disconnected(i));
                         self.drop_node(i, now);
                     }
@@ -276,19 +295,23 @@ impl<R: Runtime> Driver<R> {
         for seen in self.seen.drain(..) {
             match seen {
                 Seen::Connected(i) => {
-                    s.settled[i] = true;
-                    s.engine.handle_connected(now, NodeId::new(i));
+                    if let Some(settled) = s.settled.get_mut(i) {
+                        *settled = true;
+                    }
+                    s.engine.handle_connected(now, LinkId::new(i));
                 }
                 Seen::ConnectFailed(i, cause) => {
-                    s.settled[i] = true;
-                    s.engine.handle_connect_failed(now, NodeId::new(i), &cause);
+                    if let Some(settled) = s.settled.get_mut(i) {
+                        *settled = true;
+                    }
+                    s.engine.handle_connect_failed(now, LinkId::new(i), &cause);
                 }
                 Seen::Input(i, range) => {
                     s.engine
-                        .handle_input(now, NodeId::new(i), &self.input[range]);
+                        .handle_input(now, LinkId::new(i), &self.input[range]);
                 }
                 Seen::Disconnected(i) => {
-                    s.engine.handle_disconnected(now, NodeId::new(i));
+                    s.engine.handle_disconnected(now, LinkId::new(i));
                 }
             }
         }
@@ -306,23 +329,37 @@ impl<R: Runtime> Driver<R> {
         );
         for change in std::mem::take(&mut self.changes) {
             match change {
-                NodeChange::Ready(node) => {
-                    let i = node.index();
+                NodeChange::Ready(link) => {
+                    let i = link.index();
                     self.backoff[i].reset();
                     if self.logged[i].take().is_some() {
-                        tracing::info!(node = %self.nodes[i], "redlock: node usable again");
+                        tracing::info!(node = %self.names[i], "redlock: node usable again");
                     }
                 }
-                NodeChange::Reconnect(node, reason) => {
-                    self.log_failure(node.index(), reason.to_string());
-                    self.drop_node(node.index(), now);
+                NodeChange::Reconnect(link, reason) => {
+                    self.log_failure(link.index(), reason.to_string());
+                    self.drop_node(link.index(), now);
+                }
+                NodeChange::Open(link, node, to) => {
+                    let Some(own) = self.dials.get(node.index()) else {
+                        continue;
+                    };
+                    let (dial, name) = match &to {
+                        None => (
+                            own.clone(),
+                            format!("{} (subscriber)", self.names[node.index()]),
+                        ),
+                        Some(endpoint) => (own.to(endpoint), endpoint.to_string()),
+                    };
+                    tracing::debug!(%link, link_name = %name, "redlock: opening a link");
+                    self.open(link, dial, name, now);
                 }
             }
         }
-        while let Some((node, bytes)) = s.engine.poll_transmit() {
-            // A node that is not up was (or is about to be) reported disconnected; the engine
+        while let Some((link, bytes)) = s.engine.poll_transmit() {
+            // A link that is not up was (or is about to be) reported disconnected; the engine
             // does not count on these bytes.
-            if let NodeIo::Up { out, .. } = &mut self.io[node.index()] {
+            if let Some(NodeIo::Up { out, .. }) = self.io.get_mut(link.index()) {
                 out.extend_from_slice(&bytes);
             }
         }
@@ -353,7 +390,7 @@ impl<R: Runtime> Driver<R> {
                 }
             };
             if !ok {
-                tracing::debug!(node = %self.nodes[i], "redlock: write failed");
+                tracing::debug!(node = %self.names[i], "redlock: write failed");
                 self.seen.push(Seen::Disconnected(i));
                 self.drop_node(i, now);
                 failed = true;

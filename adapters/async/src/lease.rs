@@ -187,7 +187,7 @@ mod tests {
         assert_eq!(
             engine.poll_event(),
             Some(Event::Ready {
-                node: NodeId::new(0)
+                link: NodeId::new(0).into()
             })
         );
         let token = Token::from_random(&[7; 20]).unwrap();

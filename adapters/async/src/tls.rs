@@ -28,9 +28,12 @@ use std::task::{Context, Poll};
 pub(crate) struct Cache(Vec<(Tls, Arc<ClientConfig>)>);
 
 /// A node's TLS, ready to wrap a stream.
+#[derive(Clone)]
 pub(crate) struct Secure {
     config: Arc<ClientConfig>,
     name: ServerName<'static>,
+    /// Whether the settings named the server (then every connection checks that name).
+    named: bool,
 }
 
 /// Reads the files `tls` names and builds the client configuration for `node`.
@@ -55,10 +58,29 @@ pub(crate) fn prepare(node: &Node, tls: &Tls, cache: &mut Cache) -> Result<Secur
             config
         }
     };
-    Ok(Secure { config, name })
+    Ok(Secure {
+        config,
+        name,
+        named: tls.server_name.is_some(),
+    })
 }
 
 impl Secure {
+    /// The same settings for a connection to `host` (another server of the node's cluster):
+    /// its certificate is checked against `host`, unless the settings name the server. A host
+    /// that is no valid server name keeps the node's name (the handshake then fails on the
+    /// certificate, saying so).
+    pub(crate) fn for_host(&self, host: &str) -> Secure {
+        let name = match ServerName::try_from(host.to_string()) {
+            Ok(name) if !self.named => name,
+            _ => self.name.clone(),
+        };
+        Secure {
+            name,
+            ..self.clone()
+        }
+    }
+
     /// A connect future that opens `plain` and then completes the TLS handshake over it.
     pub(crate) fn wrap(
         &self,

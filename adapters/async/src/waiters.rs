@@ -4,7 +4,9 @@
 //! One table per kind of operation, typed by what that kind produces, so a caller waiting for an
 //! acquire can only ever be handed a lock.
 
-use redlock_core::{ConnError, Engine, Event, Lock, NodeId, OpError, OpId, Released};
+use redlock_core::{
+    ConnError, Endpoint, Engine, Event, LinkId, Lock, NodeId, OpError, OpId, Released,
+};
 use std::collections::HashMap;
 use std::task::Waker;
 use std::time::Instant;
@@ -80,10 +82,12 @@ impl<T> Table<T> {
 
 /// A change of a node's state the driver acts on.
 pub(crate) enum NodeChange {
-    /// Its handshake succeeded.
-    Ready(NodeId),
-    /// Its connection must be closed and opened again, for this reason.
-    Reconnect(NodeId, ConnError),
+    /// A link's handshake succeeded.
+    Ready(LinkId),
+    /// A link's connection must be closed and opened again, for this reason.
+    Reconnect(LinkId, ConnError),
+    /// The engine needs a new link for a node: to the node's address, or to this endpoint.
+    Open(LinkId, NodeId, Option<Endpoint>),
 }
 
 /// Who waits for which operation.
@@ -163,8 +167,9 @@ impl Waiters {
                 Event::Released { op, result } => {
                     self.releases.fill(op, result, woken);
                 }
-                Event::Ready { node } => on_node(NodeChange::Ready(node)),
-                Event::Reconnect { node, reason } => on_node(NodeChange::Reconnect(node, reason)),
+                Event::Ready { link } => on_node(NodeChange::Ready(link)),
+                Event::Reconnect { link, reason } => on_node(NodeChange::Reconnect(link, reason)),
+                Event::Open { link, node, to } => on_node(NodeChange::Open(link, node, to)),
                 _ => {}
             }
         }

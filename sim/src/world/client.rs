@@ -7,9 +7,16 @@ use super::{Conn, Sim, UP};
 use crate::clock::{local_of, nanos};
 use crate::completion::completion;
 use crate::report::Check;
-use redlock_core::{Event, NodeId};
+use redlock_core::{Endpoint, Event, LinkId};
 
 impl Sim<'_> {
+    /// The model node an endpoint names: `node-N` on port `7000 + N`, as the clients'
+    /// configurations name them.
+    fn resolve(&self, endpoint: &Endpoint) -> Option<usize> {
+        let n: usize = endpoint.host().strip_prefix("node-")?.parse().ok()?;
+        (n < self.nodes.len() && usize::from(endpoint.port()) == 7000 + n).then_some(n)
+    }
+
     /// Schedules a connection attempt for `slot` after the backoff (unless one is pending).
     pub(super) fn schedule_reconnect(&mut self, c: usize, slot: usize) {
         let client = &mut self.clients[c];
@@ -56,7 +63,7 @@ impl Sim<'_> {
                     let local = self.local(c);
                     self.clients[c]
                         .engine
-                        .handle_input(local, NodeId::new(slot), &bytes);
+                        .handle_input(local, LinkId::new(slot), &bytes);
                 }
             }
             CEv::Closed(conn) => {
@@ -68,7 +75,7 @@ impl Sim<'_> {
                     let local = self.local(c);
                     self.clients[c]
                         .engine
-                        .handle_disconnected(local, NodeId::new(slot));
+                        .handle_disconnected(local, LinkId::new(slot));
                     self.schedule_reconnect(c, slot);
                 }
             }
@@ -81,7 +88,7 @@ impl Sim<'_> {
                 let local = self.local(c);
                 self.clients[c]
                     .engine
-                    .handle_connected(local, NodeId::new(slot));
+                    .handle_connected(local, LinkId::new(slot));
             }
             CEv::ConnectFailed(conn) => {
                 let slot = self.conns[conn].slot;
@@ -129,9 +136,9 @@ impl Sim<'_> {
             while let Some(event) = self.clients[c].engine.poll_event() {
                 busy = true;
                 match event {
-                    Event::Reconnect { node, reason } => {
-                        let slot = node.index();
-                        self.note(|| format!("client {c}: reconnect {node} ({reason})"));
+                    Event::Reconnect { link, reason } => {
+                        let slot = link.index();
+                        self.note(|| format!("client {c}: reconnect {link} ({reason})"));
                         if let Some(conn) = self.clients[c].links[slot].take() {
                             self.abandon(conn);
                         }
@@ -139,6 +146,36 @@ impl Sim<'_> {
                     }
                     // The handshake succeeded; the simulated client's backoff is its own.
                     Event::Ready { .. } => {}
+                    Event::Open { link, node, to } => {
+                        let client = &mut self.clients[c];
+                        if link.index() != client.links.len() {
+                            self.violation(
+                                Check::Engine,
+                                format!("client {c} asked to open {link} out of turn"),
+                            );
+                            continue;
+                        }
+                        let target = match &to {
+                            None => client.view[node.index()],
+                            Some(endpoint) => match self.resolve(endpoint) {
+                                Some(n) => n,
+                                None => {
+                                    self.violation(
+                                        Check::Engine,
+                                        format!("client {c} asked for unknown {endpoint}"),
+                                    );
+                                    continue;
+                                }
+                            },
+                        };
+                        let client = &mut self.clients[c];
+                        client.view.push(target);
+                        client.links.push(None);
+                        client.connecting.push(false);
+                        client.backoff.push(nanos(self.sc.reconnect.0));
+                        self.note(|| format!("client {c}: open {link} to node {target}"));
+                        self.schedule_reconnect(c, link.index());
+                    }
                     other => match completion(&other) {
                         Some((op, result)) => self.completed(c, op, result),
                         None => self.violation(Check::Engine, format!("unknown event {other:?}")),
