@@ -21,6 +21,7 @@
 
 use crate::resp::{request, Reply};
 use crate::signal::signal;
+use std::ffi::OsString;
 use std::fmt;
 use std::fs::{self, OpenOptions};
 use std::io;
@@ -121,13 +122,17 @@ pub struct Cluster {
     nodes: Vec<Node>,
 }
 
+/// One server process on its own port and in its own directory (shared with
+/// [`RedisCluster`](crate::RedisCluster)); killed, and its directory removed, when dropped.
 #[derive(Debug)]
-struct Node {
+pub(crate) struct Node {
     port: u16,
     /// The TLS port, when the node serves one.
     tls_port: Option<u16>,
     dir: PathBuf,
     serve: Serve,
+    /// Arguments beyond the common ones (kept for a restart).
+    extra: Vec<OsString>,
     state: Mutex<NodeState>,
 }
 
@@ -258,7 +263,7 @@ impl Cluster {
     /// The process id of node `i`'s current server (it changes on [`Cluster::restart`]);
     /// `None` once it was killed and not restarted.
     pub fn try_pid(&self, i: usize) -> Option<u32> {
-        self.node(i).lock().child.as_ref().map(Child::id)
+        self.node(i).try_pid()
     }
 
     /// [`Cluster::try_pid`] for tests.
@@ -320,7 +325,7 @@ impl Cluster {
     /// exit. Connections to its port are refused until [`Cluster::restart`]. Does nothing if the
     /// node is already dead.
     pub fn kill(&self, i: usize) {
-        self.node(i).lock().kill();
+        self.node(i).kill();
     }
 
     /// Starts node `i` again on the same port with empty data (killing it first if it is still
@@ -338,7 +343,13 @@ impl Cluster {
         // The port may still be held briefly by an unrelated socket; retry for a while.
         let deadline = Instant::now() + READY_TIMEOUT;
         loop {
-            match spawn_ready(node.port, node.tls_port, &node.dir, &node.serve) {
+            match spawn_ready(
+                node.port,
+                node.tls_port,
+                &node.dir,
+                &node.serve,
+                &node.extra,
+            ) {
                 Ok(child) => {
                     state.child = Some(child);
                     state.stopped = false;
@@ -358,16 +369,7 @@ impl Cluster {
 
     /// Whether node `i`'s process is alive (a stopped process counts as running).
     pub fn is_running(&self, i: usize) -> bool {
-        let mut state = self.node(i).lock();
-        let exited = match state.child.as_mut() {
-            None => return false,
-            Some(child) => !matches!(child.try_wait(), Ok(None)),
-        };
-        if exited {
-            state.child = None;
-            state.stopped = false;
-        }
-        !exited
+        self.node(i).is_running()
     }
 
     /// Sends one command to node `i` over a fresh connection and returns the reply, with
@@ -485,18 +487,26 @@ impl Cluster {
     }
 }
 
-impl Drop for Cluster {
+impl Drop for Node {
     fn drop(&mut self) {
-        for node in &self.nodes {
-            node.lock().kill();
-            let _ = fs::remove_dir_all(&node.dir);
-        }
+        self.kill();
+        let _ = fs::remove_dir_all(&self.dir);
     }
 }
 
 impl Node {
     /// Spawns a server on a fresh port in a fresh directory, retrying on port collisions.
     fn start_fresh(serve: &Serve) -> Result<Node, StartError> {
+        Node::start_fresh_with(serve, &|_| Ok(Vec::new()))
+    }
+
+    /// [`Node::start_fresh`] with the arguments `extra` gives for the node's directory
+    /// appended to the common ones; asked again for each port attempt (so ports it picks are
+    /// fresh too).
+    pub(crate) fn start_fresh_with(
+        serve: &Serve,
+        extra: &dyn Fn(&Path) -> io::Result<Vec<OsString>>,
+    ) -> Result<Node, StartError> {
         // Removes the directory if anything below fails before the node exists.
         let guard = DirGuard(Some(make_dir()?));
         let dir = guard.path();
@@ -504,6 +514,8 @@ impl Node {
         for _ in 0..PORT_ATTEMPTS {
             let port = free_port()
                 .map_err(|e| StartError::Failed(format!("no free loopback port: {e}")))?;
+            let extra = extra(dir)
+                .map_err(|e| StartError::Failed(format!("cannot prepare the arguments: {e}")))?;
             let tls_port = match serve.tls {
                 Some(_) => Some(
                     free_port()
@@ -511,12 +523,13 @@ impl Node {
                 ),
                 None => None,
             };
-            match spawn_ready(port, tls_port, dir, serve) {
+            match spawn_ready(port, tls_port, dir, serve, &extra) {
                 Ok(child) => {
                     return Ok(Node {
                         port,
                         tls_port,
                         serve: serve.clone(),
+                        extra,
                         dir: guard.disarm(),
                         state: Mutex::new(NodeState {
                             child: Some(child),
@@ -534,6 +547,40 @@ impl Node {
         Err(StartError::Failed(format!(
             "redis-server found no free port in {PORT_ATTEMPTS} attempts; last log:\n{last}"
         )))
+    }
+
+    /// The plaintext port.
+    pub(crate) fn port(&self) -> u16 {
+        self.port
+    }
+
+    /// The node's directory (its `--dir`, holding `redis.log`).
+    pub(crate) fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// The current process id; `None` once killed.
+    pub(crate) fn try_pid(&self) -> Option<u32> {
+        self.lock().child.as_ref().map(Child::id)
+    }
+
+    /// SIGKILL and reap (see [`NodeState::kill`]).
+    pub(crate) fn kill(&self) {
+        self.lock().kill();
+    }
+
+    /// Whether the process is alive (a stopped one counts); reaps it if it exited.
+    pub(crate) fn is_running(&self) -> bool {
+        let mut state = self.lock();
+        let exited = match state.child.as_mut() {
+            None => return false,
+            Some(child) => !matches!(child.try_wait(), Ok(None)),
+        };
+        if exited {
+            state.child = None;
+            state.stopped = false;
+        }
+        !exited
     }
 
     fn lock(&self) -> MutexGuard<'_, NodeState> {
@@ -606,13 +653,14 @@ impl From<Spawn> for StartError {
 }
 
 /// Spawns `redis-server` on `port` (and `tls_port`, and a Unix socket, as `serve` asks) in
-/// `dir` and waits until `INFO server` on `port` names its process. On failure the process is
-/// killed and reaped.
+/// `dir`, with `extra` after the other arguments, and waits until `INFO server` on `port` names
+/// its process. On failure the process is killed and reaped.
 fn spawn_ready(
     port: u16,
     tls_port: Option<u16>,
     dir: &Path,
     serve: &Serve,
+    extra: &[OsString],
 ) -> Result<Child, Spawn> {
     let log_path = dir.join("redis.log");
     let open_log = || {
@@ -650,6 +698,7 @@ fn spawn_ready(
             .arg(dir.join("redis.sock"))
             .args(["--unixsocketperm", "700"]);
     }
+    command.args(extra);
     let spawned = command.stdin(Stdio::null()).stdout(out).stderr(err).spawn();
     let mut child = match spawned {
         Ok(child) => child,
@@ -707,7 +756,7 @@ fn spawn_ready(
 }
 
 /// A port that was free on 127.0.0.1 a moment ago (bind port 0, read it, release it).
-fn free_port() -> io::Result<u16> {
+pub(crate) fn free_port() -> io::Result<u16> {
     Ok(TcpListener::bind((Ipv4Addr::LOCALHOST, 0))?
         .local_addr()?
         .port())
@@ -746,7 +795,7 @@ fn clear_dir(dir: &Path) {
     }
 }
 
-fn read_log(dir: &Path) -> String {
+pub(crate) fn read_log(dir: &Path) -> String {
     let path = dir.join("redis.log");
     match fs::read(&path) {
         Ok(bytes) => String::from_utf8_lossy(&bytes).into_owned(),
@@ -761,7 +810,7 @@ fn expect_int(i: usize, what: &str, reply: Reply) -> i64 {
     }
 }
 
-fn show_args<A: AsRef<[u8]>>(args: &[A]) -> String {
+pub(crate) fn show_args<A: AsRef<[u8]>>(args: &[A]) -> String {
     let parts: Vec<String> = args
         .iter()
         .map(|a| String::from_utf8_lossy(a.as_ref()).into_owned())
