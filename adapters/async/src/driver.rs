@@ -229,12 +229,14 @@ impl<R: Runtime> Driver<R> {
                     Poll::Ready(Err(e)) => {
                         let cause = e.to_string();
                         self.log_failure(i, cause.clone());
+                        crate::metrics::node_error(&self.nodes[i], "connect_failed");
                         self.seen.push(Seen::ConnectFailed(i, cause));
                         self.drop_node(i, now);
                     }
                     Poll::Pending if now >= *deadline => {
                         let cause = format!("connect timed out after {:?}", self.connect_timeout);
                         self.log_failure(i, cause.clone());
+                        crate::metrics::node_error(&self.nodes[i], "connect_timeout");
                         self.seen.push(Seen::ConnectFailed(i, cause));
                         self.drop_node(i, now);
                     }
@@ -260,6 +262,7 @@ impl<R: Runtime> Driver<R> {
                     }
                     if closed {
                         tracing::debug!(node = %self.nodes[i], "redlock: disconnected");
+                        crate::metrics::node_error(&self.nodes[i], "disconnected");
                         self.seen.push(Seen::Disconnected(i));
                         self.drop_node(i, now);
                     }
@@ -314,6 +317,7 @@ impl<R: Runtime> Driver<R> {
                     }
                 }
                 NodeChange::Reconnect(node, reason) => {
+                    crate::metrics::node_reconnect(&self.nodes[node.index()], &reason);
                     self.log_failure(node.index(), reason.to_string());
                     self.drop_node(node.index(), now);
                 }
@@ -354,6 +358,7 @@ impl<R: Runtime> Driver<R> {
             };
             if !ok {
                 tracing::debug!(node = %self.nodes[i], "redlock: write failed");
+                crate::metrics::node_error(&self.nodes[i], "write_failed");
                 self.seen.push(Seen::Disconnected(i));
                 self.drop_node(i, now);
                 failed = true;
