@@ -11,7 +11,7 @@
 //!
 //! With the `metrics` feature the client records acquire latency, acquisitions, refusals,
 //! timeouts, contended waits, releases, extensions, lost leases and node errors through the
-//! `metrics` facade: names, units and labels are listed in [`metrics`](crate::metrics).
+//! `metrics` facade: names, units and labels are listed in [`metrics`].
 //!
 //! ```no_run
 //! # async fn demo<R: redlock_async::Runtime + Default>() -> Result<(), redlock_async::Error> {
