@@ -42,7 +42,9 @@
 //!   RESP, a reply too large, or of the wrong type), `handshake_refused` (`AUTH`, `HELLO`,
 //!   `SELECT` or `CLIENT SETNAME` refused), `reconnect` (any other reason).
 //!
-//! An operation whose future is dropped before it completes records nothing. Durations are
+//! An operation whose future is dropped before it completes records nothing. A lease is counted
+//! lost when its keep-alive marks it so; one released or dropped first (its own clock already
+//! said lost at [`Lease::lost_at`](crate::Lease::lost_at)) is not counted. Durations are
 //! measured on the caller's clock, from the call to the moment the caller takes the result.
 
 /// Histogram, seconds: each acquire, from the call to its result. Label `outcome`.
