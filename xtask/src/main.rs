@@ -241,8 +241,10 @@ fn test() -> Result<(), String> {
         "warnings",
     ]);
     run("cargo clippy -D warnings", clippy)?;
-    // The workspace builds redlock-async with `tls` on (the tests ask for it); built alone it is
-    // off, and that path (rediss:// refused, naming the feature) must stay clean and tested too.
+    // The workspace builds redlock-async with `tls` and `metrics` on (the tests ask for them, and
+    // `cargo test --workspace` runs the metrics tests); built alone both are off, and that path
+    // (rediss:// refused, naming the feature; metrics recorded nowhere) must stay clean and
+    // tested too.
     let mut no_tls = cargo();
     no_tls.args([
         "clippy",

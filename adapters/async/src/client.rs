@@ -145,6 +145,7 @@ impl<R: Runtime> Redlock<R> {
             setup.connect_timeout,
         )));
         std::future::poll_fn(|cx| handle.poll_settled(cx)).await;
+        crate::metrics::describe();
         Ok(Redlock {
             inner: Arc::new(Inner {
                 handle,
@@ -223,6 +224,7 @@ impl<R: Runtime> Redlock<R> {
         // Drawn before `start` takes the client's lock: it is a syscall.
         let token = crate::setup::fresh_token();
         self.start(
+            "acquire",
             span.clone(),
             |w| &mut w.acquires,
             // The wall clock is read with `now`: the floor of the fencing token (microseconds
@@ -240,6 +242,7 @@ impl<R: Runtime> Redlock<R> {
     pub async fn extend(&self, lock: &Lock, ttl: Duration) -> Result<Lock, Error> {
         let span = op_span("extend", lock.resources(), Some(ttl));
         self.start(
+            "extend",
             span.clone(),
             |w| &mut w.extends,
             |e, now| e.extend(now, lock, ttl),
@@ -255,6 +258,7 @@ impl<R: Runtime> Redlock<R> {
     pub async fn release(&self, lock: &Lock) -> Result<Released, Error> {
         let span = op_span("release", lock.resources(), None);
         self.start(
+            "release",
             span.clone(),
             |w| &mut w.releases,
             |e, now| Ok(e.release(now, lock)),
@@ -267,14 +271,17 @@ impl<R: Runtime> Redlock<R> {
     /// dropped): handed to the driver, which sends it; its outcome is not reported.
     pub(crate) fn release_detached(&self, lock: &Lock) {
         tracing::debug!(resources = ?lock.resources(), "redlock: release handed to the driver");
+        crate::metrics::release_detached();
         let mut s = self.inner.handle.lock();
         s.engine.release(Instant::now(), lock);
         Handle::wake_driver(&mut s);
     }
 
-    /// Starts an operation with `begin` and waits for its result in the table `table` picks.
+    /// Starts an operation of `kind` (as its span names it) with `begin` and waits for its
+    /// result in the table `table` picks.
     fn start<T: Traced>(
         &self,
+        kind: &'static str,
         span: Span,
         table: fn(&mut Waiters) -> &mut Table<T>,
         begin: impl FnOnce(&mut Engine, Instant) -> Result<OpId, redlock_core::Error>,
@@ -289,6 +296,7 @@ impl<R: Runtime> Redlock<R> {
             client: self.clone(),
             table,
             state: Some(started.map_err(Error::from)),
+            kind,
             span,
             started: Instant::now(),
         }
@@ -316,13 +324,15 @@ struct OpFuture<R: Runtime, T> {
     table: fn(&mut Waiters) -> &mut Table<T>,
     /// `Some(Ok(op))` while waiting, `Some(Err)` for a synchronous refusal, `None` once done.
     state: Option<Result<OpId, Error>>,
+    /// `acquire`, `extend` or `release`, for the metrics.
+    kind: &'static str,
     /// The operation's span, completed with the outcome.
     span: Span,
     started: Instant,
 }
 
 impl<R: Runtime, T: Traced> OpFuture<R, T> {
-    /// Records how the operation ended on its span.
+    /// Records how the operation ended on its span (and in the metrics).
     fn finish(&self, result: Result<T, Error>) -> Result<T, Error> {
         let (attempts, outcome) = match &result {
             Ok(v) => (v.attempts(), "ok"),
@@ -331,7 +341,9 @@ impl<R: Runtime, T: Traced> OpFuture<R, T> {
                 e.kind(),
             ),
         };
-        let elapsed = u64::try_from(self.started.elapsed().as_micros()).unwrap_or(u64::MAX);
+        let elapsed = self.started.elapsed();
+        crate::metrics::op_finished(self.kind, outcome, attempts, elapsed);
+        let elapsed = u64::try_from(elapsed.as_micros()).unwrap_or(u64::MAX);
         self.span.record("attempts", attempts);
         self.span.record("outcome", outcome);
         self.span.record("elapsed_us", elapsed);

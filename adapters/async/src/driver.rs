@@ -248,12 +248,14 @@ impl<R: Runtime> Driver<R> {
                     Poll::Ready(Err(e)) => {
                         let cause = e.to_string();
                         self.log_failure(i, cause.clone());
+                        crate::metrics::node_error(&self.names[i], "connect_failed");
                         self.seen.push(Seen::ConnectFailed(i, cause));
                         self.drop_node(i, now);
                     }
                     Poll::Pending if now >= *deadline => {
                         let cause = format!("connect timed out after {:?}", self.connect_timeout);
                         self.log_failure(i, cause.clone());
+                        crate::metrics::node_error(&self.names[i], "connect_timeout");
                         self.seen.push(Seen::ConnectFailed(i, cause));
                         self.drop_node(i, now);
                     }
@@ -279,6 +281,7 @@ impl<R: Runtime> Driver<R> {
                     }
                     if closed {
                         tracing::debug!(node = %self.names[i], "redlock: disconnected");
+                        crate::metrics::node_error(&self.names[i], "disconnected");
                         self.seen.push(Seen::Disconnected(i));
                         self.drop_node(i, now);
                     }
@@ -337,6 +340,7 @@ impl<R: Runtime> Driver<R> {
                     }
                 }
                 NodeChange::Reconnect(link, reason) => {
+                    crate::metrics::node_reconnect(&self.names[link.index()], &reason);
                     self.log_failure(link.index(), reason.to_string());
                     self.drop_node(link.index(), now);
                 }
@@ -391,6 +395,7 @@ impl<R: Runtime> Driver<R> {
             };
             if !ok {
                 tracing::debug!(node = %self.names[i], "redlock: write failed");
+                crate::metrics::node_error(&self.names[i], "write_failed");
                 self.seen.push(Seen::Disconnected(i));
                 self.drop_node(i, now);
                 failed = true;

@@ -94,6 +94,7 @@ pub(crate) async fn keep_alive<R: Runtime>(
                 extensions,
                 "redlock: lease ended: its cap was reached"
             );
+            crate::metrics::lease_lost("cap");
             lease.mark_lost();
             return;
         }
@@ -120,6 +121,7 @@ pub(crate) async fn keep_alive<R: Runtime>(
                     continue;
                 }
                 tracing::warn!(resources = ?lock.resources(), error = %e, "redlock: lease lost: extension failed");
+                crate::metrics::extension_lost(&e);
                 lease.mark_lost();
                 return;
             }
@@ -128,6 +130,7 @@ pub(crate) async fn keep_alive<R: Runtime>(
                     resources = ?lock.resources(),
                     "redlock: lease lost: validity ran out before an extension succeeded"
                 );
+                crate::metrics::lease_lost("expired");
                 lease.mark_lost();
                 return;
             }

@@ -9,6 +9,10 @@
 //! `tls` feature: rustls with the `ring` provider, no OpenSSL) or any stream a [`Connector`] of
 //! your own opens; see [`Node`] and [`Tls`].
 //!
+//! With the `metrics` feature the client records acquire latency, acquisitions, refusals,
+//! timeouts, contended waits, releases, extensions, lost leases and node errors through the
+//! `metrics` facade: names, units and labels are listed in [`metrics`].
+//!
 //! ```no_run
 //! # async fn demo<R: redlock_async::Runtime + Default>() -> Result<(), redlock_async::Error> {
 //! use redlock_async::{Options, Redlock};
@@ -38,6 +42,7 @@ mod guard;
 mod hold;
 mod keep_alive;
 mod lease;
+pub mod metrics;
 mod node;
 mod node_url;
 mod options_ext;

@@ -40,6 +40,8 @@ pub use client::Redlock;
 pub use guard::Guard;
 pub use hold::Hold;
 pub use lease::Lease;
+/// Metric names, units and labels (recorded with the `metrics` feature).
+pub use redlock_async::metrics;
 pub use redlock_async::{
     parse_node_url, AcquireOptions, Address, Attempt, BoxFuture, Connection, Connector, Error,
     Failure, HoldLimits, Lock, Node, NodeId, NodeReport, Options, OptionsExt, Outcome, Protocol,

@@ -27,6 +27,8 @@ use std::pin::Pin;
 use std::task::{Context, Poll};
 use std::time::Instant;
 
+/// Metric names, units and labels (recorded with the `metrics` feature).
+pub use redlock_async::metrics;
 pub use redlock_async::{
     open_connection, parse_node_url, AcquireOptions, Address, Attempt, BoxFuture, Connection,
     Connector, Error, Failure, HoldLimits, Lease, Lock, Node, NodeId, NodeReport, Options,

@@ -39,6 +39,8 @@ use std::task::{Context, Poll};
 use std::time::Instant;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 
+/// Metric names, units and labels (recorded with the `metrics` feature).
+pub use redlock_async::metrics;
 pub use redlock_async::{
     open_connection, parse_node_url, AcquireOptions, Address, Attempt, BoxFuture, Connection,
     Connector, Error, Failure, HoldLimits, Lease, Lock, Node, NodeId, NodeReport, Options,

@@ -1,0 +1,3 @@
+//! What the `metrics` feature records, on tokio (its own binary: the recorder is global).
+
+redlock_tests::metrics_suite!(redlock_tests::conformance::AsyncClient<redlock_tokio::Tokio>);
