@@ -32,6 +32,7 @@ pub mod resp;
 mod rng;
 mod script;
 mod sha1;
+mod slot;
 mod token;
 mod voter;
 
@@ -49,4 +50,5 @@ pub use script::{
     script_sha, ScriptKind, Scripts, ACQUIRE, EXTEND, FENCE, FENCED_ACQUIRE, MAX_FENCING_TOKEN,
     RELEASE,
 };
+pub use slot::key_slot;
 pub use token::Token;
