@@ -18,6 +18,7 @@
 mod acquire_options;
 mod config;
 mod conn;
+mod endpoint;
 mod engine;
 mod error;
 mod event;
