@@ -28,6 +28,7 @@ mod key;
 mod limits;
 mod lock;
 mod op;
+mod redirect;
 mod request;
 pub mod resp;
 mod rng;
