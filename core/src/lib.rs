@@ -35,6 +35,7 @@ mod rng;
 mod script;
 mod sha1;
 mod slot;
+mod slot_map;
 mod token;
 mod voter;
 
