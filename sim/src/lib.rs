@@ -129,6 +129,8 @@
 
 mod checker;
 mod clock;
+mod cluster;
+mod cluster_command;
 mod commands;
 mod compare;
 mod completion;
@@ -143,6 +145,7 @@ mod report;
 mod request;
 mod rig;
 mod rng;
+mod routing;
 mod scenario;
 mod script;
 mod script_cache;
@@ -151,6 +154,7 @@ mod value;
 mod world;
 
 pub use clock::wall_clock;
+pub use cluster::{ClusterView, SLOTS};
 pub use commands::NOSCRIPT;
 pub use completion::{completion, Done};
 pub use explore::{check_sweep, explore, sweep_seeds, Exploration, Sweep};
@@ -163,6 +167,7 @@ pub use report::{Check, Report, Stats, Violation};
 pub use request::{parse_command, parse_commands, ProtocolError};
 pub use rig::Rig;
 pub use rng::Rng;
+pub use routing::{CLUSTERDOWN, CROSSSLOT, TRYAGAIN};
 pub use scenario::Scenario;
 pub use script::ScriptKind;
 pub use session::{Session, SessionState};
