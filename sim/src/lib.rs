@@ -30,6 +30,13 @@
 //! Valkey 9.2, `DELIFEQ key value` from Valkey 9.0, `SET … IFEQ cmp` from Redis 8.4 and Valkey
 //! 8.1), answering an older server's errors otherwise. [`Defect`] breaks them on purpose.
 //!
+//! A node is standalone unless given a cluster view ([`Node::set_cluster`], [`ClusterView`]): a
+//! cluster member answers `CLUSTER SLOTS` / `CLUSTER SHARDS` from its own view (as in Redis,
+//! each node has its own, so one can be stale), and redirects keyed commands and scripts on a
+//! slot it does not serve: `MOVED`, `ASK` while a slot migrates out, [`TRYAGAIN`],
+//! [`CROSSSLOT`], and serves an importing slot only right after `ASKING`. The world migrates a
+//! slot with [`Node::take_slot_keys`] / [`Node::take_key`] and [`Node::put_keys`].
+//!
 //! Fault knobs: [`Node::flush_scripts`], [`Node::crash`] / [`Node::restart`] (with or without
 //! keeping the data), [`Node::set_stalled`] (a node that reads but does not answer), and
 //! [`Node::inject`] to fail, hang, close or garble particular commands.

@@ -392,7 +392,10 @@ impl Node {
     /// `SET` (`NX`, `XX`, `PX`, `EX`, `KEEPTTL`, `GET`), `DEL`, `EXISTS`, `PEXPIRE`, `EXPIRE`,
     /// `PTTL`, `TTL`, `INFO`, `EVAL`, `EVALSHA`, `SCRIPT LOAD|EXISTS|FLUSH`, `FLUSHDB`,
     /// `FLUSHALL`, `DBSIZE`, and where the node's [`Identity`] has them `DELEX`, `DELIFEQ` and
-    /// `SET`'s `IFEQ` / `IFNE`. Anything else is an unknown-command error.
+    /// `SET`'s `IFEQ` / `IFNE`. Anything else is an unknown-command error. A cluster member
+    /// (see [`set_cluster`](Node::set_cluster)) also runs `ASKING` and `CLUSTER SLOTS|SHARDS|
+    /// KEYSLOT|GETKEYSINSLOT|COUNTKEYSINSLOT|MYID|INFO`, and answers a redirect instead of
+    /// running a keyed command whose slot is not served here.
     pub fn execute(&mut self, now: Instant, session: &mut Session, args: &[Bytes]) -> Value {
         self.server.execute(now, session, args)
     }
