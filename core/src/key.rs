@@ -17,7 +17,7 @@ pub(crate) fn redis_key(prefix: &str, resource: &str) -> Bytes {
 /// `K` is the Redis key, i.e. the resource name with any `key_prefix` in front. A key that has
 /// no tag but contains a `}` (such as `a{}b` or `x}y`) cannot be a tag itself, so it gets a
 /// two-byte tag of its own slot in front instead: `{TT}K:fence` (see `push_tagged`). Either way
-/// [`key_slot`](crate::key_slot) of the result is `K`'s.
+/// [`key_slot`] of the result is `K`'s.
 ///
 /// ```
 /// use redlock_core::{fence_key, key_slot};
