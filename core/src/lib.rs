@@ -29,11 +29,14 @@ mod limits;
 mod link;
 mod lock;
 mod op;
+mod redirect;
 mod request;
 pub mod resp;
 mod rng;
 mod script;
 mod sha1;
+mod slot;
+mod slot_map;
 mod token;
 mod voter;
 
@@ -52,4 +55,5 @@ pub use script::{
     script_sha, ScriptKind, Scripts, ACQUIRE, EXTEND, FENCE, FENCED_ACQUIRE, MAX_FENCING_TOKEN,
     RELEASE,
 };
+pub use slot::key_slot;
 pub use token::Token;

@@ -2,10 +2,13 @@
 //! method per command family. Faults, stalls and the byte stream are the node's business
 //! ([`crate::node`]); this is the semantics alone.
 
+use crate::cluster::ClusterView;
+use crate::cluster_command::NOT_CLUSTER;
 use crate::compare::{Condition, NativeCounts, NO_DIGESTS};
 use crate::identity::Identity;
 use crate::keyspace::Keyspace;
 use crate::request::int_arg;
+use crate::routing::{command_keys, route};
 use crate::script_cache::ScriptCache;
 use crate::session::Session;
 use crate::value::Value;
@@ -38,6 +41,8 @@ pub(crate) struct Server {
     pub(crate) identity: Identity,
     /// Native commands run so far.
     pub(crate) natives: NativeCounts,
+    /// This node's view of its cluster; `None` for a standalone node.
+    pub(crate) cluster: Option<ClusterView>,
 }
 
 impl Server {
@@ -53,6 +58,7 @@ impl Server {
             password: None,
             identity: Identity::default(),
             natives: NativeCounts::default(),
+            cluster: None,
         }
     }
 
@@ -75,13 +81,16 @@ impl Server {
     /// `SET` (`NX`, `XX`, `PX`, `EX`, `KEEPTTL`, `GET`), `DEL`, `EXISTS`, `PEXPIRE`, `EXPIRE`,
     /// `PTTL`, `TTL`, `INFO`, `EVAL`, `EVALSHA`, `SCRIPT LOAD|EXISTS|FLUSH`, `FLUSHDB`,
     /// `FLUSHALL`, `DBSIZE`, and where the node's [`Identity`] has them `DELEX`, `DELIFEQ` and
-    /// `SET`'s `IFEQ` / `IFNE`. Anything else is an unknown-command error.
+    /// `SET`'s `IFEQ` / `IFNE`. Anything else is an unknown-command error. A cluster member
+    /// also runs `ASKING` and `CLUSTER` and routes keyed commands ([`crate::routing`]).
     pub(crate) fn execute(&mut self, now: Instant, session: &mut Session, args: &[Bytes]) -> Value {
         let Some(name) = args.first() else {
             return Value::error("ERR empty command");
         };
         let name = String::from_utf8_lossy(name).to_ascii_uppercase();
         let argv = &args[1..];
+        // As Redis: `ASKING` holds for the one command after it, whatever that command does.
+        let asking = std::mem::take(&mut session.asking);
         if !session.authed && name != "AUTH" && name != "HELLO" {
             return Value::error("NOAUTH Authentication required.");
         }
@@ -95,9 +104,22 @@ impl Server {
             ))
         };
         let db = session.db;
+        if let Some(view) = &self.cluster {
+            let keys = command_keys(&name, argv, self.identity);
+            if let Some(redirect) = route(view, keys, asking, |k| {
+                self.keys.entry(now, db, k).is_some()
+            }) {
+                return redirect;
+            }
+        }
         match name.as_str() {
             "AUTH" if arity(1, Some(2)) => self.auth(session, argv),
             "HELLO" => self.hello(session, argv),
+            "SELECT"
+                if arity(1, Some(1)) && self.cluster.is_some() && int_arg(&argv[0]) != Some(0) =>
+            {
+                Value::error("ERR SELECT is not allowed in cluster mode")
+            }
             "SELECT" if arity(1, Some(1)) => match int_arg(&argv[0]) {
                 Some(n) if (0..i64::from(DATABASES)).contains(&n) => {
                     session.db = u32::try_from(n).unwrap_or(0);
@@ -165,10 +187,17 @@ impl Server {
             "INFO" => self.info(now, argv),
             "EVAL" | "EVALSHA" if arity(2, None) => self.eval(now, db, &name, argv),
             "SCRIPT" if arity(1, None) => self.script(argv),
+            "ASKING" if arity(0, Some(0)) => match self.cluster {
+                Some(_) => {
+                    session.asking = true;
+                    Value::ok()
+                }
+                None => Value::error(NOT_CLUSTER),
+            },
+            "CLUSTER" if arity(1, None) => self.cluster(now, db, argv),
             "AUTH" | "SELECT" | "CLIENT" | "PING" | "ECHO" | "GET" | "SET" | "DEL" | "EXISTS"
-            | "PEXPIRE" | "EXPIRE" | "PTTL" | "TTL" | "DBSIZE" | "EVAL" | "EVALSHA" | "SCRIPT" => {
-                wrong()
-            }
+            | "PEXPIRE" | "EXPIRE" | "PTTL" | "TTL" | "DBSIZE" | "EVAL" | "EVALSHA" | "SCRIPT"
+            | "ASKING" | "CLUSTER" => wrong(),
             _ => {
                 let rest: Vec<String> = argv
                     .iter()
@@ -278,7 +307,14 @@ impl Server {
                 Value::bulk("id"),
                 Value::Int(i64::try_from(session.id).unwrap_or(i64::MAX)),
             ),
-            (Value::bulk("mode"), Value::bulk("standalone")),
+            (
+                Value::bulk("mode"),
+                Value::bulk(if self.cluster.is_some() {
+                    "cluster"
+                } else {
+                    "standalone"
+                }),
+            ),
             (Value::bulk("role"), Value::bulk("master")),
             (Value::bulk("modules"), Value::Array(Vec::new())),
         ])
@@ -320,11 +356,22 @@ impl Server {
         ) {
             let up = self.uptime(now).as_secs();
             text.push_str(&format!(
-                "# Server\r\n{}redis_mode:standalone\r\nos:Model 1.0 x86_64\r\narch_bits:64\r\nprocess_id:{}\r\nrun_id:{}\r\ntcp_port:6379\r\nuptime_in_seconds:{up}\r\nuptime_in_days:{}\r\n",
+                "# Server\r\n{}redis_mode:{}\r\nos:Model 1.0 x86_64\r\narch_bits:64\r\nprocess_id:{}\r\nrun_id:{}\r\ntcp_port:6379\r\nuptime_in_seconds:{up}\r\nuptime_in_days:{}\r\n",
                 self.identity.info_lines(),
+                if self.cluster.is_some() {
+                    "cluster"
+                } else {
+                    "standalone"
+                },
                 self.seed + 1,
                 self.run_id(),
                 up / 86_400
+            ));
+        }
+        if section == "cluster" {
+            text.push_str(&format!(
+                "# Cluster\r\ncluster_enabled:{}\r\n",
+                u8::from(self.cluster.is_some())
             ));
         }
         if matches!(

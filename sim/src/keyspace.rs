@@ -2,6 +2,7 @@
 //! clock (every call takes `now`; nothing reads a real clock), with Redis's lazy expiry.
 
 use bytes::Bytes;
+use redlock_core::key_slot;
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
@@ -142,6 +143,27 @@ impl Keyspace {
     /// Deletes every key (`FLUSHALL`, or a restart without persistence).
     pub(crate) fn clear(&mut self) {
         self.data.clear();
+    }
+
+    /// The live keys of `db` at `now` whose cluster hash slot is `slot`, in key order.
+    pub(crate) fn keys_in_slot(&self, now: Instant, db: u32, slot: u16) -> Vec<Bytes> {
+        self.data
+            .iter()
+            .filter(|((d, k), e)| *d == db && e.live(now) && key_slot(k) == slot)
+            .map(|((_, k), _)| k.clone())
+            .collect()
+    }
+
+    /// Removes `key` from `db` and returns it, if it is live at `now`.
+    pub(crate) fn take(&mut self, now: Instant, db: u32, key: &[u8]) -> Option<KeyDump> {
+        let key = Bytes::copy_from_slice(key);
+        let e = self.data.remove(&(db, key.clone()))?;
+        e.live(now).then_some(KeyDump {
+            db,
+            key,
+            value: e.value,
+            expires: e.expires,
+        })
     }
 
     /// Every live key at `now`, ordered by database and key.

@@ -30,6 +30,13 @@
 //! Valkey 9.2, `DELIFEQ key value` from Valkey 9.0, `SET … IFEQ cmp` from Redis 8.4 and Valkey
 //! 8.1), answering an older server's errors otherwise. [`Defect`] breaks them on purpose.
 //!
+//! A node is standalone unless given a cluster view ([`Node::set_cluster`], [`ClusterView`]): a
+//! cluster member answers `CLUSTER SLOTS` / `CLUSTER SHARDS` from its own view (as in Redis,
+//! each node has its own, so one can be stale), and redirects keyed commands and scripts on a
+//! slot it does not serve: `MOVED`, `ASK` while a slot migrates out, [`TRYAGAIN`],
+//! [`CROSSSLOT`], and serves an importing slot only right after `ASKING`. The world migrates a
+//! slot with [`Node::take_slot_keys`] / [`Node::take_key`] and [`Node::put_keys`].
+//!
 //! Fault knobs: [`Node::flush_scripts`], [`Node::crash`] / [`Node::restart`] (with or without
 //! keeping the data), [`Node::set_stalled`] (a node that reads but does not answer), and
 //! [`Node::inject`] to fail, hang, close or garble particular commands.
@@ -129,6 +136,8 @@
 
 mod checker;
 mod clock;
+mod cluster;
+mod cluster_command;
 mod commands;
 mod compare;
 mod completion;
@@ -143,6 +152,7 @@ mod report;
 mod request;
 mod rig;
 mod rng;
+mod routing;
 mod scenario;
 mod script;
 mod script_cache;
@@ -151,6 +161,7 @@ mod value;
 mod world;
 
 pub use clock::wall_clock;
+pub use cluster::{ClusterView, SLOTS};
 pub use commands::NOSCRIPT;
 pub use completion::{completion, Done};
 pub use explore::{check_sweep, explore, sweep_seeds, Exploration, Sweep};
@@ -163,6 +174,7 @@ pub use report::{Check, Report, Stats, Violation};
 pub use request::{parse_command, parse_commands, ProtocolError};
 pub use rig::Rig;
 pub use rng::Rng;
+pub use routing::{CLUSTERDOWN, CROSSSLOT, TRYAGAIN};
 pub use scenario::Scenario;
 pub use script::ScriptKind;
 pub use session::{Session, SessionState};

@@ -1,6 +1,7 @@
 //! A model Redis node: the commands' semantics ([`Server`]) behind a byte stream per
 //! connection, with the node's lifecycle (crash, restart, stall) and injected faults.
 
+use crate::cluster::ClusterView;
 use crate::commands::Server;
 use crate::fault::{Fault, FaultAction, Faults};
 use crate::identity::Identity;
@@ -241,6 +242,64 @@ impl Node {
         self.server.keys.dump(now)
     }
 
+    // ----- cluster membership -----------------------------------------------------------
+
+    /// Makes the node a cluster member with `view` as its own view of the cluster, or (`None`)
+    /// standalone again, which it is when made. A member answers `CLUSTER …` and `ASKING`,
+    /// reports `cluster` as its mode (`HELLO`, `INFO`), allows only database 0, and routes
+    /// every keyed command (`GET`, `SET`, `DEL`, `EXISTS`, `PEXPIRE`, `EXPIRE`, `PTTL`,
+    /// `TTL`, `DELEX`, `DELIFEQ`, and `EVAL` / `EVALSHA` by their declared keys): keys in
+    /// different slots get [`CROSSSLOT`](crate::CROSSSLOT); a slot another node owns gets
+    /// `MOVED slot owner`; a slot it owns and migrates gets `ASK slot target` when none of the
+    /// keys is here any more and [`TRYAGAIN`](crate::TRYAGAIN) when some are; a slot it
+    /// imports is served only for the command right after `ASKING`. The view survives
+    /// crashes and restarts (as `nodes.conf` does).
+    pub fn set_cluster(&mut self, view: Option<ClusterView>) {
+        self.server.cluster = view;
+    }
+
+    /// The node's view of its cluster, `None` when standalone.
+    pub fn cluster(&self) -> Option<&ClusterView> {
+        self.server.cluster.as_ref()
+    }
+
+    /// The node's view of its cluster, to change (what `CLUSTER SETSLOT` and the cluster bus
+    /// would change): `None` when standalone.
+    pub fn cluster_mut(&mut self) -> Option<&mut ClusterView> {
+        self.server.cluster.as_mut()
+    }
+
+    /// The live keys of database 0 at `now` in hash slot `slot`, in key order (what
+    /// `CLUSTER GETKEYSINSLOT` lists).
+    pub fn slot_keys(&self, now: Instant, slot: u16) -> Vec<Bytes> {
+        self.server.keys.keys_in_slot(now, 0, slot)
+    }
+
+    /// Removes `key` from database 0 and returns it with its value and absolute expiry, if it
+    /// is live at `now`: the source's half of `MIGRATE` (see [`put_keys`](Node::put_keys)).
+    pub fn take_key(&mut self, now: Instant, key: &[u8]) -> Option<KeyDump> {
+        self.server.keys.take(now, 0, key)
+    }
+
+    /// Removes every live key of hash slot `slot` (database 0) at `now` and returns them:
+    /// [`take_key`](Node::take_key) for the whole slot at once.
+    pub fn take_slot_keys(&mut self, now: Instant, slot: u16) -> Vec<KeyDump> {
+        self.slot_keys(now, slot)
+            .iter()
+            .filter_map(|k| self.server.keys.take(now, 0, k))
+            .collect()
+    }
+
+    /// Stores `keys` (in their databases, with their absolute expiry times, replacing what is
+    /// there): the target's half of `MIGRATE` (`RESTORE … REPLACE`). Keys from another node's
+    /// [`take_key`](Node::take_key) keep their remaining ttl, since both nodes expire on the
+    /// instants they are given.
+    pub fn put_keys(&mut self, keys: impl IntoIterator<Item = KeyDump>) {
+        for k in keys {
+            self.server.keys.insert(k.db, k.key, k.value, k.expires);
+        }
+    }
+
     // ----- the byte stream -----------------------------------------------------------------
 
     /// Reads `bytes` from `session`'s socket at `now`: runs every complete command, in order,
@@ -333,7 +392,10 @@ impl Node {
     /// `SET` (`NX`, `XX`, `PX`, `EX`, `KEEPTTL`, `GET`), `DEL`, `EXISTS`, `PEXPIRE`, `EXPIRE`,
     /// `PTTL`, `TTL`, `INFO`, `EVAL`, `EVALSHA`, `SCRIPT LOAD|EXISTS|FLUSH`, `FLUSHDB`,
     /// `FLUSHALL`, `DBSIZE`, and where the node's [`Identity`] has them `DELEX`, `DELIFEQ` and
-    /// `SET`'s `IFEQ` / `IFNE`. Anything else is an unknown-command error.
+    /// `SET`'s `IFEQ` / `IFNE`. Anything else is an unknown-command error. A cluster member
+    /// (see [`set_cluster`](Node::set_cluster)) also runs `ASKING` and `CLUSTER SLOTS|SHARDS|
+    /// KEYSLOT|GETKEYSINSLOT|COUNTKEYSINSLOT|MYID|INFO`, and answers a redirect instead of
+    /// running a keyed command whose slot is not served here.
     pub fn execute(&mut self, now: Instant, session: &mut Session, args: &[Bytes]) -> Value {
         self.server.execute(now, session, args)
     }

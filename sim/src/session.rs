@@ -27,6 +27,8 @@ pub struct Session {
     pub(crate) name: Option<Bytes>,
     pub(crate) input: BytesMut,
     pub(crate) state: SessionState,
+    /// `ASKING` was the previous command: the next one may run on an importing slot.
+    pub(crate) asking: bool,
 }
 
 impl Session {
@@ -41,6 +43,7 @@ impl Session {
             name: None,
             input: BytesMut::new(),
             state: SessionState::Open,
+            asking: false,
         }
     }
 
