@@ -83,6 +83,28 @@ pub struct Options {
     /// announcing). A node that refuses `SUBSCRIBE` (an ACL without the channel) is not asked
     /// again on that connection.
     pub wait_for_release: bool,
+    /// Replica acknowledgement (default off). On: a node's grant (acquire, extend, fence
+    /// write-back) counts only once `WAIT replicas timeout`, sent right after it on the same
+    /// connection, says at least `replicas` replicas have the write; fewer is an error vote
+    /// for that node. What Redisson calls syncing slaves, for primaries with replicas (a
+    /// cluster's shards, or standalone primaries).
+    ///
+    /// It narrows the window in which a failover loses a lock key, it does not close it:
+    /// replication stays asynchronous, a replica that acknowledged may still not be the one
+    /// promoted, and a key written after the `WAIT` (an extension's new ttl is covered by its
+    /// own `WAIT`) is again at risk until acknowledged. `timeout` must be shorter than
+    /// `node_timeout` (the `WAIT` blocks the connection that long at most).
+    pub replica_ack: Option<ReplicaAck>,
+}
+
+/// How many replicas must have a lock's writes before a node's grant counts, and how long to
+/// wait for them (see [`Options::replica_ack`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ReplicaAck {
+    /// At least this many replicas (1 or more).
+    pub replicas: u32,
+    /// Waited for at most this long (`WAIT`'s timeout; at least 1 ms, under `node_timeout`).
+    pub timeout: Duration,
 }
 
 impl Default for Options {
@@ -103,6 +125,7 @@ impl Default for Options {
             restart_grace: None,
             native_commands: true,
             wait_for_release: true,
+            replica_ack: None,
         }
     }
 }
@@ -139,6 +162,18 @@ impl Options {
         for (name, d) in durations {
             if d.is_some_and(|d| d > MAX_DURATION) {
                 return bad(name, "must be at most a year (redlock_core::MAX_DURATION)");
+            }
+        }
+        if let Some(ack) = self.replica_ack {
+            if ack.replicas == 0 {
+                return bad("replica_ack", "replicas must be at least 1");
+            }
+            if ack.timeout < Duration::from_millis(1) || ack.timeout >= self.node_timeout {
+                return bad(
+                    "replica_ack",
+                    "timeout must be at least 1 ms and shorter than node_timeout \
+                     (WAIT holds the connection that long)",
+                );
             }
         }
         if self.max_reply_bytes < 1024 {
@@ -183,6 +218,12 @@ pub struct NodeConfig {
     pub tls: bool,
     /// The RESP version to speak with this node; `None` for [`Options::protocol`].
     pub protocol: Option<Protocol>,
+    /// This node is a whole Redis Cluster (or Valkey Cluster), reached first at `host:port`
+    /// (the seed; an adapter may know more seeds): the engine reads its slot map there and
+    /// sends each lock request to the primary of its keys' hash slot (one request per slot,
+    /// the cluster granting only when every slot granted), following `MOVED` and `ASK`.
+    /// A cluster has database 0 only.
+    pub cluster: bool,
 }
 
 impl NodeConfig {
@@ -196,7 +237,19 @@ impl NodeConfig {
             db: 0,
             tls: false,
             protocol: None,
+            cluster: false,
         }
+    }
+
+    /// The node as a Redis Cluster with `host:port` as its seed (see [`NodeConfig::cluster`]).
+    ///
+    /// ```
+    /// let node = redlock_core::NodeConfig::new("127.0.0.1", 7000).as_cluster();
+    /// assert!(node.cluster);
+    /// ```
+    pub fn as_cluster(mut self) -> NodeConfig {
+        self.cluster = true;
+        self
     }
 
     /// The node with `password` for the ACL user `username` (`None`: the `default` user).
@@ -239,6 +292,9 @@ impl NodeConfig {
         if self.username.is_some() && self.password.is_none() {
             return bad("a user name needs a password (AUTH takes both)");
         }
+        if self.cluster && self.db != 0 {
+            return bad("a Redis Cluster has database 0 only");
+        }
         Ok(())
     }
 }
@@ -265,6 +321,7 @@ impl fmt::Debug for NodeConfig {
             .field("db", &self.db)
             .field("tls", &self.tls)
             .field("protocol", &self.protocol)
+            .field("cluster", &self.cluster)
             .finish()
     }
 }

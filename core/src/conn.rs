@@ -84,6 +84,12 @@ pub(crate) struct Conn {
     /// A RESP2 subscriber connection: it only subscribes, and its confirmations and messages
     /// come as ordinary arrays (RESP2 has no pushes).
     subscriber: bool,
+    /// A cluster shard's connection: `MOVED` and `ASK` answers go back to the engine with the
+    /// request's command, to be sent where they say.
+    redirects: bool,
+    /// Opened at the engine's request and not connected yet: lock requests are held (as
+    /// during the handshake) rather than refused, until the first connect succeeds or fails.
+    opening: bool,
 }
 
 impl Conn {
@@ -104,9 +110,42 @@ impl Conn {
             subscribes: false,
             channels: BTreeSet::new(),
             subscriber: false,
+            redirects: false,
+            opening: false,
         }
     }
 
+    /// A cluster shard's connection, just asked for: requests wait for its first connect, and
+    /// redirects go back to the engine.
+    pub(crate) fn shard(protocol: Protocol, cap: usize, timeout: Duration) -> Conn {
+        Conn {
+            redirects: true,
+            opening: true,
+            ..Conn::new(protocol, cap, timeout)
+        }
+    }
+
+    /// The first connect failed: the requests held for it are lost (never sent), and from now
+    /// on requests are refused while the link is down, as on any connection.
+    pub(crate) fn give_up_opening(&mut self) -> Vec<Lost> {
+        if !std::mem::take(&mut self.opening) {
+            return Vec::new();
+        }
+        self.held
+            .drain(..)
+            .map(|(asked, call)| Lost {
+                asked,
+                call: Some(call),
+                sent: false,
+            })
+            .collect()
+    }
+
+    /// Whether a request sent now would go out (or be held for the handshake or the first
+    /// connect) rather than be dropped.
+    pub(crate) fn accepts(&self) -> bool {
+        self.is_up() || self.opening
+    }
     /// A RESP2 connection that only subscribes to release channels.
     pub(crate) fn subscriber(cap: usize, timeout: Duration) -> Conn {
         Conn {
@@ -134,28 +173,65 @@ impl Conn {
     /// A fresh socket: forget the old stream and queue the handshake, then `INFO server` when
     /// `info` (part of the handshake when `voting`: restart-aware voting needs it before any
     /// vote). Returns what was asked on the old stream (it can never be answered now).
+    ///
+    /// With `slots` (a cluster's seed connection) `CLUSTER SLOTS` is part of the handshake.
     pub(crate) fn connect(
         &mut self,
         now: Instant,
         handshake: &[Vec<Bytes>],
         info: bool,
         voting: bool,
+        slots: bool,
     ) -> Vec<Lost> {
+        // Requests made before the first connect were held for it.
+        let waiting = if std::mem::take(&mut self.opening) {
+            std::mem::take(&mut self.held)
+        } else {
+            Vec::new()
+        };
         let lost = self.shut();
+        self.held = waiting;
         self.subscribes = self.protocol == Protocol::Resp3 || self.subscriber;
         let info_cmd = [Bytes::from_static(b"INFO"), Bytes::from_static(b"server")];
+        let slots_cmd = [Bytes::from_static(b"CLUSTER"), Bytes::from_static(b"SLOTS")];
         let cmds = handshake.iter().map(|c| (Asked::Handshake, &c[..]));
         let info = (info || voting).then_some((Asked::Info { voting }, &info_cmd[..]));
-        for (asked, cmd) in cmds.chain(info) {
+        let slots = slots.then_some((Asked::Slots { handshake: true }, &slots_cmd[..]));
+        let left = handshake.len() + usize::from(voting) + usize::from(slots.is_some());
+        for (asked, cmd) in cmds.chain(info).chain(slots) {
             encode_command(&mut self.out, cmd);
             self.pending
                 .push_back(Request::plain(asked, now + self.timeout));
         }
-        self.state = State::Handshaking {
-            left: handshake.len() + usize::from(voting),
-        };
+        self.state = State::Handshaking { left };
         self.ready_if_done(now);
         lost
+    }
+
+    /// Asks for the cluster's slot map again (ready connections only; `false` otherwise).
+    pub(crate) fn refresh_slots(&mut self, now: Instant) -> bool {
+        if self.state != State::Ready {
+            return false;
+        }
+        encode_command(&mut self.out, &[&b"CLUSTER"[..], b"SLOTS"]);
+        self.pending.push_back(Request::plain(
+            Asked::Slots { handshake: false },
+            now + self.timeout,
+        ));
+        true
+    }
+
+    /// Encodes `req`'s command (after `ASKING` when it was redirected by `ASK`) and queues it.
+    fn push(&mut self, req: Request) {
+        if let Some(call) = &req.call {
+            if call.asking {
+                encode_command(&mut self.out, &[&b"ASKING"[..]]);
+                self.pending
+                    .push_back(Request::plain(Asked::Asking, req.deadline));
+            }
+            call.encode(&mut self.out);
+        }
+        self.pending.push_back(req);
     }
 
     /// Once no handshake reply is outstanding: ready, and the held requests go out.
@@ -204,7 +280,6 @@ impl Conn {
         match self.state {
             State::Ready => {
                 let (asked, call) = call.for_node(asked, self.natives);
-                call.encode(&mut self.out);
                 // A native release cannot publish: announce it here (whether it deleted or not;
                 // a spurious announcement costs a waiter one attempt). Cleanups carry no
                 // channel (see `Engine::release_call`) and stay silent.
@@ -214,8 +289,7 @@ impl Conn {
                     }
                     _ => None,
                 };
-                self.pending
-                    .push_back(Request::call(asked, now + self.timeout, call));
+                self.push(Request::call(asked, now + self.timeout, call));
                 if let Some(channel) = announce {
                     encode_command(&mut self.out, &[&b"PUBLISH"[..], &channel, b""]);
                     self.pending
@@ -223,7 +297,8 @@ impl Conn {
                 }
             }
             State::Handshaking { .. } => self.held.push((asked, call)),
-            // The engine sends only to connections that are up.
+            State::Down if self.opening => self.held.push((asked, call)),
+            // The engine sends only to connections that accept requests.
             State::Down => {}
         }
     }
@@ -340,6 +415,15 @@ impl Conn {
                 continue;
             }
             if let Reply::Error(e) = &reply {
+                if self.redirects && (e.starts_with("MOVED ") || e.starts_with("ASK ")) {
+                    if let Some(call) = req.call {
+                        return Some(Ok(Answer::Redirect {
+                            asked: req.asked,
+                            call,
+                            error: e.clone(),
+                        }));
+                    }
+                }
                 if e.starts_with("NOSCRIPT") && req.may_get_noscript() {
                     self.resend_as_script(now, &req);
                     continue;
@@ -362,7 +446,11 @@ impl Conn {
             if let Ok(Answer::NoSubscribe) = &answer {
                 self.subscribes = false;
             }
-            if let (Ok(_), Asked::Handshake | Asked::Info { voting: true }) = (&answer, req.asked) {
+            let step = matches!(
+                req.asked,
+                Asked::Handshake | Asked::Info { voting: true } | Asked::Slots { handshake: true }
+            );
+            if let (Ok(_), true) = (&answer, step) {
                 if let State::Handshaking { left } = &mut self.state {
                     *left = left.saturating_sub(1);
                 }
@@ -390,8 +478,7 @@ impl Conn {
         // the script it stood in for (a native release that already ran then counts 0 deleted:
         // a release is best effort).
         let behind = self.pending.len();
-        again.call.iter().for_each(|c| c.encode(&mut self.out));
-        self.pending.push_back(again);
+        self.push(again);
         for i in 0..behind {
             if self.pending[i].superseded {
                 continue;
@@ -400,8 +487,7 @@ impl Conn {
                 continue;
             };
             self.pending[i].superseded = true;
-            copy.call.iter().for_each(|c| c.encode(&mut self.out));
-            self.pending.push_back(copy);
+            self.push(copy);
         }
     }
 }

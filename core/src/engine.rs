@@ -1,8 +1,10 @@
 //! The engine: every lock operation, multiplexed over one connection per node.
 
 use crate::acquire_options::{AcquireOptions, Retry};
+use crate::cluster::{group_by_slot, Cluster, MAX_HOPS, MAX_SHARDS};
 use crate::config::{Config, Options};
 use crate::conn::{Broken, Conn, Lost};
+use crate::endpoint::Endpoint;
 use crate::error::{Attempt, ConnError, Error, Failure, NodeReport, OpError, Outcome};
 use crate::event::{Event, Released};
 use crate::handshake;
@@ -11,11 +13,14 @@ use crate::key::{fence_key, redis_key, release_channel};
 use crate::limits::MAX_DURATION;
 use crate::link::{Link, Role};
 use crate::lock::Lock;
-use crate::op::{classify, Kind, Op, Phase, Stage, Tally, Wall};
-use crate::request::{Answer, Asked, Call, Form, Native, Reading};
+use crate::op::{classify, Kind, Op, Parts, Phase, Stage, Tally, Wall};
+use crate::redirect::{Redirect, RedirectKind};
+use crate::request::{Answer, Asked, Call, Form, Layout, Native, Reading};
 use crate::resp::Protocol;
+use crate::resp::Reply;
 use crate::rng::Rng;
 use crate::script::{ScriptKind, ScriptSet};
+use crate::slot_map::SlotMap;
 use crate::token::Token;
 use bytes::Bytes;
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
@@ -43,6 +48,8 @@ pub struct Engine {
     links: Vec<Link>,
     /// Per node, its subscriber link (RESP2 nodes whose waiters subscribe).
     subscribers: Vec<Option<LinkId>>,
+    /// Per node, what the engine knows of it as a Redis Cluster (`None`: a standalone node).
+    clusters: Vec<Option<Cluster>>,
     scripts: ScriptSet,
     ops: BTreeMap<OpId, Op>,
     events: VecDeque<Event>,
@@ -93,7 +100,8 @@ impl Engine {
                     options.max_reply_bytes,
                     options.node_timeout,
                 );
-                Link::new(conn, NodeId::new(i), Role::Main)
+                let role = if n.cluster { Role::Seed } else { Role::Main };
+                Link::new(conn, NodeId::new(i), role, Arc::from(n.host.as_str()))
             })
             .collect();
         Ok(Engine {
@@ -104,6 +112,10 @@ impl Engine {
             handshakes,
             links,
             subscribers: vec![None; n],
+            clusters: nodes
+                .iter()
+                .map(|n| n.cluster.then(Cluster::default))
+                .collect(),
             ops: BTreeMap::new(),
             events: VecDeque::new(),
             rng: Rng::new(jitter_seed),
@@ -193,12 +205,19 @@ impl Engine {
         self.check_link(link);
         let now = self.clock(now);
         let l = &mut self.links[link.index()];
-        let lock_requests = l.role != Role::Subscriber;
+        let lock_requests = l.role.carries_locks();
         let voting = self.options.restart_grace.is_some() && lock_requests;
         l.voter.reconnected();
         let info = self.options.native_commands && lock_requests;
+        let slots = l.role == Role::Seed;
         let handshake = &self.handshakes[l.node.index()];
-        let lost = l.conn.connect(now, handshake, info, voting);
+        let lost = l.conn.connect(now, handshake, info, voting, slots);
+        if slots {
+            // The handshake asks for the slot map.
+            if let Some(cluster) = &mut self.clusters[l.node.index()] {
+                cluster.refreshing = true;
+            }
+        }
         self.fail_tags(now, link, lost, &Outcome::Disconnected);
         // A node with nothing to negotiate is ready at once.
         if self.links[link.index()].conn.take_became_ready() {
@@ -253,11 +272,16 @@ impl Engine {
     pub fn handle_connect_failed(&mut self, now: Instant, link: impl Into<LinkId>, cause: &str) {
         let link = link.into();
         self.check_link(link);
-        self.clock(now);
-        let l = &self.links[link.index()];
+        let now = self.clock(now);
+        let l = &mut self.links[link.index()];
         if l.speaks_for_node() {
             self.causes[l.node.index()] = Some(Arc::from(cause));
         }
+        // Requests held for a shard link's first connect will not go out on it.
+        let lost = l.conn.give_up_opening();
+        self.fail_tags(now, link, lost, &Outcome::NotReady);
+        self.after_shard_trouble(now, link);
+        self.settle(now);
     }
 
     /// `link`'s socket closed or failed. Its pending requests fail as disconnected; the adapter
@@ -272,6 +296,7 @@ impl Engine {
         let now = self.clock(now);
         let lost = self.links[link.index()].conn.shut();
         self.fail_tags(now, link, lost, &Outcome::Disconnected);
+        self.after_shard_trouble(now, link);
         self.settle(now);
     }
 
@@ -392,10 +417,265 @@ impl Engine {
     /// A new link for `node`: the adapter is asked to open it ([`Event::Open`]).
     fn open(&mut self, node: NodeId, role: Role, conn: Conn) -> LinkId {
         let link = LinkId::new(self.links.len());
-        let to = None;
-        self.links.push(Link::new(conn, node, role));
+        let (to, host) = match &role {
+            Role::Shard(endpoint) => (Some(endpoint.clone()), Arc::from(endpoint.host())),
+            Role::Main | Role::Seed | Role::Subscriber => {
+                (None, self.links[node.index()].host.clone())
+            }
+        };
+        self.links.push(Link::new(conn, node, role, host));
         self.events.push_back(Event::Open { link, node, to });
         link
+    }
+
+    /// The link to cluster node `node`'s primary at `endpoint`, opened the first time it is
+    /// named; `None` past [`MAX_SHARDS`].
+    fn shard_link(&mut self, node: NodeId, endpoint: &Endpoint) -> Option<LinkId> {
+        let cluster = self.clusters[node.index()].as_ref()?;
+        if let Some(link) = cluster.shards.get(endpoint) {
+            return Some(*link);
+        }
+        if cluster.shards.len() >= MAX_SHARDS {
+            return None;
+        }
+        let protocol = self.links[node.index()].conn.protocol();
+        let conn = Conn::shard(
+            protocol,
+            self.options.max_reply_bytes,
+            self.options.node_timeout,
+        );
+        let link = self.open(node, Role::Shard(endpoint.clone()), conn);
+        if let Some(cluster) = &mut self.clusters[node.index()] {
+            cluster.shards.insert(endpoint.clone(), link);
+        }
+        Some(link)
+    }
+
+    /// Asks cluster node `node` for its slot map again, unless a request for it is in flight.
+    fn refresh_slots(&mut self, now: Instant, node: NodeId) {
+        let Some(cluster) = &mut self.clusters[node.index()] else {
+            return;
+        };
+        if !cluster.refreshing && self.links[node.index()].conn.refresh_slots(now) {
+            cluster.refreshing = true;
+        }
+    }
+
+    /// A shard's connection failed or closed: its primary may have failed over, so the slot
+    /// map is asked for again.
+    fn after_shard_trouble(&mut self, now: Instant, link: LinkId) {
+        if matches!(self.links[link.index()].role, Role::Shard(_)) {
+            self.refresh_slots(now, self.node_of(link));
+        }
+    }
+
+    /// The seed link answered `CLUSTER SLOTS`: the map replaces the one known, and every
+    /// primary it names gets a link. A reply that is not a slot map keeps the old map and
+    /// becomes the node's cause.
+    fn on_slots(&mut self, link: LinkId, reply: &Reply) {
+        let node = self.node_of(link);
+        if self.links[link.index()].role != Role::Seed {
+            return;
+        }
+        let parsed = SlotMap::from_cluster_slots(reply, &self.links[link.index()].host);
+        let Some(cluster) = &mut self.clusters[node.index()] else {
+            return;
+        };
+        cluster.refreshing = false;
+        match parsed {
+            Ok(map) => {
+                let primaries: Vec<Endpoint> = map.primaries().cloned().collect();
+                cluster.map = Some(map);
+                for endpoint in primaries {
+                    self.shard_link(node, &endpoint);
+                }
+            }
+            Err(e) => self.causes[node.index()] = Some(Arc::from(e)),
+        }
+    }
+
+    /// Where cluster node `node` runs `call`: its lock keys grouped by hash slot, each group on
+    /// the link to its slot's primary. An outcome instead when the call cannot go out: no slot
+    /// map yet, a slot without a primary, a link that is down.
+    fn route(&mut self, node: NodeId, call: &Call) -> Result<Vec<(LinkId, Vec<usize>)>, Outcome> {
+        let Some(cluster) = &self.clusters[node.index()] else {
+            return Err(Outcome::NotReady);
+        };
+        let Some(map) = &cluster.map else {
+            return Err(Outcome::NotReady);
+        };
+        let mut targets = Vec::new();
+        for (slot, picked) in group_by_slot(call.lock_keys()) {
+            match map.primary(slot) {
+                Some(endpoint) => targets.push((endpoint.clone(), picked)),
+                None => {
+                    return Err(Outcome::ErrorReply(format!(
+                        "CLUSTERDOWN no primary known for hash slot {slot}"
+                    )))
+                }
+            }
+        }
+        let mut routed = Vec::with_capacity(targets.len());
+        for (endpoint, picked) in targets {
+            let Some(link) = self.shard_link(node, &endpoint) else {
+                return Err(Outcome::ErrorReply(format!(
+                    "the cluster named more than {MAX_SHARDS} primaries"
+                )));
+            };
+            if !self.links[link.index()].conn.accepts() {
+                return Err(Outcome::NotReady);
+            }
+            routed.push((link, picked));
+        }
+        Ok(routed)
+    }
+
+    /// Sends `call` (read as `asked`) to node `node`: on its own connection, or split by hash
+    /// slot over a cluster's shards; with replica acknowledgement, a `WAIT` after each part
+    /// that grants. Returns how many replies make up the node's vote, or the vote itself when
+    /// nothing could be sent.
+    fn dispatch(
+        &mut self,
+        now: Instant,
+        node: NodeId,
+        asked: Asked,
+        call: &Call,
+    ) -> Result<u32, Outcome> {
+        let wait = self.wait_call(asked);
+        if self.clusters[node.index()].is_none() {
+            let conn = &mut self.links[node.index()].conn;
+            if !conn.is_up() {
+                return Err(Outcome::NotReady);
+            }
+            conn.send(now, asked, call.clone());
+            if let Some((asked, wait)) = wait {
+                conn.send(now, asked, wait);
+                return Ok(2);
+            }
+            return Ok(1);
+        }
+        let targets = match self.route(node, call) {
+            Ok(targets) => targets,
+            Err(outcome) => {
+                if outcome == Outcome::NotReady {
+                    self.refresh_slots(now, node);
+                }
+                return Err(outcome);
+            }
+        };
+        let whole = targets.len() == 1;
+        let mut parts = 0;
+        for (link, picked) in targets {
+            let part = if whole {
+                call.clone()
+            } else {
+                call.part(&picked)
+            };
+            let conn = &mut self.links[link.index()].conn;
+            conn.send(now, asked, part);
+            parts += 1;
+            if let Some((asked, wait)) = &wait {
+                conn.send(now, *asked, wait.clone());
+                parts += 1;
+            }
+        }
+        Ok(parts)
+    }
+
+    /// With replica acknowledgement, the `WAIT` that follows a request read as `asked` when it
+    /// may grant (and how its reply is read).
+    fn wait_call(&self, asked: Asked) -> Option<(Asked, Call)> {
+        let ack = self.options.replica_ack?;
+        let Asked::Vote { op, round, reading } = asked else {
+            return None;
+        };
+        if matches!(
+            reading,
+            Reading::Deleted | Reading::DeletedOne | Reading::Replicas(_)
+        ) {
+            return None;
+        }
+        let asked = Asked::Vote {
+            op,
+            round,
+            reading: Reading::Replicas(ack.replicas),
+        };
+        let call = Call {
+            script: self.scripts.get(ScriptKind::Acquire).clone(),
+            keys: Arc::from([]),
+            argv: Arc::from([
+                Bytes::from(ack.replicas.to_string()),
+                Bytes::from(ack.timeout.as_millis().max(1).to_string()),
+            ]),
+            form: Form::Wait,
+            takes_keys: false,
+            native: Native::Never,
+            layout: Layout::Keys,
+            asking: false,
+            hops: 0,
+        };
+        Some((asked, call))
+    }
+
+    /// A shard answered a request with `MOVED` or `ASK`: send it where the cluster says (after
+    /// `ASKING` for `ASK`; `MOVED` also corrects the slot map and asks for the whole map
+    /// again). Past [`MAX_HOPS`] redirects, or for a redirect that does not parse, the reply
+    /// is the request's answer, as an error.
+    fn on_redirect(
+        &mut self,
+        now: Instant,
+        link: LinkId,
+        asked: Asked,
+        mut call: Call,
+        error: String,
+    ) {
+        let node = self.node_of(link);
+        let redirect = Redirect::parse(&error, &self.links[link.index()].host);
+        let Some(redirect) = redirect.filter(|_| call.hops < MAX_HOPS) else {
+            let outcome = Outcome::ErrorReply(if call.hops >= MAX_HOPS {
+                format!("{error} (after {MAX_HOPS} redirects)")
+            } else {
+                error
+            });
+            return self.answer(now, node, asked, outcome);
+        };
+        if redirect.kind == RedirectKind::Moved {
+            if let Some(map) = self.clusters[node.index()]
+                .as_mut()
+                .and_then(|c| c.map.as_mut())
+            {
+                map.set(redirect.slot, redirect.endpoint.clone());
+            }
+            self.refresh_slots(now, node);
+        }
+        let Some(target) = self.shard_link(node, &redirect.endpoint) else {
+            let outcome = Outcome::ErrorReply(format!("{error}: more than {MAX_SHARDS} primaries"));
+            return self.answer(now, node, asked, outcome);
+        };
+        if !self.links[target.index()].conn.accepts() {
+            return self.answer(now, node, asked, Outcome::NotReady);
+        }
+        call.hops += 1;
+        call.asking = redirect.kind == RedirectKind::Ask;
+        let wait = self.wait_call(asked);
+        let conn = &mut self.links[target.index()].conn;
+        conn.send(now, asked, call);
+        // Acknowledgement is asked where the write now happens: one more part to the vote.
+        if let (Some((wait_asked, wait)), Asked::Vote { op, round, .. }) = (wait, asked) {
+            conn.send(now, wait_asked, wait);
+            if let Some(o) = self.ops.get_mut(&op).filter(|o| o.round == round) {
+                if let Some(parts) = o.parts.get_mut(node.index()) {
+                    parts.left += 1;
+                }
+            }
+        }
+    }
+
+    /// `outcome` answers a request of `node`'s read as `asked` (nothing to do for a cleanup).
+    fn answer(&mut self, now: Instant, node: NodeId, asked: Asked, outcome: Outcome) {
+        if let Asked::Vote { op, round, .. } = asked {
+            self.vote_part(now, op, round, node, outcome);
+        }
     }
 
     // ----- operations ---------------------------------------------------------------------
@@ -627,6 +907,7 @@ impl Engine {
             round: 0,
             stage: Stage::Main,
             counters: Vec::new(),
+            parts: Vec::new(),
             t0: now,
             votes: Vec::new(),
             attempts: Vec::new(),
@@ -722,6 +1003,11 @@ impl Engine {
             ),
         };
         op.phase = Phase::Voting { deadline };
+        let layout = match (op.kind, &op.fence_keys) {
+            (Kind::Acquire, Some(_)) => Layout::KeysAndFences,
+            (Kind::Release, _) => Layout::KeysAndChannels,
+            _ => Layout::Keys,
+        };
         let call = Call {
             script: self.scripts.get(script).clone(),
             keys,
@@ -729,6 +1015,9 @@ impl Engine {
             form,
             takes_keys: op.kind == Kind::Acquire,
             native,
+            layout,
+            asking: false,
+            hops: 0,
         };
         self.send_round(now, id, reading, call);
     }
@@ -746,19 +1035,26 @@ impl Engine {
             reading,
         };
         let n = self.addrs.len();
-        op.counters = vec![None; n];
-        op.votes = self.links[..n]
-            .iter_mut()
-            .map(|l| &mut l.conn)
-            .map(|c| {
-                if c.is_up() {
-                    c.send(now, asked, call.clone());
-                    None
-                } else {
-                    Some(Outcome::NotReady)
+        let mut votes = Vec::with_capacity(n);
+        let mut parts = Vec::with_capacity(n);
+        for i in 0..n {
+            match self.dispatch(now, NodeId::new(i), asked, &call) {
+                Ok(left) => {
+                    votes.push(None);
+                    parts.push(Parts { left, deleted: 0 });
                 }
-            })
-            .collect();
+                Err(outcome) => {
+                    votes.push(Some(outcome));
+                    parts.push(Parts::default());
+                }
+            }
+        }
+        let Some(op) = self.ops.get_mut(&id) else {
+            return;
+        };
+        op.counters = vec![None; n];
+        op.votes = votes;
+        op.parts = parts;
         self.decide(now, id);
     }
 
@@ -767,10 +1063,15 @@ impl Engine {
         let node = self.node_of(link);
         let (op, round, outcome, counter) = match answer {
             Answer::Nothing | Answer::NoSubscribe => return,
+            Answer::Slots(reply) => return self.on_slots(link, &reply),
+            Answer::Redirect { asked, call, error } => {
+                return self.on_redirect(now, link, asked, call, error)
+            }
             Answer::Released { channel } => {
-                // A subscriber's messages are not ordered with the node's replies: the release
-                // may follow a refusal still on its way.
-                let by = self.links[link.index()].speaks_for_node().then_some(node);
+                // Only a standalone node's own connection carries its lock replies: elsewhere
+                // (a subscriber, a cluster's seed) the release may follow a refusal still on
+                // its way.
+                let by = (self.links[link.index()].role == Role::Main).then_some(node);
                 self.on_release(now, by, &channel);
                 return;
             }
@@ -795,13 +1096,44 @@ impl Engine {
         if let Some(o) = self.ops.get_mut(&op) {
             if o.round == round {
                 if let Some(slot) = o.counters.get_mut(node.index()) {
-                    *slot = counter;
+                    // A cluster's parts each report their slot's counters: the largest counts.
+                    *slot = (*slot).max(counter);
                 }
             }
         }
         // A late reply to a round already decided is ignored by `vote`: its request was matched
         // in order, so the stream is fine; what it says no longer matters.
-        self.vote(now, op, round, node, outcome);
+        self.vote_part(now, op, round, node, outcome);
+    }
+
+    /// One reply to `node`'s part of round `round`: a grant (or a release's count) waits for
+    /// the node's other parts; anything else is the node's vote at once.
+    fn vote_part(&mut self, now: Instant, id: OpId, round: u32, node: NodeId, outcome: Outcome) {
+        let Some(op) = self.ops.get_mut(&id) else {
+            return;
+        };
+        if op.round != round || op.votes.get(node.index()).is_none_or(Option::is_some) {
+            return;
+        }
+        let Some(parts) = op.parts.get_mut(node.index()) else {
+            return;
+        };
+        let outcome = match outcome {
+            Outcome::Granted if parts.left > 1 => {
+                parts.left -= 1;
+                return;
+            }
+            Outcome::Released(n) => {
+                parts.deleted = parts.deleted.saturating_add(n);
+                if parts.left > 1 {
+                    parts.left -= 1;
+                    return;
+                }
+                Outcome::Released(parts.deleted)
+            }
+            other => other,
+        };
+        self.vote(now, id, round, node, outcome);
     }
 
     fn vote(&mut self, now: Instant, id: OpId, round: u32, node: NodeId, outcome: Outcome) {
@@ -834,6 +1166,9 @@ impl Engine {
             } else {
                 Native::Never
             },
+            layout: Layout::KeysAndChannels,
+            asking: false,
+            hops: 0,
         }
     }
 
@@ -865,7 +1200,7 @@ impl Engine {
         for call in std::mem::take(&mut l.missed) {
             l.conn.send(now, Asked::Cleanup, call);
         }
-        if l.role == Role::Main {
+        if matches!(l.role, Role::Main | Role::Seed) {
             self.causes[l.node.index()] = None;
         }
         self.events.push_back(Event::Ready { link });
@@ -887,6 +1222,7 @@ impl Engine {
         };
         self.fail_tags(now, link, tags, &outcome);
         self.events.push_back(Event::Reconnect { link, reason });
+        self.after_shard_trouble(now, link);
     }
 
     /// Decides the current attempt if its votes allow.
@@ -1009,6 +1345,9 @@ impl Engine {
             form: Form::EvalSha,
             takes_keys: false,
             native: Native::Never,
+            layout: Layout::KeysAndFences,
+            asking: false,
+            hops: 0,
         };
         self.send_round(now, id, Reading::Grant, call);
     }
@@ -1121,10 +1460,19 @@ impl Engine {
 
     fn cleanup(&mut self, now: Instant, keys: &Arc<[Bytes]>, token: &Token) {
         let call = self.release_call(keys.clone(), token.bytes().clone());
-        let n = self.addrs.len();
-        for c in self.links[..n].iter_mut().map(|l| &mut l.conn) {
-            if c.is_up() {
-                c.send(now, Asked::Cleanup, call.clone());
+        for node in (0..self.addrs.len()).map(NodeId::new) {
+            if self.clusters[node.index()].is_some() {
+                // A node that cannot be reached now gets nothing: its keys expire.
+                for (link, picked) in self.route(node, &call).unwrap_or_default() {
+                    let part = call.part(&picked);
+                    self.links[link.index()]
+                        .conn
+                        .send(now, Asked::Cleanup, part);
+                }
+            } else if self.links[node.index()].conn.is_up() {
+                self.links[node.index()]
+                    .conn
+                    .send(now, Asked::Cleanup, call.clone());
             }
         }
     }

@@ -16,6 +16,7 @@
 //! [`Outcome`]).
 
 mod acquire_options;
+mod cluster;
 mod config;
 mod conn;
 mod endpoint;
@@ -41,7 +42,7 @@ mod token;
 mod voter;
 
 pub use acquire_options::{AcquireOptions, Retry};
-pub use config::{Config, NodeConfig, Options};
+pub use config::{Config, NodeConfig, Options, ReplicaAck};
 pub use endpoint::Endpoint;
 pub use engine::Engine;
 pub use error::{Attempt, ConnError, Error, Failure, NodeReport, OpError, Outcome};

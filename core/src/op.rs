@@ -51,8 +51,11 @@ pub(crate) struct Op {
     /// Number of the current vote round; replies carry it so stale ones are ignored.
     pub(crate) round: u32,
     pub(crate) stage: Stage,
-    /// Fence counters reported with each grant (fenced acquires only).
+    /// Fence counters reported with each grant (fenced acquires only; a cluster node's is the
+    /// largest of its parts').
     pub(crate) counters: Vec<Option<u64>>,
+    /// Per node, the parts of its vote still to come (see [`Parts`]).
+    pub(crate) parts: Vec<Parts>,
     pub(crate) t0: Instant,
     /// This attempt's outcome per node; `None` while awaited.
     pub(crate) votes: Vec<Option<Outcome>>,
@@ -70,6 +73,18 @@ pub(crate) struct Op {
     pub(crate) watching: bool,
     /// A release was announced after a node refused the current attempt: retry at once.
     pub(crate) rewake: bool,
+}
+
+/// A node's vote being put together from the requests its part of a round was split into: a
+/// cluster node runs one per hash slot of the lock's keys, and with replica acknowledgement a
+/// `WAIT` follows each grant. The node grants only when every part granted; the first part that
+/// did not decides its vote; a release's deletes add up.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub(crate) struct Parts {
+    /// Replies still to come.
+    pub(crate) left: u32,
+    /// Keys the release parts answered so far deleted.
+    pub(crate) deleted: u32,
 }
 
 /// A wall-clock reading taken with an acquire, and the engine's instant it goes with.

@@ -1,7 +1,6 @@
 //! A cluster's redirect replies: `-MOVED slot host:port` (the slot lives elsewhere now: update
 //! the slot map) and `-ASK slot host:port` (the slot is being migrated: send this one request
 //! there, after `ASKING`).
-#![cfg_attr(not(test), allow(dead_code))] // wired into the engine by the cluster routing change
 
 use crate::endpoint::Endpoint;
 use crate::slot::SLOTS;

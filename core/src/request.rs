@@ -47,6 +47,17 @@ pub(crate) enum Asked {
     /// `PUBLISH` of a release after a native release (which cannot publish): any count, or an
     /// error (an ACL without the channel), is fine.
     Announce,
+    /// `CLUSTER SLOTS` on a cluster's seed connection: its reply goes to the engine, which
+    /// reads it with the host it asked. Part of the handshake when `handshake` (an error then
+    /// refuses the node: not a cluster, or an ACL without `CLUSTER`); a later refresh's error
+    /// keeps the map the engine has.
+    Slots {
+        /// Sent with the handshake.
+        handshake: bool,
+    },
+    /// `ASKING` before a request redirected by `ASK`: `+OK`, or an error (the request after
+    /// it will say what is wrong).
+    Asking,
 }
 
 /// How a vote's reply is read: one per kind of command a vote can be.
@@ -57,6 +68,9 @@ pub(crate) enum Reading {
     /// The acquire, extend and fence scripts: 1 (or true) grants, 0 (or false, which RESP2
     /// carries as nil) refuses.
     Grant,
+    /// `WAIT n timeout` after a grant: at least this many replicas acknowledged the writes
+    /// before it grants; fewer is an error outcome (a failover now could lose the key).
+    Replicas(u32),
     /// The fenced acquire script: `{1, counter}` grants (with the node's fence counter), `{0}`
     /// refuses.
     FencedGrant,
@@ -88,6 +102,18 @@ pub(crate) enum Answer {
     },
     /// The node refused `SUBSCRIBE`: the connection subscribes no more.
     NoSubscribe,
+    /// `CLUSTER SLOTS` answered (an array; the engine reads it as a slot map).
+    Slots(Reply),
+    /// A cluster node answered a lock request with `MOVED` or `ASK` (the text is `error`): the
+    /// engine sends `call` where it says, to be read as `asked`.
+    Redirect {
+        /// What the request asked.
+        asked: Asked,
+        /// Its command.
+        call: Call,
+        /// The redirect, as the node wrote it.
+        error: String,
+    },
     /// A node's vote.
     Vote {
         /// The operation.
@@ -152,6 +178,18 @@ impl Asked {
             Asked::Announce => match reply {
                 Reply::Error(_) | Reply::Int(_) => Ok(Answer::Nothing),
                 _ => Err(wrong("PUBLISH")),
+            },
+            Asked::Slots { handshake } => match reply {
+                Reply::Error(e) if handshake => {
+                    Err(ConnError::Handshake(format!("CLUSTER SLOTS: {e}")))
+                }
+                Reply::Error(_) => Ok(Answer::Nothing),
+                Reply::Array(_) => Ok(Answer::Slots(reply.clone())),
+                _ => Err(wrong("CLUSTER SLOTS")),
+            },
+            Asked::Asking => match reply {
+                Reply::Error(_) | Reply::Status(_) => Ok(Answer::Nothing),
+                _ => Err(wrong("ASKING")),
             },
             Asked::Vote { op, round, reading } => {
                 let (outcome, counter) = match reply {
@@ -218,6 +256,15 @@ impl Reading {
             (Reading::SetIfEq, Reply::Status(ok)) if &ok[..] == b"OK" => Outcome::Granted,
             (Reading::SetIfEq, Reply::Nil) => Outcome::Refused,
             (Reading::DeletedOne, Reply::Int(n @ (0 | 1))) => Outcome::Released(*n as u32),
+            (Reading::Replicas(wanted), Reply::Int(acked)) if *acked >= 0 => {
+                if *acked >= i64::from(wanted) {
+                    Outcome::Granted
+                } else {
+                    Outcome::ErrorReply(format!(
+                        "WAIT: {acked} of {wanted} replicas acknowledged the lock"
+                    ))
+                }
+            }
             _ => return None,
         };
         Some((outcome, None))
@@ -232,6 +279,7 @@ impl Reading {
             Reading::Deleted => "the release script",
             Reading::SetIfEq => "SET IFEQ",
             Reading::DeletedOne => "DELEX / DELIFEQ",
+            Reading::Replicas(_) => "WAIT",
         }
     }
 }
@@ -252,6 +300,8 @@ pub(crate) enum Form {
     DelEx,
     /// `DELIFEQ key token`, standing in for the release script on one key.
     DelIfEq,
+    /// `WAIT replicas timeout` (the two `argv`), after a grant on the same connection.
+    Wait,
 }
 
 impl Form {
@@ -280,9 +330,21 @@ pub(crate) fn is_unknown_command(error: &str) -> bool {
         || error.starts_with("ERR syntax error")
 }
 
+/// How a call's `KEYS` and `ARGV` line up with the lock's keys: what a cluster node splits by
+/// hash slot, one call per slot.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Layout {
+    /// `KEYS` are the lock keys; `ARGV` is the same for every key.
+    Keys,
+    /// `KEYS` are the lock keys, then their fence-counter keys in the same order.
+    KeysAndFences,
+    /// `KEYS` are the lock keys; `ARGV` is the token, then one release channel per key.
+    KeysAndChannels,
+}
+
 /// A lock request's command: a script (or the `SET NX` standing in for one) with its keys and
 /// arguments, kept so it can be sent again.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq)]
 pub(crate) struct Call {
     /// The script, or for [`Form::SetNx`] the acquire script it stands in for.
     pub(crate) script: Compiled,
@@ -297,6 +359,12 @@ pub(crate) struct Call {
     pub(crate) takes_keys: bool,
     /// The native command that may go instead of the script, on a node that has it.
     pub(crate) native: Native,
+    /// How `keys` and `argv` line up with the lock's keys.
+    pub(crate) layout: Layout,
+    /// Sent after `ASKING` (redirected by `ASK`, for this one request).
+    pub(crate) asking: bool,
+    /// How many redirects brought it here.
+    pub(crate) hops: u8,
 }
 
 impl Call {
@@ -322,6 +390,47 @@ impl Call {
                 let (key, token) = (&self.keys[0], &self.argv[0]);
                 encode_command(out, &[&b"DELIFEQ"[..], key, token]);
             }
+            Form::Wait => {
+                let (replicas, timeout_ms) = (&self.argv[0], &self.argv[1]);
+                encode_command(out, &[&b"WAIT"[..], replicas, timeout_ms]);
+            }
+        }
+    }
+
+    /// The lock keys this call is about (without fence-counter keys).
+    pub(crate) fn lock_keys(&self) -> &[Bytes] {
+        match self.layout {
+            Layout::KeysAndFences => &self.keys[..self.keys.len() / 2],
+            Layout::Keys | Layout::KeysAndChannels => &self.keys,
+        }
+    }
+
+    /// The same call for the lock keys at `picked` (indices into [`Call::lock_keys`]) only:
+    /// their fence keys and channels with them, the other arguments as they are.
+    pub(crate) fn part(&self, picked: &[usize]) -> Call {
+        let n = self.lock_keys().len();
+        let keys: Arc<[Bytes]> = match self.layout {
+            Layout::KeysAndFences => picked
+                .iter()
+                .map(|i| self.keys[*i].clone())
+                .chain(picked.iter().map(|i| self.keys[n + i].clone()))
+                .collect(),
+            Layout::Keys | Layout::KeysAndChannels => {
+                picked.iter().map(|i| self.keys[*i].clone()).collect()
+            }
+        };
+        let argv: Arc<[Bytes]> = match self.layout {
+            Layout::KeysAndChannels if self.argv.len() == 1 + n => {
+                std::iter::once(self.argv[0].clone())
+                    .chain(picked.iter().map(|i| self.argv[1 + i].clone()))
+                    .collect()
+            }
+            _ => self.argv.clone(),
+        };
+        Call {
+            keys,
+            argv,
+            ..self.clone()
         }
     }
 
@@ -399,9 +508,18 @@ impl Request {
     }
 
     /// This request as `EVAL` of its script, due at `deadline`, reading its reply as the script's.
-    /// `None` for a request with no script.
+    /// `None` for a request with no script. A `WAIT` stays a `WAIT` (sent again after the
+    /// scripts it follows, it covers their writes).
     pub(crate) fn as_eval(&self, deadline: Instant) -> Option<Request> {
         let call = self.call.as_ref()?;
+        if call.form == Form::Wait {
+            return Some(Request {
+                asked: self.asked,
+                deadline,
+                call: Some(call.clone()),
+                superseded: false,
+            });
+        }
         Some(Request {
             asked: self.asked.as_script(),
             deadline,
@@ -508,6 +626,9 @@ mod tests {
             form: Form::EvalSha,
             takes_keys: false,
             native,
+            layout: Layout::Keys,
+            asking: false,
+            hops: 0,
         }
     }
 

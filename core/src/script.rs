@@ -207,7 +207,7 @@ impl std::fmt::Debug for Scripts {
 }
 
 /// A script's source with its precomputed SHA-1, as sent on the wire.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct Compiled {
     pub(crate) source: bytes::Bytes,
     pub(crate) sha: bytes::Bytes,

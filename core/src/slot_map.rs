@@ -1,6 +1,5 @@
 //! Which primary serves each of a cluster's 16384 hash slots, as learned from `CLUSTER SLOTS`
 //! and corrected by `MOVED` redirects.
-#![cfg_attr(not(test), allow(dead_code))] // wired into the engine by the cluster routing change
 
 use crate::endpoint::Endpoint;
 use crate::resp::Reply;
@@ -137,11 +136,13 @@ impl SlotMap {
     }
 
     /// How many slots have no known primary.
+    #[cfg(test)]
     pub(crate) fn uncovered(&self) -> usize {
         self.owners.iter().filter(|i| **i == NONE).count()
     }
 
     /// Whether every slot has a known primary.
+    #[cfg(test)]
     pub(crate) fn is_complete(&self) -> bool {
         self.uncovered() == 0
     }

@@ -9,3 +9,4 @@ redlock_tests::transport_suite!(
 redlock_tests::node_errors_suite!(
     redlock_tests::conformance::AsyncClient<redlock_async_std::AsyncStd>
 );
+redlock_tests::cluster_suite!(redlock_tests::conformance::AsyncClient<redlock_async_std::AsyncStd>);

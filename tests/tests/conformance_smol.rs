@@ -3,3 +3,4 @@
 redlock_tests::conformance_suite!(redlock_tests::conformance::AsyncClient<redlock_smol::Smol>);
 redlock_tests::transport_suite!(redlock_tests::conformance::AsyncClient<redlock_smol::Smol>);
 redlock_tests::node_errors_suite!(redlock_tests::conformance::AsyncClient<redlock_smol::Smol>);
+redlock_tests::cluster_suite!(redlock_tests::conformance::AsyncClient<redlock_smol::Smol>);

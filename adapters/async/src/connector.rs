@@ -44,11 +44,14 @@ impl Connection for Box<dyn Connection> {
     }
 }
 
-/// Everything needed to open one node's connection, prepared once at `connect`.
+/// Everything needed to open one node's connection, prepared once at `connect`: its address
+/// (for a cluster, each seed in turn) and TLS.
 #[derive(Clone)]
 pub(crate) struct Dial {
-    address: Address,
-    secure: Option<Secure>,
+    /// The addresses tried in turn, one per attempt: one, or a cluster's seeds.
+    targets: Vec<(Address, Option<Secure>)>,
+    /// The next one to try.
+    next: usize,
 }
 
 /// One [`Dial`] per node; fails when a node's TLS settings cannot be used.
@@ -61,10 +64,17 @@ pub(crate) fn prepare(nodes: &[Node]) -> Result<Vec<Dial>, TlsError> {
                 None => None,
                 Some(settings) => Some(tls::prepare(node, settings, &mut cache)?),
             };
-            Ok(Dial {
-                address: node.address.clone(),
-                secure,
-            })
+            let seeds = node.seeds.iter().map(|address| {
+                let secure = match (&secure, address) {
+                    (Some(s), Address::Tcp { host, .. }) => Some(s.for_host(host)),
+                    (s, _) => s.clone(),
+                };
+                (address.clone(), secure)
+            });
+            let targets = std::iter::once((node.address.clone(), secure.clone()))
+                .chain(seeds)
+                .collect();
+            Ok(Dial { targets, next: 0 })
         })
         .collect()
 }
@@ -74,27 +84,32 @@ impl Dial {
     /// same TLS settings, with the certificate checked against `to`'s host unless the node
     /// names its server explicitly.
     pub(crate) fn to(&self, to: &Endpoint) -> Dial {
+        let secure = self.targets[0].1.as_ref().map(|s| s.for_host(to.host()));
+        let address = Address::Tcp {
+            host: to.host().to_string(),
+            port: to.port(),
+        };
         Dial {
-            address: Address::Tcp {
-                host: to.host().to_string(),
-                port: to.port(),
-            },
-            secure: self.secure.as_ref().map(|s| s.for_host(to.host())),
+            targets: vec![(address, secure)],
+            next: 0,
         }
     }
 
-    /// A future that opens the connection: `connector`'s, or else the runtime's; then TLS.
+    /// A future that opens the connection: `connector`'s, or else the runtime's; then TLS. Each
+    /// call tries the next of a cluster's seeds.
     pub(crate) fn open<R: Runtime>(
-        &self,
+        &mut self,
         rt: &R,
         connector: Option<&Arc<dyn Connector>>,
     ) -> BoxFuture<io::Result<Box<dyn Connection>>> {
-        let plain = match (connector, &self.address) {
+        let (address, secure) = &self.targets[self.next % self.targets.len()];
+        self.next = self.next.wrapping_add(1);
+        let plain = match (connector, address) {
             (Some(connector), address) => connector.connect(address),
             (None, Address::Tcp { host, port }) => boxed(rt.connect(host.clone(), *port)),
             (None, Address::Unix { path }) => boxed(rt.connect_unix(path.clone())),
         };
-        match &self.secure {
+        match secure {
             None => plain,
             Some(secure) => secure.wrap(plain),
         }
@@ -115,7 +130,7 @@ fn boxed<C: Connection>(
 /// `invalid peer certificate: UnknownIssuer`). Settings that cannot be used (an unreadable CA
 /// file, TLS not built in) fail with [`io::ErrorKind::InvalidInput`].
 pub async fn open_connection<R: Runtime>(rt: &R, node: &Node) -> io::Result<Box<dyn Connection>> {
-    let dial = prepare(std::slice::from_ref(node))
+    let mut dial = prepare(std::slice::from_ref(node))
         .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e))?
         .pop()
         .ok_or_else(|| io::Error::other("no connection prepared"))?;

@@ -130,6 +130,12 @@ pub struct Node {
     pub protocol: Option<Protocol>,
     /// TLS settings; `None` for a plaintext connection.
     pub tls: Option<Tls>,
+    /// This node is a whole Redis Cluster (or Valkey Cluster), first reached at `address` (a
+    /// seed): the client reads the slot map there and opens a connection to each shard
+    /// primary, with this node's credentials and TLS settings. It counts as one Redlock node.
+    pub cluster: bool,
+    /// More seeds of the cluster, tried in turn after `address` when a seed cannot be reached.
+    pub seeds: Vec<Address>,
 }
 
 impl Node {
@@ -154,7 +160,33 @@ impl Node {
             db: 0,
             protocol: None,
             tls: None,
+            cluster: false,
+            seeds: Vec::new(),
         }
+    }
+
+    /// A Redis Cluster (or Valkey Cluster) as one Redlock node, reached through the seeds
+    /// `host:port` (at least one; the others are tried in turn when one cannot be reached).
+    /// The client reads the slot map from a seed and sends each lock request to the primary
+    /// of its keys' hash slot. Also `redis+cluster://host:port,host:port` as a URL.
+    ///
+    /// ```
+    /// use redlock_async::Node;
+    /// let node = Node::cluster([("10.0.0.1", 7000), ("10.0.0.2", 7000)]).unwrap();
+    /// assert!(node.cluster);
+    /// assert_eq!(node.to_string(), "10.0.0.1:7000");
+    /// assert_eq!(node.seeds.len(), 1);
+    /// assert!(Node::cluster(Vec::<(&str, u16)>::new()).is_none());
+    /// ```
+    pub fn cluster<H: Into<String>>(seeds: impl IntoIterator<Item = (H, u16)>) -> Option<Node> {
+        let mut seeds = seeds.into_iter().map(|(host, port)| Address::Tcp {
+            host: host.into(),
+            port,
+        });
+        let mut node = Node::at(seeds.next()?);
+        node.cluster = true;
+        node.seeds = seeds.collect();
+        Some(node)
     }
 
     /// Parses a node URL (see [`parse_node_url`](crate::parse_node_url) for the forms).
@@ -201,6 +233,7 @@ impl Node {
         config.db = self.db;
         config.tls = self.tls.is_some();
         config.protocol = self.protocol;
+        config.cluster = self.cluster;
         config
     }
 }
@@ -230,6 +263,8 @@ impl fmt::Debug for Node {
             .field("db", &self.db)
             .field("protocol", &self.protocol)
             .field("tls", &self.tls)
+            .field("cluster", &self.cluster)
+            .field("seeds", &self.seeds)
             .finish()
     }
 }

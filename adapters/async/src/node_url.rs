@@ -5,6 +5,9 @@
 //!   turns certificate checks off (test setups only).
 //! - `redis+unix:///path/to/sock[?db=N][&user=U][&pass=P][&protocol=resp3]`, also `unix://`: a
 //!   Unix socket; credentials and database in the query, as redis-rs reads them.
+//! - `redis+cluster://[[user]:password@]host[:port][,host[:port]…][?protocol=…]`, also
+//!   `rediss+cluster://` (TLS) and `valkey+cluster://` / `valkeys+cluster://`: a whole Redis
+//!   Cluster as one node, reached through the seeds listed (tried in turn); database 0 only.
 //!
 //! User and password are percent-decoded strictly (`%` must start two hex digits); a `/`, `?`,
 //! `#` or `@` inside them must be percent-encoded. In a query a `+` is a space (form encoding, as
@@ -74,17 +77,18 @@ pub(crate) fn parse_node(raw: &str) -> Result<Node, UrlError> {
     let (scheme, rest) = raw.split_once("://").ok_or_else(|| {
         bad("expected redis://host[:port] (or rediss://, valkey://, valkeys://, redis+unix:///path)")
     })?;
-    let tls = match scheme.to_ascii_lowercase().as_str() {
-        "redis" | "valkey" => false,
-        "rediss" | "valkeys" => true,
-        "redis+unix" | "unix" | "valkey+unix" => return parse_unix(raw, rest),
-        _ => {
-            return Err(bad(
-                "the scheme must be redis://, rediss://, valkey://, valkeys://, redis+unix:// \
-                 or unix://",
-            ))
-        }
-    };
+    let tls =
+        match scheme.to_ascii_lowercase().as_str() {
+            "redis" | "valkey" => false,
+            "rediss" | "valkeys" => true,
+            "redis+unix" | "unix" | "valkey+unix" => return parse_unix(raw, rest),
+            "redis+cluster" | "valkey+cluster" => return parse_cluster(raw, "redis", rest),
+            "rediss+cluster" | "valkeys+cluster" => return parse_cluster(raw, "rediss", rest),
+            _ => return Err(bad(
+                "the scheme must be redis://, rediss://, valkey://, valkeys://, redis+unix://, \
+                 unix:// or redis+cluster://",
+            )),
+        };
     // A raw `/`, `?` or `#` in a password ends the authority early; the URL would then mean
     // another host (or fail on a "port"). Say what to do instead.
     if let Some(at) = rest.rfind('@') {
@@ -156,6 +160,32 @@ pub(crate) fn parse_node(raw: &str) -> Result<Node, UrlError> {
             danger_accept_invalid_certs: insecure,
             ..Tls::default()
         });
+    }
+    Ok(node)
+}
+
+/// `redis+cluster://[creds@]host[:port],host[:port]…[?query][#insecure]` (`rest` is what follows
+/// `://`): the first seed with everything else is read as the `base://` URL it would be alone
+/// (same credentials, protocol and TLS rules), the other seeds as bare `host[:port]`s.
+fn parse_cluster(raw: &str, base: &str, rest: &str) -> Result<Node, UrlError> {
+    let bad = |reason: &str| UrlError::new(raw, reason);
+    let start = rest.rfind('@').map_or(0, |at| at + 1);
+    let end = rest[start..]
+        .find(['/', '?', '#'])
+        .map_or(rest.len(), |i| start + i);
+    let hosts: Vec<&str> = rest[start..end].split(',').collect();
+    if hosts.iter().any(|h| h.is_empty()) {
+        return Err(bad("expected seeds as host[:port],host[:port]…"));
+    }
+    let first = format!("{base}://{}{}{}", &rest[..start], hosts[0], &rest[end..]);
+    let mut node = parse_node(&first).map_err(|e| bad(e.reason()))?;
+    if node.db != 0 {
+        return Err(bad("a Redis Cluster has database 0 only"));
+    }
+    node.cluster = true;
+    for host in &hosts[1..] {
+        let seed = parse_node(&format!("redis://{host}")).map_err(|e| bad(e.reason()))?;
+        node.seeds.push(seed.address);
     }
     Ok(node)
 }
@@ -334,6 +364,7 @@ fn redact_query(text: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::node::Address;
 
     #[test]
     fn forms_and_defaults() {
@@ -407,6 +438,52 @@ mod tests {
         assert!(!format!("{n:?}").contains("secret"));
         let n = parse_node("redis://u:secret@h").unwrap();
         assert!(!format!("{n:?} {n}").contains("secret"));
+    }
+
+    #[test]
+    fn cluster_urls_list_seeds() {
+        let n = parse_node(
+            "redis+cluster://app:pw@127.0.0.1:7000,127.0.0.1:7001,[::1]:7002?protocol=resp3",
+        )
+        .unwrap();
+        assert!(n.cluster);
+        assert_eq!(n.to_string(), "127.0.0.1:7000");
+        assert_eq!(
+            n.seeds,
+            [
+                Address::Tcp {
+                    host: "127.0.0.1".into(),
+                    port: 7001
+                },
+                Address::Tcp {
+                    host: "::1".into(),
+                    port: 7002
+                },
+            ]
+        );
+        assert_eq!(
+            (n.username.as_deref(), n.password.as_deref()),
+            (Some("app"), Some("pw"))
+        );
+        assert_eq!(n.protocol, Some(Protocol::Resp3));
+        assert!(n.to_config().cluster);
+        let tls = parse_node("rediss+cluster://h1,h2:7001#insecure").unwrap();
+        assert!(tls
+            .tls
+            .as_ref()
+            .is_some_and(|t| t.danger_accept_invalid_certs));
+        assert_eq!(tls.to_string(), "h1:6379");
+        assert!(parse_node("valkey+cluster://h1").unwrap().cluster);
+        for (url, why) in [
+            ("redis+cluster://h1,,h2", "host[:port],host[:port]"),
+            ("redis+cluster://h1/2", "database 0 only"),
+            ("redis+cluster://h1,h2:0", "port 0"),
+        ] {
+            let e = parse_node(url).unwrap_err();
+            assert!(e.to_string().contains(why), "{url}: {e}");
+        }
+        let e = parse_node("redis+cluster://:s3cret@h1,h2:x").unwrap_err();
+        assert!(!e.to_string().contains("s3cret"), "{e}");
     }
 
     #[test]
