@@ -14,7 +14,9 @@ pub const ENV_PASSWORD: &str = "REDLOCK_PASSWORD";
 #[derive(Debug, Clone, Args)]
 pub struct NodeArgs {
     /// Redis nodes (independent masters), comma-separated URLs
-    /// `redis://[user:pass@]host[:port][/db]`. The value is never shown in help or messages.
+    /// `redis://[user:pass@]host[:port][/db]`; a Redis Cluster as one node is
+    /// `redis+cluster://[user:pass@]host:port,host:port…` (its seeds). The value is never shown
+    /// in help or messages.
     #[arg(
         long,
         env = "REDLOCK_NODES",
@@ -73,11 +75,25 @@ impl NodeArgs {
             None => std::env::var(ENV_PASSWORD).ok(),
         }
         .filter(|p| !p.is_empty());
-        Ok(self
+        // The list is split at commas, which also separate a cluster URL's seeds: a piece
+        // without a scheme after a `…+cluster://` URL is one more of its seeds.
+        let mut joined: Vec<String> = Vec::new();
+        for piece in self
             .nodes
             .iter()
             .map(|u| u.trim())
             .filter(|u| !u.is_empty())
+        {
+            match joined.last_mut() {
+                Some(last) if !piece.contains("://") && is_cluster_url(last) => {
+                    last.push(',');
+                    last.push_str(piece);
+                }
+                _ => joined.push(piece.to_string()),
+            }
+        }
+        Ok(joined
+            .iter()
             .map(|u| match &password {
                 Some(p) => with_password(u, p),
                 None => u.to_string(),
@@ -123,4 +139,10 @@ impl NodeArgs {
         }
         tls
     }
+}
+
+/// Whether `url`'s scheme names a cluster (`redis+cluster://`, `rediss+cluster://`, …).
+fn is_cluster_url(url: &str) -> bool {
+    url.split_once("://")
+        .is_some_and(|(scheme, _)| scheme.to_ascii_lowercase().ends_with("+cluster"))
 }

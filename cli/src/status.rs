@@ -7,7 +7,7 @@ use redlock_cli::duration::{parse as parse_duration, show};
 use redlock_cli::exit;
 use redlock_core::fence_key;
 use redlock_harness::Reply;
-use redlock_tokio::Node;
+use redlock_tokio::{Address, Node};
 use serde_json::{json, Value};
 use std::time::Duration;
 
@@ -244,8 +244,48 @@ fn verdict(per_node: &[Result<&(Held, Option<u64>), &String>], quorum: usize) ->
     format!("{state}; {agreement}")
 }
 
-/// Asks one node about every key: `GET`, `PTTL` and the fence counter.
+/// The most `MOVED` redirects followed for one key of a cluster node.
+const MAX_HOPS: usize = 5;
+
+/// Asks one node about every key: `GET`, `PTTL` and the fence counter. A cluster node is asked
+/// key by key (a key and its fence counter share a slot), at its seed first, then where a
+/// `MOVED` says.
 fn query(node: &Node, keys: &[String], timeout: Duration) -> Answer {
+    if !node.cluster {
+        return query_at(node, keys, timeout);
+    }
+    let mut out = Vec::with_capacity(keys.len());
+    for key in keys {
+        let mut at = node.clone();
+        let mut hops = 0;
+        let answer = loop {
+            match query_at(&at, std::slice::from_ref(key), timeout) {
+                Err(e) if e.starts_with("MOVED ") && hops < MAX_HOPS => {
+                    let target = e.split(' ').nth(2).and_then(|a| a.rsplit_once(':'));
+                    let Some((host, port)) = target.and_then(|(h, p)| Some((h, p.parse().ok()?)))
+                    else {
+                        break Err(e);
+                    };
+                    let host = match host.trim_matches(['[', ']']) {
+                        "" => match &at.address {
+                            Address::Tcp { host, .. } => host.clone(),
+                            other => break Err(format!("{e} (from {other})")),
+                        },
+                        h => h.to_string(),
+                    };
+                    at.address = Address::Tcp { host, port };
+                    hops += 1;
+                }
+                other => break other,
+            }
+        };
+        out.extend(answer?);
+    }
+    Ok(out)
+}
+
+/// Asks the server at `node`'s address about every key in one pipeline.
+fn query_at(node: &Node, keys: &[String], timeout: Duration) -> Answer {
     let mut cmds: Vec<Vec<Vec<u8>>> = Vec::new();
     for key in keys {
         cmds.push(vec![b"GET".to_vec(), key.as_bytes().to_vec()]);

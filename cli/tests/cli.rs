@@ -483,3 +483,42 @@ fn status_shows_each_node_and_agreement() {
     );
     assert!(stdout.contains("other: free on 2 of 3 nodes"), "{stdout}");
 }
+
+#[test]
+fn run_and_status_on_a_redis_cluster() {
+    let cluster = redlock_harness::RedisCluster::start(3, 0);
+    let url = cluster.cluster_url();
+    // A command runs under a lock on the cluster, at the first attempt.
+    let out = output(redlock(&[
+        "run", "--nodes", &url, "--ttl", "10", "-w", "0", "cl:run", "--", "true",
+    ]));
+    assert_eq!(code(&out), 0, "{}", text(&out.stderr));
+    assert!(
+        !cluster.exists_routed("cl:run"),
+        "released after the command"
+    );
+    // status follows MOVED to each key's primary.
+    let keys = ["cl:a", "cl:b", "cl:c"];
+    let owners: std::collections::BTreeSet<usize> = keys
+        .iter()
+        .map(|k| cluster.primary_of_slot(cluster.slot_of(k)))
+        .collect();
+    assert!(owners.len() >= 2, "the keys span primaries: {owners:?}");
+    for k in keys {
+        let reply = cluster.cmd_routed(k, &["SET", k, "bbbbbbbbbbbbbbbbbbbb", "PX", "30000"]);
+        assert!(matches!(reply, Reply::Status(_)), "{reply:?}");
+    }
+    let out = output(redlock(&[
+        "status", "--nodes", &url, "cl:a", "cl:b", "cl:c", "cl:free",
+    ]));
+    assert_eq!(code(&out), 120, "{}", text(&out.stderr));
+    let shown = text(&out.stdout);
+    assert_eq!(
+        shown
+            .matches("held by bbbbbbbbbbbb… on 1 of 1 nodes")
+            .count(),
+        3,
+        "{shown}"
+    );
+    assert!(shown.contains("cl:free: free"), "{shown}");
+}

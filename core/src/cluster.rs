@@ -3,6 +3,7 @@
 
 use crate::endpoint::Endpoint;
 use crate::ids::LinkId;
+use crate::request::{Asked, Call};
 use crate::slot::key_slot;
 use crate::slot_map::SlotMap;
 use bytes::Bytes;
@@ -12,6 +13,10 @@ use std::collections::BTreeMap;
 /// node answering `MOVED` to ever new addresses) cannot make the engine open sockets without
 /// end. Redis Cluster's own recommended ceiling is 1000 primaries.
 pub(crate) const MAX_SHARDS: usize = 1024;
+
+/// The most requests kept waiting for a cluster's first slot map; past it they count the node
+/// out (`NotReady`) as for a node that is down.
+pub(crate) const MAX_PENDING: usize = 4096;
 
 /// The most redirects one request follows before its vote is an error.
 pub(crate) const MAX_HOPS: u8 = 5;
@@ -25,6 +30,9 @@ pub(crate) struct Cluster {
     pub(crate) shards: BTreeMap<Endpoint, LinkId>,
     /// A `CLUSTER SLOTS` refresh is in flight on the seed link.
     pub(crate) refreshing: bool,
+    /// Requests made while the seed's handshake (which brings the first slot map) was in
+    /// flight: routed once the map arrives.
+    pub(crate) pending: Vec<(Asked, Call)>,
 }
 
 /// The lock keys' indices grouped by hash slot, groups in the order of their first key: a

@@ -1,7 +1,7 @@
 //! The engine: every lock operation, multiplexed over one connection per node.
 
 use crate::acquire_options::{AcquireOptions, Retry};
-use crate::cluster::{group_by_slot, Cluster, MAX_HOPS, MAX_SHARDS};
+use crate::cluster::{group_by_slot, Cluster, MAX_HOPS, MAX_PENDING, MAX_SHARDS};
 use crate::config::{Config, Options};
 use crate::conn::{Broken, Conn, Lost};
 use crate::endpoint::Endpoint;
@@ -280,7 +280,7 @@ impl Engine {
         // Requests held for a shard link's first connect will not go out on it.
         let lost = l.conn.give_up_opening();
         self.fail_tags(now, link, lost, &Outcome::NotReady);
-        self.after_shard_trouble(now, link);
+        self.after_link_down(now, link);
         self.settle(now);
     }
 
@@ -296,7 +296,7 @@ impl Engine {
         let now = self.clock(now);
         let lost = self.links[link.index()].conn.shut();
         self.fail_tags(now, link, lost, &Outcome::Disconnected);
-        self.after_shard_trouble(now, link);
+        self.after_link_down(now, link);
         self.settle(now);
     }
 
@@ -461,18 +461,29 @@ impl Engine {
         }
     }
 
-    /// A shard's connection failed or closed: its primary may have failed over, so the slot
-    /// map is asked for again.
-    fn after_shard_trouble(&mut self, now: Instant, link: LinkId) {
-        if matches!(self.links[link.index()].role, Role::Shard(_)) {
-            self.refresh_slots(now, self.node_of(link));
+    /// A link failed or closed. A shard's primary may have failed over: the slot map is asked
+    /// for again. A seed's handshake will not answer: what waited for its slot map fails.
+    fn after_link_down(&mut self, now: Instant, link: LinkId) {
+        let node = self.node_of(link);
+        match self.links[link.index()].role {
+            Role::Shard(_) => self.refresh_slots(now, node),
+            Role::Seed => {
+                let pending = self.clusters[node.index()]
+                    .as_mut()
+                    .map(|c| std::mem::take(&mut c.pending))
+                    .unwrap_or_default();
+                for (asked, _) in pending {
+                    self.answer(now, node, asked, Outcome::Disconnected);
+                }
+            }
+            Role::Main | Role::Subscriber => {}
         }
     }
 
     /// The seed link answered `CLUSTER SLOTS`: the map replaces the one known, and every
     /// primary it names gets a link. A reply that is not a slot map keeps the old map and
     /// becomes the node's cause.
-    fn on_slots(&mut self, link: LinkId, reply: &Reply) {
+    fn on_slots(&mut self, now: Instant, link: LinkId, reply: &Reply) {
         let node = self.node_of(link);
         if self.links[link.index()].role != Role::Seed {
             return;
@@ -491,6 +502,50 @@ impl Engine {
                 }
             }
             Err(e) => self.causes[node.index()] = Some(Arc::from(e)),
+        }
+        // What waited for the first map goes out now (or fails, if there is still none).
+        let pending = self.clusters[node.index()]
+            .as_mut()
+            .map(|c| std::mem::take(&mut c.pending))
+            .unwrap_or_default();
+        for (asked, call) in pending {
+            self.send_pending(now, node, asked, &call);
+        }
+    }
+
+    /// Sends a request that waited for cluster node `node`'s slot map, if its round is still
+    /// open: its parts now count toward the node's vote.
+    fn send_pending(&mut self, now: Instant, node: NodeId, asked: Asked, call: &Call) {
+        match asked {
+            Asked::Vote { op, round, .. } => {
+                let open = self.ops.get(&op).is_some_and(|o| {
+                    o.round == round && o.votes.get(node.index()).is_some_and(Option::is_none)
+                });
+                if !open {
+                    return;
+                }
+                match self.dispatch(now, node, asked, call) {
+                    Ok(left) => {
+                        if let Some(parts) = self
+                            .ops
+                            .get_mut(&op)
+                            .and_then(|o| o.parts.get_mut(node.index()))
+                        {
+                            parts.left = left;
+                        }
+                    }
+                    Err(outcome) => self.vote(now, op, round, node, outcome),
+                }
+            }
+            Asked::Cleanup => {
+                for (link, picked) in self.route(node, call).unwrap_or_default() {
+                    let part = call.part(&picked);
+                    self.links[link.index()]
+                        .conn
+                        .send(now, Asked::Cleanup, part);
+                }
+            }
+            _ => {}
         }
     }
 
@@ -553,6 +608,15 @@ impl Engine {
                 return Ok(2);
             }
             return Ok(1);
+        }
+        if let Some(cluster) = &mut self.clusters[node.index()] {
+            // The seed is connected and its handshake will bring the slot map: wait for it
+            // rather than count the node out.
+            let seed_up = self.links[node.index()].conn.is_up();
+            if cluster.map.is_none() && seed_up && cluster.pending.len() < MAX_PENDING {
+                cluster.pending.push((asked, call.clone()));
+                return Ok(0);
+            }
         }
         let targets = match self.route(node, call) {
             Ok(targets) => targets,
@@ -1063,7 +1127,7 @@ impl Engine {
         let node = self.node_of(link);
         let (op, round, outcome, counter) = match answer {
             Answer::Nothing | Answer::NoSubscribe => return,
-            Answer::Slots(reply) => return self.on_slots(link, &reply),
+            Answer::Slots(reply) => return self.on_slots(now, link, &reply),
             Answer::Redirect { asked, call, error } => {
                 return self.on_redirect(now, link, asked, call, error)
             }
@@ -1222,7 +1286,7 @@ impl Engine {
         };
         self.fail_tags(now, link, tags, &outcome);
         self.events.push_back(Event::Reconnect { link, reason });
-        self.after_shard_trouble(now, link);
+        self.after_link_down(now, link);
     }
 
     /// Decides the current attempt if its votes allow.
@@ -1461,7 +1525,11 @@ impl Engine {
     fn cleanup(&mut self, now: Instant, keys: &Arc<[Bytes]>, token: &Token) {
         let call = self.release_call(keys.clone(), token.bytes().clone());
         for node in (0..self.addrs.len()).map(NodeId::new) {
-            if self.clusters[node.index()].is_some() {
+            if let Some(cluster) = &mut self.clusters[node.index()] {
+                if cluster.map.is_none() && cluster.pending.len() < MAX_PENDING {
+                    cluster.pending.push((Asked::Cleanup, call.clone()));
+                    continue;
+                }
                 // A node that cannot be reached now gets nothing: its keys expire.
                 for (link, picked) in self.route(node, &call).unwrap_or_default() {
                     let part = call.part(&picked);
