@@ -94,6 +94,8 @@ struct NodeState {
     down: bool,
     stalled: bool,
     back_at: u64,
+    /// When it last restarted empty (real time), if ever.
+    emptied: Option<u64>,
 }
 
 struct Sim<'a> {
@@ -169,6 +171,7 @@ impl<'a> Sim<'a> {
                     down: false,
                     stalled: false,
                     back_at: 0,
+                    emptied: None,
                 }
             })
             .collect();
