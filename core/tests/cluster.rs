@@ -577,9 +577,9 @@ fn replica_ack_waits_after_each_grant_and_counts_only_acknowledged_ones() {
     let out = rig.sent_to(7000);
     assert!(out.ends_with(WAIT));
     rig.input(rig.link(7000), b"-MOVED 3300 127.0.0.1:7001\r\n");
-    // The WAIT that followed the MOVED request: the old primary's replica is connected (and
-    // nothing was written there), so it counts it.
-    rig.input(rig.link(7000), b":1\r\n");
+    // The WAIT that followed the MOVED request acknowledges nothing written by it: its answer
+    // (here none of the old primary's replicas) is not part of the vote; the target's is.
+    rig.input(rig.link(7000), b":0\r\n");
     let out = rig.sent();
     let on_b = &out[&rig.link(7001).index()];
     assert!(on_b.contains("NX") && on_b.ends_with(WAIT), "{on_b}");
