@@ -221,6 +221,19 @@ impl Conn {
         true
     }
 
+    /// The request just answered by a redirect was followed by its `WAIT` (replica
+    /// acknowledgement): that `WAIT` acknowledges nothing the request wrote (it runs elsewhere
+    /// now, with a `WAIT` of its own), so its reply is skipped. Returns whether there was one.
+    pub(crate) fn skip_wait(&mut self) -> bool {
+        match self.pending.front_mut() {
+            Some(r) if !r.superseded && r.call.as_ref().is_some_and(|c| c.form == Form::Wait) => {
+                r.superseded = true;
+                true
+            }
+            _ => false,
+        }
+    }
+
     /// Encodes `req`'s command (after `ASKING` when it was redirected by `ASK`) and queues it.
     fn push(&mut self, req: Request) {
         if let Some(call) = &req.call {

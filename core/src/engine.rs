@@ -722,11 +722,17 @@ impl Engine {
         call.hops += 1;
         call.asking = redirect.kind == RedirectKind::Ask;
         let wait = self.wait_call(asked);
+        // The `WAIT` behind the request here acknowledges nothing it wrote: the target's does.
+        let moved_wait = wait.is_some() && self.links[link.index()].conn.skip_wait();
         let conn = &mut self.links[target.index()].conn;
         conn.send(now, asked, call);
-        // Acknowledgement is asked where the write now happens: one more part to the vote.
+        // Acknowledgement is asked where the write now happens (one more part to the vote,
+        // unless it replaces the `WAIT` skipped here).
         if let (Some((wait_asked, wait)), Asked::Vote { op, round, .. }) = (wait, asked) {
             conn.send(now, wait_asked, wait);
+            if moved_wait {
+                return;
+            }
             if let Some(o) = self.ops.get_mut(&op).filter(|o| o.round == round) {
                 if let Some(parts) = o.parts.get_mut(node.index()) {
                     parts.left += 1;

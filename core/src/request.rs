@@ -102,7 +102,8 @@ pub(crate) enum Answer {
     },
     /// The node refused `SUBSCRIBE`: the connection subscribes no more.
     NoSubscribe,
-    /// `CLUSTER SLOTS` answered (an array; the engine reads it as a slot map).
+    /// `CLUSTER SLOTS` answered (an array the engine reads as a slot map, or a refresh's error,
+    /// which keeps the map).
     Slots(Reply),
     /// A cluster node answered a lock request with `MOVED` or `ASK` (the text is `error`): the
     /// engine sends `call` where it says, to be read as `asked`.
@@ -183,8 +184,9 @@ impl Asked {
                 Reply::Error(e) if handshake => {
                     Err(ConnError::Handshake(format!("CLUSTER SLOTS: {e}")))
                 }
-                Reply::Error(_) => Ok(Answer::Nothing),
-                Reply::Array(_) => Ok(Answer::Slots(reply.clone())),
+                // A refresh's error goes to the engine too: it ends the refresh in flight
+                // (the map stays as it was), so the next one can be asked.
+                Reply::Error(_) | Reply::Array(_) => Ok(Answer::Slots(reply.clone())),
                 _ => Err(wrong("CLUSTER SLOTS")),
             },
             Asked::Asking => match reply {

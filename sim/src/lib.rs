@@ -114,8 +114,15 @@
 //! lose the counters with `restart_grace` set and wall clocks within half of it) and
 //! [`Scenario::liveness`] (one client, a quorum up). Every profile draws which server each node
 //! claims from [`Identity::MIX`] ([`Scenario::servers`]; one node in ten with `DELEX`/`DELIFEQ`
-//! renamed away), so releases and extends go out as scripts and as every native form. `sim/tests/sim_findings.rs` reproduces what
-//! the simulator found wrong in the core, each now fixed and guarded.
+//! renamed away), so releases and extends go out as scripts and as every native form.
+//! [`Scenario::cluster`] is the safety profile with Redlock nodes that are Redis Clusters
+//! ([`Scenario::clusters`]: one cluster of 2 to 5 shards as the only node, or three clusters
+//! of 1 to 3 shards): the clients configure each with `NodeConfig::as_cluster`, seeded at a
+//! member, so their engines read the slot map, split each lock by hash slot and follow the
+//! redirects of slot migrations the world runs mid-run ([`Scenario::migrate_every`]:
+//! `MIGRATING` / `IMPORTING`, keys moved one at a time, then the new owner, learned late by
+//! the other members), with shards crashing, stalling and restarting. `sim/tests/sim_findings.rs`
+//! reproduces what the simulator found wrong in the core, each now fixed and guarded.
 //!
 //! ## Running
 //!

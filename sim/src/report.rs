@@ -78,6 +78,12 @@ pub struct Stats {
     pub native_deletes: u64,
     /// `SET … IFEQ` commands the nodes ran (native extends).
     pub native_sets: u64,
+    /// Slot migrations finished (clusters).
+    pub migrations: u64,
+    /// Keys moved by slot migrations.
+    pub keys_migrated: u64,
+    /// `MOVED` and `ASK` replies the nodes sent.
+    pub redirects: u64,
     /// Simulation events processed.
     pub events: u64,
     /// Longest an acquire took to succeed, in nanoseconds.
@@ -109,6 +115,9 @@ impl Stats {
         self.given_up += o.given_up;
         self.native_deletes += o.native_deletes;
         self.native_sets += o.native_sets;
+        self.migrations += o.migrations;
+        self.keys_migrated += o.keys_migrated;
+        self.redirects += o.redirects;
         self.events += o.events;
         self.max_wait = self.max_wait.max(o.max_wait);
         self.end = self.end.max(o.end);

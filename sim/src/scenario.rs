@@ -2,6 +2,7 @@
 //! (what faults they include, and which assumptions of the algorithm they keep).
 
 use crate::clock::{ms, nanos};
+use crate::fault::Fault;
 use crate::identity::Identity;
 use crate::rng::Rng;
 use crate::script::ScriptKind;
@@ -29,9 +30,32 @@ pub struct Scenario {
     pub servers: Vec<Identity>,
     /// Number of clients.
     pub clients: usize,
-    /// For each client, the nodes (indices) its engine is configured with, in order; `None`:
-    /// every client is configured with every node.
+    /// For each client, the Redlock nodes (indices: model nodes, or with
+    /// [`Scenario::clusters`] clusters) its engine is configured with, in order; `None`: every
+    /// client is configured with every Redlock node.
     pub views: Option<Vec<Vec<usize>>>,
+    /// The model nodes grouped into Redis Clusters, each group one Redlock node: its members
+    /// are the shards (each primary of a share of the slots, split as `redis-cli --cluster
+    /// create` splits them), and every client configures it with
+    /// [`NodeConfig::as_cluster`](redlock_core::NodeConfig::as_cluster) seeded at one member
+    /// (drawn per client). Empty: every model node is a standalone Redlock node. Every model
+    /// node belongs to one group when not empty.
+    pub clusters: Vec<Vec<usize>>,
+    /// Mean time between slot migrations in each cluster of two or more members; `None`: none.
+    /// A migration takes the slot of a resource's key from its owner to another member:
+    /// `MIGRATING` / `IMPORTING`, then one key moved per step (the source answers `ASK` for a
+    /// key gone, `TRYAGAIN` for a script whose keys are split), then both take the new owner
+    /// while the other members learn it later (answering `MOVED` to the old owner until then).
+    pub migrate_every: Option<Duration>,
+    /// Time between a migration's steps, and how late the other members learn its end.
+    pub migrate_step: (Duration, Duration),
+    /// Let a slot migrate off a primary that restarted empty less than twice `restart_grace`
+    /// ago (off in every profile). Restart-aware voting makes clients wait out the server that
+    /// restarted, but not the server its slots moved to, which grants at once the locks the
+    /// restart lost: the delayed-restart assumption, in a cluster, covers resharding too.
+    pub reshard_emptied: bool,
+    /// Fault rules injected into model nodes before the run: `(node, rule)`.
+    pub faults: Vec<(usize, Fault)>,
     /// Number of resources (`r0`, `r1`, …) the clients contend for.
     pub resources: usize,
     /// Probability that an acquire asks for two resources at once.
@@ -122,6 +146,11 @@ impl Scenario {
             servers: Vec::new(),
             clients,
             views: None,
+            clusters: Vec::new(),
+            migrate_every: None,
+            migrate_step: (ms(1), ms(50)),
+            reshard_emptied: false,
+            faults: Vec::new(),
             resources: 1,
             multi: 0.0,
             options,
@@ -354,6 +383,43 @@ impl Scenario {
         s.liveness = Some(
             s.ttl.1 * 2 + s.rejoin + s.down.1 + s.pause.1 + s.stall.1 + Duration::from_secs(1),
         );
+        s
+    }
+}
+
+impl Scenario {
+    /// The safety profile (assumptions kept, every fault) with the Redlock nodes made of Redis
+    /// Clusters: half the seeds one cluster of 2 to 5 shards as the only Redlock node, the
+    /// others three clusters of 1 to 3 shards; slots of the resources' keys migrating every few
+    /// hundred milliseconds, 2 to 6 resources and most acquires on two of them (keys in
+    /// different slots, often on different shards), shards crashing, stalling and restarting
+    /// as in [`Scenario::safety`]. The assumption kept for empty restarts extends to slots: none
+    /// leaves a primary that restarted empty within twice `restart_grace`
+    /// ([`Scenario::reshard_emptied`] off).
+    pub fn cluster(seed: u64) -> Scenario {
+        let mut r = Rng::new(seed ^ 0xC105_7E25_C105_7E25);
+        let shards: Vec<usize> = if r.chance(0.5) {
+            vec![r.range(2, 5) as usize]
+        } else {
+            (0..3).map(|_| r.range(1, 3) as usize).collect()
+        };
+        let mut s = Scenario::safety(seed);
+        let nodes: usize = shards.iter().sum();
+        let mut next = 0;
+        s.clusters = shards
+            .iter()
+            .map(|n| {
+                next += n;
+                (next - n..next).collect()
+            })
+            .collect();
+        s.nodes = nodes;
+        s.max_down = nodes;
+        s.servers = server_mix(seed, nodes);
+        s.resources = r.range(2, 6) as usize;
+        s.multi = 0.6;
+        s.migrate_every = Some(ms(r.range(50, 600)));
+        s.migrate_step = (ms(1), ms(r.range(2, 60)));
         s
     }
 }

@@ -6,6 +6,7 @@
 mod client;
 mod event;
 mod faults;
+mod migration;
 mod network;
 mod workload;
 
@@ -18,6 +19,7 @@ use crate::rng::Rng;
 use crate::scenario::Scenario;
 use crate::session::Session;
 use event::{CEv, Ev, Scheduled};
+use migration::Shards;
 use redlock_core::{Config, Engine, Lock, NodeConfig, OpId};
 use std::collections::{BTreeSet, BinaryHeap, VecDeque};
 use std::fmt;
@@ -92,6 +94,8 @@ struct NodeState {
     down: bool,
     stalled: bool,
     back_at: u64,
+    /// When it last restarted empty (real time), if ever.
+    emptied: Option<u64>,
 }
 
 struct Sim<'a> {
@@ -102,6 +106,8 @@ struct Sim<'a> {
     queue: BinaryHeap<Scheduled>,
     clients: Vec<Client>,
     nodes: Vec<NodeState>,
+    /// The clusters (empty when every node is a standalone Redlock node).
+    shards: Vec<Shards>,
     conns: Vec<Conn>,
     windows: Vec<Window>,
     handouts: u64,
@@ -128,6 +134,20 @@ impl<'a> Sim<'a> {
         let mut rng = Rng::new(sc.seed);
         // A stream of its own, so that wall clocks leave every other draw of a seed as it was.
         let mut walls = Rng::new(sc.seed ^ 0x3A11_C10C_3A11_C10C);
+        let mut views = vec![None; sc.nodes];
+        let shards: Vec<Shards> = sc
+            .clusters
+            .iter()
+            .map(|members| {
+                let (shards, member_views) = Shards::new(members.clone());
+                for (m, v) in members.iter().zip(member_views) {
+                    views[*m] = Some(v);
+                }
+                shards
+            })
+            .collect();
+        // Which member each client seeds each cluster with: a stream of its own too.
+        let mut seeds = Rng::new(sc.seed ^ 0x5EED_C105_5EED_C105);
         let nodes = (0..sc.nodes)
             .map(|i| {
                 let clock = Clock {
@@ -141,28 +161,54 @@ impl<'a> Sim<'a> {
                 for (source, kind) in &sc.learn {
                     node.learn_script(source, *kind);
                 }
+                node.set_cluster(views[i].take());
+                for (_, fault) in sc.faults.iter().filter(|(n, _)| *n == i) {
+                    node.inject(fault.clone());
+                }
                 NodeState {
                     node,
                     clock,
                     down: false,
                     stalled: false,
                     back_at: 0,
+                    emptied: None,
                 }
             })
             .collect();
         let clients = (0..sc.clients)
             .map(|c| {
-                let view: Vec<usize> = match &sc.views {
-                    Some(v) => v[c].clone(),
-                    None => (0..sc.nodes).collect(),
+                let redlock_nodes = if shards.is_empty() {
+                    sc.nodes
+                } else {
+                    shards.len()
                 };
+                let picked: Vec<usize> = match &sc.views {
+                    Some(v) => v[c].clone(),
+                    None => (0..redlock_nodes).collect(),
+                };
+                // The model node each Redlock node's own link goes to: the node itself, or a
+                // cluster's seed.
+                let view: Vec<usize> = picked
+                    .iter()
+                    .map(|k| match shards.get(*k) {
+                        Some(s) => s.members[seeds.below(s.members.len() as u64) as usize],
+                        None => *k,
+                    })
+                    .collect();
                 let clock = Clock {
                     offset: rng.range(0, 10 * SEC),
                     ppm: rng.range_i(sc.client_ppm.0, sc.client_ppm.1),
                 };
                 let configs = view
                     .iter()
-                    .map(|n| NodeConfig::new(format!("node-{n}"), 7000 + *n as u16))
+                    .map(|n| {
+                        let node = NodeConfig::new(format!("node-{n}"), 7000 + *n as u16);
+                        if shards.is_empty() {
+                            node
+                        } else {
+                            node.as_cluster()
+                        }
+                    })
                     .collect();
                 let engine = Engine::new(
                     Config::new(configs, sc.options.clone()),
@@ -197,6 +243,7 @@ impl<'a> Sim<'a> {
             queue: BinaryHeap::new(),
             clients,
             nodes,
+            shards,
             conns: Vec::new(),
             windows: Vec::new(),
             handouts: 0,
@@ -283,6 +330,14 @@ impl<'a> Sim<'a> {
                 self.push(at, Ev::StallStart(n));
             }
         }
+        if let Some(every) = sc.migrate_every {
+            for k in 0..self.shards.len() {
+                if self.shards[k].members.len() > 1 {
+                    let at = nanos(self.rng.exp(every));
+                    self.push(at, Ev::Migrate(k));
+                }
+            }
+        }
         self.push(nanos(sc.duration), Ev::Stop);
         self.push(nanos(sc.duration) + GIVE_UP, Ev::GiveUp);
         let hard_end = nanos(sc.duration) + GIVE_UP + 60 * SEC;
@@ -356,6 +411,9 @@ impl<'a> Sim<'a> {
             Ev::Restart(n) => self.restart(n),
             Ev::StallStart(n) => self.stall(n),
             Ev::StallEnd(n) => self.unstall(n),
+            Ev::Migrate(k) => self.start_migration(k),
+            Ev::MigrateStep(k) => self.migrate_step(k),
+            Ev::LearnOwner(n, slot, owner) => self.learn_owner(n, slot, owner),
             Ev::Store(w) => self.store_write(w),
             Ev::Stop => {
                 self.note(|| "stop: no new operations".into());

@@ -30,6 +30,12 @@ pub(super) enum Ev {
     Restart(usize),
     StallStart(usize),
     StallEnd(usize),
+    /// A slot migration starts in cluster `k`.
+    Migrate(usize),
+    /// Cluster `k`'s migration moves a key or ends.
+    MigrateStep(usize),
+    /// Member `n` learns that `slot` is now owned by model node `owner`.
+    LearnOwner(usize, u16, usize),
     Store(Write),
     Stop,
     GiveUp,

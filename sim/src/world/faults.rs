@@ -60,6 +60,9 @@ impl Sim<'_> {
         node.node.restart(now, keep);
         node.down = false;
         node.back_at = self.now + nanos(self.sc.rejoin);
+        if !keep {
+            node.emptied = Some(self.now);
+        }
         if let (Some(every), false) = (self.sc.crash_every, self.stopped) {
             let at = self.now + nanos(self.rng.exp(every));
             self.push(at, Ev::Crash(n));

@@ -127,6 +127,10 @@ impl Sim<'_> {
         if gone {
             return;
         }
+        self.stats.redirects += out
+            .windows(6)
+            .filter(|w| w == b"-MOVED" || w.starts_with(b"-ASK "))
+            .count() as u64;
         if !out.is_empty() {
             self.transmit(conn, DOWN, out);
         }
