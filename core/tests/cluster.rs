@@ -196,7 +196,10 @@ fn the_seed_asks_for_the_slot_map_and_a_refusal_refuses_the_node() {
     rig.engine.handle_connected(rig.now, SEED_LINK);
     assert!(rig.sent()[&0].contains("CLUSTER\r\n$5\r\nSLOTS"));
     let op = rig.acquire(&["a"]);
-    assert!(rig.sent().is_empty(), "no map, nothing to route");
+    assert!(
+        rig.sent().is_empty(),
+        "no map yet: the request waits for it"
+    );
     rig.input(
         SEED_LINK,
         b"-ERR This instance has cluster support disabled\r\n",
@@ -214,7 +217,8 @@ fn the_seed_asks_for_the_slot_map_and_a_refusal_refuses_the_node() {
             Event::Acquired { op: o, result } => {
                 assert_eq!(o, op);
                 let e = result.unwrap_err();
-                assert_eq!(*outcome_of(&e), Outcome::NotReady, "the node had no map");
+                // It waited for the map the seed's handshake was to bring; the seed broke.
+                assert_eq!(*outcome_of(&e), Outcome::Disconnected);
             }
             other => panic!("unexpected {other:?}"),
         }
@@ -649,4 +653,40 @@ fn replica_ack_needs_a_replica_and_a_timeout_under_node_timeout() {
     assert!(refused(with(1, Duration::from_millis(501))));
     assert!(refused(with(1, Duration::from_micros(999))));
     assert!(refused(with(0, Duration::from_millis(100))));
+}
+
+#[test]
+fn a_request_made_while_the_seed_handshakes_waits_for_the_map_then_goes_out() {
+    let mut rig = Rig::new(options());
+    rig.engine.handle_connected(rig.now, SEED_LINK);
+    rig.sent();
+    // Asked for before the map is known: counted neither in nor out yet.
+    let op = rig.acquire(&["a", "b"]);
+    assert!(rig.sent().is_empty());
+    assert_eq!(rig.engine.poll_event(), None);
+    rig.input(SEED_LINK, &slots_reply(&EVEN));
+    rig.take_opens();
+    // Routed now, held by the shard links until they connect, then sent: "b" on 7000 and
+    // "a" on 7002, nothing on 7001.
+    for link in rig.shards.clone().into_values() {
+        rig.engine.handle_connected(rig.now, link);
+        assert_eq!(rig.engine.poll_event(), Some(Event::Ready { link }));
+    }
+    let out = rig.sent();
+    let (l7000, l7001, l7002) = (rig.link(7000), rig.link(7001), rig.link(7002));
+    assert!(
+        out.get(&l7000.index())
+            .is_some_and(|o| names(o, b"b") && !names(o, b"a")),
+        "{out:?}"
+    );
+    assert!(
+        out.get(&l7002.index())
+            .is_some_and(|o| names(o, b"a") && !names(o, b"b")),
+        "{out:?}"
+    );
+    assert!(!out.contains_key(&l7001.index()), "{out:?}");
+    rig.input(l7000, b":1\r\n");
+    rig.input(l7002, b":1\r\n");
+    let lock = rig.acquired(op).expect("granted by both parts");
+    assert_eq!(lock.attempts(), 1);
 }
