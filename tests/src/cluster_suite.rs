@@ -501,7 +501,11 @@ macro_rules! cluster_suite {
         }
         #[test]
         fn cluster_failover_keeps_acknowledged_lock() {
-            cluster_changes::failover_keeps_acknowledged_lock::<$client>()
+            cluster_changes::failover_keeps_acknowledged_lock::<$client>(1)
+        }
+        #[test]
+        fn cluster_failover_of_the_seed_keeps_acknowledged_lock() {
+            cluster_changes::failover_keeps_acknowledged_lock::<$client>(0)
         }
         #[test]
         fn cluster_replica_ack_unmet_names_wait() {
