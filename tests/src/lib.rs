@@ -4,6 +4,7 @@
 //! feature records, through an in-memory recorder.
 
 pub mod certs;
+pub mod cluster_changes;
 pub mod cluster_suite;
 pub mod conformance;
 pub mod fake;

@@ -68,5 +68,5 @@ pub use tls_error::TlsError;
 
 pub use redlock_core::{
     AcquireOptions, Attempt, Failure, Lock, NodeId, NodeReport, Options, Outcome, Protocol,
-    Released, Retry, Scripts,
+    Released, ReplicaAck, Retry, Scripts,
 };

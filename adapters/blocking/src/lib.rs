@@ -45,6 +45,6 @@ pub use redlock_async::metrics;
 pub use redlock_async::{
     parse_node_url, AcquireOptions, Address, Attempt, BoxFuture, Connection, Connector, Error,
     Failure, HoldLimits, Lock, Node, NodeId, NodeReport, Options, OptionsExt, Outcome, Protocol,
-    Released, Retry, Scripts, Tls, TlsError, UrlError,
+    Released, ReplicaAck, Retry, Scripts, Tls, TlsError, UrlError,
 };
 pub use socket::Stream;

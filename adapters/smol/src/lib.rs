@@ -32,7 +32,8 @@ pub use redlock_async::metrics;
 pub use redlock_async::{
     open_connection, parse_node_url, AcquireOptions, Address, Attempt, BoxFuture, Connection,
     Connector, Error, Failure, HoldLimits, Lease, Lock, Node, NodeId, NodeReport, Options,
-    OptionsExt, Outcome, Protocol, Released, Retry, Runtime, Scripts, Tls, TlsError, UrlError,
+    OptionsExt, Outcome, Protocol, Released, ReplicaAck, Retry, Runtime, Scripts, Tls, TlsError,
+    UrlError,
 };
 
 /// The smol [`Runtime`].
