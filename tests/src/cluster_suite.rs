@@ -447,7 +447,7 @@ pub fn release_wakes_waiter<C: Client>(protocol: Protocol) {
     assert!(attempts >= 2, "{}: {attempts} attempts", C::NAME);
 }
 
-/// Instantiates the cluster suite ([`cluster_suite`](crate::cluster_suite) and
+/// Instantiates the cluster suite ([`cluster_suite`](mod@crate::cluster_suite) and
 /// [`cluster_changes`](crate::cluster_changes)) for one adapter's [`Client`].
 #[macro_export]
 macro_rules! cluster_suite {
