@@ -422,6 +422,9 @@ fn medians(rounds: &[Vec<Row>]) -> Vec<Row> {
     out
 }
 
+/// A table position: held or not, nodes, concurrency, mode, plain or not.
+type Position = (usize, usize, usize, usize, usize);
+
 /// Where a case sits in the table: the grid's order, a TLS or cluster case right after the
 /// plain case it is compared with, the held leases last.
 fn position(
@@ -516,7 +519,7 @@ fn table(rows: &[Row], skipped: &[Skipped], ceiling: &[Ceiling], trips: &[Option
         "| nodes | C | mode | client | ops/s | p50 µs | p99 µs | CPU µs/op | server CPU µs/op | max holders | violations |"
     );
     let _ = writeln!(t, "|---|---:|---|---|---:|---:|---:|---:|---:|---:|---:|");
-    let mut lines: Vec<((usize, usize, usize, usize, usize), String)> = rows
+    let mut lines: Vec<(Position, String)> = rows
         .iter()
         .filter(|r| r.mode != "held")
         .map(|r| {
