@@ -106,6 +106,15 @@ pub struct BenchArgs {
         value_name = "C,…"
     )]
     concurrencies: Vec<usize>,
+    /// Matrix: modes of the grid.
+    #[arg(
+        long,
+        value_enum,
+        value_delimiter = ',',
+        default_value = "uncontended,contended",
+        value_name = "M,…"
+    )]
+    modes: Vec<Mode>,
     /// Matrix: adapters.
     #[arg(
         long,

@@ -55,6 +55,9 @@ struct Results {
     /// Per round, two one-client `redis-benchmark` round trips (SET + EVALSHA p50), measured
     /// beside the 1-node C=1 uncontended case: the latency target's yardstick.
     trips: Vec<Option<f64>>,
+    /// Per round, the server CPU per request of those one-client runs: what one wake-up of
+    /// the server costs (each request arrives alone).
+    wakeups: Vec<Option<f64>>,
     skipped: Vec<Skipped>,
 }
 
@@ -172,6 +175,7 @@ pub fn main(args: &BenchArgs) -> u8 {
     let mut results = Results {
         rounds: vec![Vec::new(); rounds],
         trips: vec![None; rounds],
+        wakeups: vec![None; rounds],
         skipped: Vec::new(),
     };
     let compared = |a: Option<Adapter>| a.is_none();
@@ -201,6 +205,9 @@ pub fn main(args: &BenchArgs) -> u8 {
         let servers = Servers::plain(&nodes);
         for &c in &args.concurrencies {
             for mode in [Mode::Uncontended, Mode::Contended] {
+                if !args.modes.contains(&mode) {
+                    continue;
+                }
                 let yardstick = n == 1 && c == 1 && mode == Mode::Uncontended;
                 plan.run(
                     &servers,
@@ -213,12 +220,18 @@ pub fn main(args: &BenchArgs) -> u8 {
                             return;
                         }
                         eprintln!("redlock-bench: redis-benchmark round trips (1 client)");
+                        let server0 = servers.time();
                         match ceilings(&nodes.url(0), duration, &[1]) {
                             Ok(cs) => {
                                 for c in &cs {
                                     println!("{}", c.json());
                                 }
                                 results.trips[round] = Some(cs.iter().map(|c| c.p50_us).sum());
+                                let requests: usize = cs.iter().map(|c| c.requests).sum();
+                                if let (Some(a), Some(b)) = (server0, servers.time()) {
+                                    let us = b.saturating_sub(a).as_secs_f64() * 1e6;
+                                    results.wakeups[round] = Some(us / requests.max(1) as f64);
+                                }
                             }
                             Err(e) => eprintln!("redlock-bench: round trips not measured: {e}"),
                         }
@@ -324,8 +337,8 @@ pub fn main(args: &BenchArgs) -> u8 {
     let checks: Vec<Vec<Check>> = results
         .rounds
         .iter()
-        .zip(&results.trips)
-        .map(|(rows, trips)| targets::checks(rows, *trips))
+        .zip(results.trips.iter().zip(&results.wakeups))
+        .map(|(rows, (trips, wakeup))| targets::checks(rows, *trips, *wakeup))
         .collect();
     println!();
     if rounds > 1 {
@@ -337,7 +350,13 @@ pub fn main(args: &BenchArgs) -> u8 {
     let medians = medians(&results.rounds);
     print!(
         "{}",
-        table(&medians, &results.skipped, &ceiling, &results.trips)
+        table(
+            &medians,
+            &results.skipped,
+            &ceiling,
+            &results.trips,
+            &results.wakeups,
+        )
     );
     println!();
     print!("{}", targets::summary(&checks));
@@ -512,7 +531,13 @@ fn run_case(mut cmd: Command, limit: Duration, verbose: u8) -> Result<Row, Strin
 
 /// The results table (Markdown): the median rows, the cases not run (in their places, with
 /// why), the ceiling, the latency yardstick of each round, and the held leases' figures.
-fn table(rows: &[Row], skipped: &[Skipped], ceiling: &[Ceiling], trips: &[Option<f64>]) -> String {
+fn table(
+    rows: &[Row],
+    skipped: &[Skipped],
+    ceiling: &[Ceiling],
+    trips: &[Option<f64>],
+    wakeups: &[Option<f64>],
+) -> String {
     let mut t = String::new();
     let _ = writeln!(
         t,
@@ -584,6 +609,19 @@ fn table(rows: &[Row], skipped: &[Skipped], ceiling: &[Ceiling], trips: &[Option
             "Two one-client round trips (p50 SET NX PX + p50 EVALSHA, redis-benchmark, taken beside \
              the 1-node C=1 case in each round): {} µs",
             measured.join(", ")
+        );
+    }
+    let wakeups: Vec<String> = wakeups
+        .iter()
+        .flatten()
+        .map(|x| format!("{x:.1}"))
+        .collect();
+    if !wakeups.is_empty() {
+        let _ = writeln!(
+            t,
+            "Server CPU per request in those one-client runs (one server wake-up per request: the \
+             floor of a contended hand-over, which is one wake-up per node): {} µs",
+            wakeups.join(", ")
         );
     }
     let held: Vec<&Row> = rows.iter().filter(|r| r.mode == "held").collect();
@@ -697,7 +735,13 @@ mod tests {
             label: "every client".into(),
             reason: "not run: no".into(),
         }];
-        let t = table(&rows, &skipped, &[], &[Some(160.0), None, Some(170.0)]);
+        let t = table(
+            &rows,
+            &skipped,
+            &[],
+            &[Some(160.0), None, Some(170.0)],
+            &[Some(20.5)],
+        );
         let lines: Vec<&str> = t.lines().collect();
         assert!(
             lines[2].starts_with("| 1 | 32 | uncontended | redlock (tokio) | 70000 |"),
@@ -711,6 +755,7 @@ mod tests {
         );
         assert!(lines[4].contains("| contended |"), "{t}");
         assert!(t.contains("in each round): 160, 170 µs"), "{t}");
+        assert!(t.contains("one wake-up per node): 20.5 µs"), "{t}");
         assert!(
             t.contains(
                 "| 10000 | 5 | redlock (tokio) | 10 s | 60 s | 0 | 1050 | 4.5 | 9.0 | 943 |"

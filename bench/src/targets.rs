@@ -89,8 +89,10 @@ pub fn cpu_bound(ours: &Row, other: &Row) -> Option<f64> {
 }
 
 /// Every target that this round's rows allow checking. `two_trips` is the round's yardstick for
-/// the one-client latency (two `redis-benchmark` one-client round trips, p50 each, added).
-pub fn checks(rows: &[Row], two_trips: Option<f64>) -> Vec<Check> {
+/// the one-client latency (two `redis-benchmark` one-client round trips, p50 each, added);
+/// `wakeup` the server CPU of one request arriving alone (a contended hand-over's floor per
+/// node).
+pub fn checks(rows: &[Row], two_trips: Option<f64>, wakeup: Option<f64>) -> Vec<Check> {
     let round = Round { rows };
     let mut out = Vec::new();
     // Uncontended throughput at C=32: 1 node (the write policy's case) and 5 nodes.
@@ -208,7 +210,15 @@ pub fn checks(rows: &[Row], two_trips: Option<f64>) -> Vec<Check> {
                     bound: "≤ 0.33×".into(),
                     value,
                     unit: "×",
-                    detail: format!("{a:.1} vs {b:.1} µs"),
+                    detail: format!(
+                        "{a:.1} vs {b:.1} µs{}",
+                        wakeup
+                            .map(|w| format!(
+                                "; floor {:.1} µs: one server wake-up per node per hand-over",
+                                w * nodes as f64
+                            ))
+                            .unwrap_or_default()
+                    ),
                     met: value <= 1.0 / 3.0,
                 });
             }
@@ -389,7 +399,7 @@ mod tests {
         blocking.m.ops_per_s = 70_000.0;
         let mut theirs = row("rslock", "tokio", 1, 32, "uncontended");
         theirs.m.ops_per_s = 80_000.0;
-        let got = checks(&[ours, blocking, theirs], None);
+        let got = checks(&[ours, blocking, theirs], None, None);
         let tokio = got.iter().find(|c| c.name.ends_with(", tokio")).unwrap();
         assert!((tokio.value - 1.125).abs() < 1e-9);
         assert_eq!((tokio.bound.as_str(), tokio.met), ("≥ 1.2×", false));
@@ -397,7 +407,7 @@ mod tests {
         assert_eq!((b.bound.as_str(), b.met), ("≥ 1×", false));
         // No yardstick, no latency target; no compared client, no ratio.
         assert!(got.iter().all(|c| !c.name.contains("round trips")));
-        let alone = checks(&[row("redlock", "tokio", 1, 32, "uncontended")], None);
+        let alone = checks(&[row("redlock", "tokio", 1, 32, "uncontended")], None, None);
         assert!(alone.is_empty());
     }
 
@@ -421,11 +431,13 @@ mod tests {
             hold_s: 60.0,
             ..HeldFigures::default()
         });
-        let got = checks(&[ours, theirs, held], None);
+        let got = checks(&[ours, theirs, held], None, Some(20.0));
         let met = |part: &str| got.iter().find(|c| c.name.contains(part)).unwrap().met;
         assert!(met("p99 wait"));
         assert!(met("acquisitions/s"));
         assert!(met("server CPU/acquisition"));
+        let floor = got.iter().find(|c| c.name.contains("server CPU")).unwrap();
+        assert!(floor.detail.contains("floor 100.0 µs"), "{}", floor.detail);
         assert!(met("most holders"));
         assert!(met("leases lost"));
         assert!(!met("client CPU, %"));
