@@ -35,7 +35,7 @@ impl Case {
     fn options(&self) -> Options {
         let mut o = Options::default();
         match self.mode {
-            Mode::Uncontended => o.retry_count = Some(0),
+            Mode::Uncontended | Mode::Held => o.retry_count = Some(0),
             Mode::Contended => {
                 o.retry_count = None;
                 o.retry_delay = CONTENDED_RETRY_DELAY;
@@ -47,7 +47,7 @@ impl Case {
 
     fn resource(&self, worker: usize, i: u64) -> String {
         match self.mode {
-            Mode::Uncontended => format!("{}:{worker}:{i}", self.prefix),
+            Mode::Uncontended | Mode::Held => format!("{}:{worker}:{i}", self.prefix),
             Mode::Contended => format!("{}:contended", self.prefix),
         }
     }
@@ -256,7 +256,7 @@ fn measured(ctx: &Ctx, tallies: Vec<Tally>, cpu0: Option<Duration>) -> Measured 
     let ops = lat.len() as u64;
     let max_holders = match ctx.case.mode {
         // A fresh resource per operation: one holder each, by construction.
-        Mode::Uncontended => u64::from(ops > 0),
+        Mode::Uncontended | Mode::Held => u64::from(ops > 0),
         Mode::Contended => ctx.max_holders.load(Ordering::SeqCst) as u64,
     };
     Measured {
@@ -280,13 +280,21 @@ fn measured(ctx: &Ctx, tallies: Vec<Tally>, cpu0: Option<Duration>) -> Measured 
 /// `--ceiling`); returns the exit status.
 pub fn main(args: &BenchArgs) -> u8 {
     let case = Case {
-        urls: args.urls.iter().map(|u| u.trim().to_string()).collect(),
+        urls: args
+            .urls
+            .iter()
+            .chain(&args.node)
+            .map(|u| u.trim().to_string())
+            .collect(),
         concurrency: args.concurrency.max(1),
         duration: args.duration.unwrap_or(Duration::from_secs(5)),
         mode: args.mode,
         ttl: Duration::from_millis(args.ttl_ms),
         prefix: format!("redlock-bench:{}:{}", std::process::id(), unique()),
     };
+    if args.mode == Mode::Held {
+        return held_main(args, &case);
+    }
     let result = match args.adapter {
         Adapter::Tokio => tokio::runtime::Builder::new_multi_thread()
             .enable_all()
@@ -335,6 +343,59 @@ pub fn main(args: &BenchArgs) -> u8 {
         ttl_ms: args.ttl_ms,
         m,
         server_cpu_us_per_op: None,
+        setup: String::new(),
+        held: None,
+    };
+    println!("{}", row.json());
+    0
+}
+
+/// `--mode held`: the many-held-leases case ([`crate::held`]) on an async adapter.
+fn held_main(args: &BenchArgs, case: &Case) -> u8 {
+    let (urls, leases, hold, ttl, prefix) = (
+        &case.urls,
+        args.leases.max(1),
+        case.duration,
+        case.ttl,
+        &case.prefix,
+    );
+    let result = match args.adapter {
+        Adapter::Tokio => tokio::runtime::Builder::new_multi_thread()
+            .enable_all()
+            .build()
+            .map_err(|e| e.to_string())
+            .and_then(|rt| {
+                rt.block_on(crate::held::run::<redlock_tokio::Tokio>(
+                    urls, leases, hold, ttl, prefix,
+                ))
+            }),
+        Adapter::AsyncStd => async_std::task::block_on(crate::held::run::<
+            redlock_async_std::AsyncStd,
+        >(urls, leases, hold, ttl, prefix)),
+        Adapter::Smol => smol::block_on(crate::held::run::<redlock_smol::Smol>(
+            urls, leases, hold, ttl, prefix,
+        )),
+        Adapter::Blocking => Err("the held case runs on the async adapters".to_string()),
+    };
+    let (m, held) = match result {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("redlock-bench: failed: {e}");
+            return exit::FAILURE;
+        }
+    };
+    let row = Row {
+        client: "redlock".into(),
+        adapter: args.adapter.name().into(),
+        mode: args.mode.name().into(),
+        nodes: case.urls.len(),
+        concurrency: leases,
+        duration_s: case.duration.as_secs_f64(),
+        ttl_ms: args.ttl_ms,
+        m,
+        server_cpu_us_per_op: None,
+        setup: String::new(),
+        held: Some(held),
     };
     println!("{}", row.json());
     0

@@ -23,6 +23,8 @@ pub struct Ceiling {
     pub p50_us: f64,
     /// 99th percentile latency, µs.
     pub p99_us: f64,
+    /// How many requests the run sent.
+    pub requests: usize,
 }
 
 /// A [`Ceiling`] as its JSON line carries it.
@@ -95,6 +97,7 @@ pub fn ceilings(
                 rps,
                 p50_us: p50,
                 p99_us: p99,
+                requests: n,
             });
         }
     }
@@ -185,6 +188,7 @@ mod tests {
             rps: 80670.04,
             p50_us: 335.0,
             p99_us: 1007.0,
+            requests: 100_000,
         };
         let v: serde_json::Value = serde_json::from_str(&c.json()).unwrap();
         assert_eq!(v["client"], "redis-benchmark");

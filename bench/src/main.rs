@@ -1,8 +1,9 @@
 //! `redlock-bench`: acquire+release throughput, latency and client CPU against live nodes.
 //!
-//! With `--urls`, one case ([`case`]): `--concurrency` workers for `--duration`, all on one
-//! client, in `--mode uncontended` (a fresh resource per operation) or `--mode contended` (every
-//! worker on one resource, retrying; the holders are counted to catch any overlap). It ends with
+//! With `--urls` (or `--node`), one case ([`case`]): `--concurrency` workers for `--duration`, all
+//! on one client, in `--mode uncontended` (a fresh resource per operation) or `--mode contended`
+//! (every worker on one resource, retrying; the holders are counted to catch any overlap); or
+//! `--mode held` ([`held`]): `--leases` locks held at once and kept alive for `--duration`. It ends with
 //! one JSON line ([`row`]: `ops_per_s`, `p50_us`, `p99_us`, `cpu_us_per_op`, `max_holders`,
 //! `violations`, …), the same line other clients' benchmark programs taking these flags print
 //! (`bench/rslock`).
@@ -10,7 +11,8 @@
 //! Without `--urls`, the matrix ([`matrix`]): local nodes (1 and 5), every adapter, concurrency
 //! 1 and 32, both modes, each case in a fresh process (so its CPU time is its own), the programs
 //! given with `--compare` on the same cases, and the `redis-benchmark` ceiling ([`ceiling`]) for
-//! the same commands; then a table and the targets as ratios. The matrix also reads the servers'
+//! the same commands, then the extra cases (5 nodes over TLS, a Redis Cluster, many held leases);
+//! then a table and every target ([`targets`]) per round and over the rounds. The matrix also reads the servers'
 //! CPU time around each case: client and servers share the machine's cores, so their CPU per
 //! operation, added up, bounds how far apart two clients' ops/s can be.
 
@@ -20,8 +22,12 @@
 mod case;
 mod ceiling;
 mod cpu;
+mod held;
 mod matrix;
 mod row;
+mod rss;
+mod targets;
+mod tls_certs;
 
 use clap::{Parser, ValueEnum};
 use redlock_cli::duration::parse as parse_duration;
@@ -39,6 +45,10 @@ pub struct BenchArgs {
     /// matrix on local redis-server nodes.
     #[arg(long, value_delimiter = ',', value_name = "URLS")]
     urls: Vec<String>,
+    /// Run one case against this node (repeatable): the URL is taken whole, commas included
+    /// (a `redis+cluster://` URL lists its seeds with commas).
+    #[arg(long, value_name = "URL")]
+    node: Vec<String>,
     /// Concurrent workers (one case).
     #[arg(long, default_value_t = 1, value_name = "C")]
     concurrency: usize,
@@ -55,6 +65,9 @@ pub struct BenchArgs {
     /// The lock ttl, in milliseconds.
     #[arg(long, default_value_t = 10_000, value_name = "MS")]
     ttl_ms: u64,
+    /// `--mode held`: how many leases are held at once.
+    #[arg(long, default_value_t = 10_000, value_name = "N")]
+    leases: usize,
     /// One case: also measure the redis-benchmark ceiling against the first URL (printed as
     /// JSON lines before the case's line).
     #[arg(long)]
@@ -63,9 +76,25 @@ pub struct BenchArgs {
     /// JSON line; run on every case (repeatable).
     #[arg(long, value_name = "PROGRAM")]
     compare: Vec<PathBuf>,
-    /// Matrix: run every case this many times (interleaved) and report the median by ops/s.
+    /// Matrix: run the whole matrix this many times (each case's rounds interleaved with the
+    /// other clients'); print every round's figures and targets, then per case the median
+    /// round (by ops/s) and, per target, the median ratio and how many rounds met it.
     #[arg(long, default_value_t = 1, value_name = "R")]
     repeat: usize,
+    /// Matrix: the cases beyond the grid of node counts, concurrencies and modes (`none` for
+    /// the grid alone).
+    #[arg(
+        long,
+        value_enum,
+        value_delimiter = ',',
+        default_value = "tls,cluster,held",
+        value_name = "X,…"
+    )]
+    extras: Vec<Extra>,
+    /// Matrix: how long the many-held-leases case holds its leases (seconds or a duration;
+    /// the target is stated for 60 s, a shorter hold gives a quick look).
+    #[arg(long, value_parser = parse_duration, default_value = "60", value_name = "S")]
+    held_duration: Duration,
     /// Matrix: node counts.
     #[arg(long, value_delimiter = ',', default_value = "1,5", value_name = "N,…")]
     node_counts: Vec<usize>,
@@ -77,6 +106,15 @@ pub struct BenchArgs {
         value_name = "C,…"
     )]
     concurrencies: Vec<usize>,
+    /// Matrix: modes of the grid.
+    #[arg(
+        long,
+        value_enum,
+        value_delimiter = ',',
+        default_value = "uncontended,contended",
+        value_name = "M,…"
+    )]
+    modes: Vec<Mode>,
     /// Matrix: adapters.
     #[arg(
         long,
@@ -98,6 +136,22 @@ pub enum Mode {
     Uncontended,
     /// Every worker on one resource, retrying until it gets it.
     Contended,
+    /// `--leases` locks acquired, then held and kept alive (extended) for `--duration`.
+    Held,
+}
+
+/// A case of the matrix beyond its grid.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Extra {
+    /// 5 nodes over TLS, C=32, uncontended (beside the plain-TCP case).
+    Tls,
+    /// One Redis Cluster of 3 primaries as one node, C=32, uncontended (beside 1 standalone
+    /// node).
+    Cluster,
+    /// `--leases` leases held at once on 5 nodes for `--held-duration`.
+    Held,
+    /// No extra case.
+    None,
 }
 
 /// Which adapter runs a case.
@@ -119,6 +173,7 @@ impl Mode {
         match self {
             Mode::Uncontended => "uncontended",
             Mode::Contended => "contended",
+            Mode::Held => "held",
         }
     }
 }
@@ -143,7 +198,7 @@ fn main() -> ExitCode {
             return ExitCode::from(if e.use_stderr() { exit::FAILURE } else { 0 });
         }
     };
-    ExitCode::from(if args.urls.is_empty() {
+    ExitCode::from(if args.urls.is_empty() && args.node.is_empty() {
         matrix::main(&args)
     } else {
         case::main(&args)

@@ -1,6 +1,7 @@
 //! The JSON line a case ends with, written and read with serde: the same fields whichever
 //! client's program printed it (`bench/rslock` prints them too, without `max_us`).
 
+use crate::held::HeldFigures;
 use serde::{Deserialize, Serialize, Serializer};
 
 /// A case's figures.
@@ -68,6 +69,13 @@ pub struct Row {
         serialize_with = "hundredths_opt"
     )]
     pub server_cpu_us_per_op: Option<f64>,
+    /// Where the nodes ran when not as plain standalone servers over TCP: `tls` (each node
+    /// over TLS) or `cluster` (one Redis Cluster as one node). Set by the matrix.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub setup: String,
+    /// The many-held-leases case's own figures (`--mode held` only).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub held: Option<HeldFigures>,
 }
 
 impl Row {
@@ -138,6 +146,8 @@ mod tests {
                 violations: 0,
             },
             server_cpu_us_per_op: Some(28.5),
+            setup: String::new(),
+            held: None,
         }
     }
 

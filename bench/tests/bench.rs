@@ -36,6 +36,8 @@ fn bench_matrix_prints_the_table_with_server_cpu_and_round_trips() {
         "tokio",
         "--duration",
         "0.3",
+        "--extras",
+        "none",
     ]));
     let (stdout, stderr) = (text(&out.stdout), text(&out.stderr));
     assert_eq!(code(&out), 0, "{stdout}\n{stderr}");
@@ -54,8 +56,72 @@ fn bench_matrix_prints_the_table_with_server_cpu_and_round_trips() {
         "JSON lines carry it:\n{stdout}"
     );
     // Target 1's yardstick was measured beside the case, not only before the matrix.
+    assert!(stdout.contains("in each round): "), "{stdout}");
+    // The latency target, with its verdict over the rounds.
     assert!(
-        stdout.contains("1 client = ") && stdout.contains("median of 1 taken between the rounds"),
+        stdout.contains("| 1 node, C=1: p50 ÷ two redis-benchmark round trips, tokio | ≤ 1.0× |")
+            && stdout.contains("| 1 of 1 | MET |")
+            || stdout.contains("| 0 of 1 | NOT MET |"),
+        "{stdout}"
+    );
+}
+
+#[test]
+fn bench_matrix_extras_run_beside_their_plain_cases() {
+    let out = output(bench(&[
+        "--node-counts",
+        "5",
+        "--concurrencies",
+        "32",
+        "--adapters",
+        "smol",
+        "--duration",
+        "0.3",
+        "--repeat",
+        "2",
+        "--extras",
+        "tls,cluster,held",
+        "--held-duration",
+        "1",
+        "--leases",
+        "20",
+    ]));
+    let (stdout, stderr) = (text(&out.stdout), text(&out.stderr));
+    assert_eq!(code(&out), 0, "{stdout}\n{stderr}");
+    // Each round's targets, then the table of medians.
+    assert!(
+        stdout.contains("Round 1:") && stdout.contains("Round 2:"),
+        "{stdout}"
+    );
+    let plain = stdout
+        .lines()
+        .position(|l| l.starts_with("| 5 | 32 | uncontended | redlock (smol) |"))
+        .unwrap_or_else(|| panic!("no plain row:\n{stdout}"));
+    let tls = stdout
+        .lines()
+        .position(|l| l.starts_with("| 5 (TLS) | 32 | uncontended | redlock (smol) |"))
+        .unwrap_or_else(|| panic!("no TLS row:\n{stdout}\n{stderr}"));
+    assert_eq!(
+        tls,
+        plain + 1,
+        "the TLS case sits beside the plain one:\n{stdout}"
+    );
+    // The cluster case: measured, or shown as not run with the reason.
+    assert!(
+        stdout.contains("| 1 cluster (3 primaries) | 32 | uncontended |"),
+        "{stdout}"
+    );
+    // The held leases: none lost in a one-second hold of twenty.
+    let held = stdout
+        .lines()
+        .find(|l| l.starts_with("| 20 | 5 | redlock (smol) |"))
+        .unwrap_or_else(|| panic!("no held row:\n{stdout}\n{stderr}"));
+    let cells: Vec<&str> = held.split('|').map(str::trim).collect();
+    assert_eq!(cells[6], "0", "leases lost: {held}");
+    assert!(
+        stdout.contains(
+            "20 leases held 1 s on 5 nodes: leases lost, smol | = 0 | 0 | 2 of 2 | MET |"
+        ),
         "{stdout}"
     );
 }

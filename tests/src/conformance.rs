@@ -1306,6 +1306,78 @@ pub fn unannounced_release_still_progresses<C: Client>(nodes: usize, protocol: P
     );
 }
 
+/// Callers of one client on one resource take turns through the client's line: with a 2 s
+/// retry delay, 8 callers each acquire and release 5 times within 3 s, never two holders at
+/// once, and a caller started by a release gets the lock on its first attempt.
+pub fn callers_of_one_client_take_turns<C: Client>(nodes: usize) {
+    let cluster = Cluster::start(nodes);
+    let mut options = waiting_options(Protocol::Resp2, Duration::from_secs(2));
+    options.retry_count = None;
+    let client = C::connect(&cluster.urls(), options).expect("connect");
+    let inside = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let started = Instant::now();
+    let threads: Vec<_> = (0..8)
+        .map(|_| {
+            let (client, inside) = (client.clone(), inside.clone());
+            std::thread::spawn(move || {
+                let mut retried = 0;
+                for _ in 0..5 {
+                    let lock = client.acquire(&["line:a"], TTL).expect("acquire");
+                    let others = inside.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                    assert_eq!(others, 0, "{}: two holders at once", C::NAME);
+                    std::thread::sleep(Duration::from_millis(1));
+                    inside.fetch_sub(1, std::sync::atomic::Ordering::SeqCst);
+                    if lock.attempts() > 1 {
+                        retried += 1;
+                    }
+                    client.release(&lock).expect("release");
+                }
+                retried
+            })
+        })
+        .collect();
+    let retried: u32 = threads
+        .into_iter()
+        .map(|t| t.join().expect("caller thread"))
+        .sum();
+    let took = started.elapsed();
+    assert!(
+        took < Duration::from_secs(3),
+        "{}: {nodes} nodes: 40 turns took {took:?} (retry delay 2 s)",
+        C::NAME
+    );
+    // Only a caller that came while no one of the client held it and lost the race to one
+    // that did may have been refused.
+    assert!(retried <= 8, "{}: {retried} of 40 turns retried", C::NAME);
+}
+
+/// A lock dropped without a release does not hold up the client's line past its expiry: the
+/// next caller gets the resource within a retry pause (plus slack) of the ttl's end.
+pub fn dropped_lock_does_not_block_the_line<C: Client>(nodes: usize) {
+    let cluster = Cluster::start(nodes);
+    let mut options = waiting_options(Protocol::Resp2, Duration::from_millis(100));
+    options.retry_count = None;
+    let client = C::connect(&cluster.urls(), options).expect("connect");
+    let ttl = Duration::from_millis(500);
+    let forgotten = client.acquire(&["line:b"], ttl).expect("first acquire");
+    let expires = forgotten.valid_until();
+    drop(forgotten);
+    let lock = client.acquire(&["line:b"], TTL).expect("second acquire");
+    let at = Instant::now();
+    assert!(
+        at >= expires,
+        "{}: acquired before the first expired",
+        C::NAME
+    );
+    assert!(
+        at - expires < Duration::from_millis(900),
+        "{}: acquired {:?} after the forgotten lock expired",
+        C::NAME,
+        at - expires
+    );
+    client.release(&lock).expect("release");
+}
+
 /// Stamps out the suite's `#[test]`s for one [`Client`] type.
 #[macro_export]
 macro_rules! conformance_suite {
@@ -1406,6 +1478,18 @@ macro_rules! conformance_suite {
         #[test]
         fn hold_and_caps_3() {
             suite::hold_and_caps::<$client>(3)
+        }
+        #[test]
+        fn callers_of_one_client_take_turns_1() {
+            suite::callers_of_one_client_take_turns::<$client>(1)
+        }
+        #[test]
+        fn callers_of_one_client_take_turns_5() {
+            suite::callers_of_one_client_take_turns::<$client>(5)
+        }
+        #[test]
+        fn dropped_lock_does_not_block_the_line_3() {
+            suite::dropped_lock_does_not_block_the_line::<$client>(3)
         }
         #[test]
         fn release_wakes_waiter_1() {

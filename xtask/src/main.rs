@@ -555,8 +555,9 @@ fn demo(args: &[String]) -> Result<(), String> {
 
 /// `cargo xtask bench [ARGS]`: installs `redis-server` and `redis-benchmark` when missing, builds
 /// `redlock-bench` and `bench/rslock` (its own workspace) in release, and runs the `redlock-bench`
-/// matrix with rslock as the comparison. ARGS go to `redlock-bench` (e.g. `--duration 5`, or
-/// `--help`).
+/// matrix with rslock as the comparison. ARGS go to `redlock-bench` (e.g. `--repeat 3` for three
+/// rounds with each target's median and how many rounds met it, `--held-duration 10` for a quick
+/// look at the held leases, `--extras none` for the grid alone, or `--help`).
 fn bench(args: &[String]) -> Result<(), String> {
     ensure_redis()?;
     let mut build = cargo();

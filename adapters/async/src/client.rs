@@ -1,12 +1,14 @@
 //! `Redlock`: the client every async adapter exposes.
 
 use crate::connector::Connector;
-use crate::driver::{Driver, Handle};
+use crate::driver::{Driver, Handle, Shared};
 use crate::error::Error;
+use crate::local_queue::{Begin, Key, Ticket};
 use crate::node::Node;
+use crate::runtime::BoxFuture;
 use crate::runtime::Runtime;
 use crate::waiters::{Table, Traced, Waiters};
-use redlock_core::{AcquireOptions, Engine, Lock, OpId, Options, Released};
+use redlock_core::{AcquireOptions, Engine, Lock, OpId, Options, Released, Retry};
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
@@ -223,15 +225,141 @@ impl<R: Runtime> Redlock<R> {
         let span = op_span("acquire", &names, Some(ttl));
         // Drawn before `start` takes the client's lock: it is a syscall.
         let token = crate::setup::fresh_token();
-        self.start(
-            "acquire",
-            span.clone(),
-            |w| &mut w.acquires,
-            // The wall clock is read with `now`: the floor of the fencing token (microseconds
-            // since the epoch), which keeps tokens increasing when nodes restart empty.
-            |e, now| e.acquire_with(now, &names, ttl, token, SystemTime::now(), &options),
-        )
-        .instrument(span)
+        let retry = options
+            .retry
+            .unwrap_or_else(|| Retry::from_options(self.options()));
+        // Only an acquire that would wait however long it takes may wait in line: one with a
+        // retry limit or a time bound keeps its attempts as documented.
+        let in_line = self.options().wait_for_release
+            && retry.count.is_none()
+            && options.wait.is_none()
+            && options.deadline.is_none();
+        let key: Key = names.clone().into();
+        // The wall clock is read with `now`: the floor of the fencing token (microseconds since
+        // the epoch), which keeps tokens increasing when nodes restart empty.
+        let begin = move |e: &mut Engine, now: Instant| {
+            e.acquire_with(now, &names, ttl, token, SystemTime::now(), &options)
+        };
+        if !in_line {
+            return self
+                .start(
+                    "acquire",
+                    span.clone(),
+                    |w| &mut w.acquires,
+                    |s, now| begin(&mut s.engine, now),
+                )
+                .instrument(span)
+                .await;
+        }
+        self.acquire_in_line(key, Box::new(begin), retry, span.clone())
+            .instrument(span)
+            .await
+    }
+
+    /// An unbounded acquire (see `local_queue`): starts at once when no other caller of this
+    /// client holds or acquires `key`, else waits in line until one releases it (or, checked at
+    /// each retry pause, none holds or acquires it any more).
+    async fn acquire_in_line(
+        &self,
+        key: Key,
+        begin: Begin,
+        retry: Retry,
+        span: Span,
+    ) -> Result<Lock, Error> {
+        let called = Instant::now();
+        let mut place = InLine {
+            client: self.clone(),
+            key: key.clone(),
+            ticket: None,
+            done: false,
+        };
+        let started = {
+            let mut s = self.inner.handle.lock();
+            let s = &mut *s;
+            let now = Instant::now();
+            if s.queue.busy(&key, now) {
+                place.ticket = Some(s.queue.enqueue(key.clone(), begin));
+                None
+            } else {
+                s.queue.starting(&key);
+                let started = begin(&mut s.engine, now);
+                if let Ok(op) = started {
+                    s.waiters.acquires.register(op);
+                    Handle::wake_driver(s);
+                }
+                Some(started)
+            }
+        };
+        let started = match (started, place.ticket) {
+            (Some(started), _) => started,
+            (None, Some(ticket)) => self.wait_in_line(&key, ticket, retry).await,
+            (None, None) => unreachable!("either started or in line"),
+        };
+        place.ticket = None;
+        let result = OpFuture {
+            client: self.clone(),
+            table: |w| &mut w.acquires,
+            state: Some(started.map_err(Error::from)),
+            kind: "acquire",
+            span,
+            started: called,
+        }
+        .await;
+        place.done = true;
+        let mut s = self.inner.handle.lock();
+        let s = &mut *s;
+        let held = result
+            .as_ref()
+            .ok()
+            .map(|l| (l.token().clone(), l.valid_until()));
+        s.queue.finished(&key, held);
+        start_next(s, &key, Instant::now());
+        result
+    }
+
+    /// Waits until the acquire holding `ticket` is started: by a release of this client (or
+    /// the end of another acquire of `key`), or by itself when a retry pause passes and no
+    /// caller of this client holds or acquires `key` any more.
+    async fn wait_in_line(
+        &self,
+        key: &Key,
+        ticket: Ticket,
+        retry: Retry,
+    ) -> Result<OpId, redlock_core::Error> {
+        let mut jitter = Jitter(crate::setup::seed() | 1);
+        let mut timer: Option<BoxFuture<()>> = None;
+        std::future::poll_fn(|cx| loop {
+            {
+                let mut s = self.inner.handle.lock();
+                let s = &mut *s;
+                if let Some(started) = s.queue.poll_started(ticket, cx.waker()) {
+                    return Poll::Ready(started);
+                }
+            }
+            let t = timer.get_or_insert_with(|| {
+                let pause = jitter.pause(retry.delay, retry.jitter);
+                self.inner.rt.sleep_until(Instant::now() + pause)
+            });
+            if t.as_mut().poll(cx).is_pending() {
+                return Poll::Pending;
+            }
+            timer = None;
+            let mut s = self.inner.handle.lock();
+            let s = &mut *s;
+            let now = Instant::now();
+            if !s.queue.busy(key, now) {
+                s.queue.start_now(&mut s.engine, ticket, now);
+                // Registered when taken: `poll_started` hands the op over on the next turn.
+                if let Some(op) = s
+                    .queue
+                    .peek_started(ticket)
+                    .and_then(|r| r.as_ref().ok().copied())
+                {
+                    s.waiters.acquires.register(op);
+                    Handle::wake_driver(s);
+                }
+            }
+        })
         .await
     }
 
@@ -245,7 +373,7 @@ impl<R: Runtime> Redlock<R> {
             "extend",
             span.clone(),
             |w| &mut w.extends,
-            |e, now| e.extend(now, lock, ttl),
+            |s, now| s.engine.extend(now, lock, ttl),
         )
         .instrument(span)
         .await
@@ -261,7 +389,11 @@ impl<R: Runtime> Redlock<R> {
             "release",
             span.clone(),
             |w| &mut w.releases,
-            |e, now| Ok(e.release(now, lock)),
+            |s, now| {
+                let op = s.engine.release(now, lock);
+                hand_over(s, now, lock);
+                Ok(op)
+            },
         )
         .instrument(span)
         .await
@@ -273,7 +405,9 @@ impl<R: Runtime> Redlock<R> {
         tracing::debug!(resources = ?lock.resources(), "redlock: release handed to the driver");
         crate::metrics::release_detached();
         let mut s = self.inner.handle.lock();
-        s.engine.release(Instant::now(), lock);
+        let now = Instant::now();
+        s.engine.release(now, lock);
+        hand_over(&mut s, now, lock);
         Handle::wake_driver(&mut s);
     }
 
@@ -284,10 +418,10 @@ impl<R: Runtime> Redlock<R> {
         kind: &'static str,
         span: Span,
         table: fn(&mut Waiters) -> &mut Table<T>,
-        begin: impl FnOnce(&mut Engine, Instant) -> Result<OpId, redlock_core::Error>,
+        begin: impl FnOnce(&mut Shared, Instant) -> Result<OpId, redlock_core::Error>,
     ) -> OpFuture<R, T> {
         let mut s = self.inner.handle.lock();
-        let started = begin(&mut s.engine, Instant::now());
+        let started = begin(&mut s, Instant::now());
         if let Ok(op) = started {
             table(&mut s.waiters).register(op);
             Handle::wake_driver(&mut s);
@@ -300,6 +434,98 @@ impl<R: Runtime> Redlock<R> {
             span,
             started: Instant::now(),
         }
+    }
+}
+
+/// After queueing `lock`'s release: starts the next acquire of this client waiting for it,
+/// so that attempt goes out in the same write as the deletes, right behind them on every
+/// node's connection (a node runs one connection's commands in order, so the attempt finds
+/// the keys gone). First the next in this client's line for the same resources (see
+/// `local_queue`); with none, the engine's oldest acquire waiting for a release of each
+/// resource. Without this the waiter would hear of the release only from the node's
+/// announcement, a round trip later. A release that frees nothing (the lock had expired)
+/// costs the woken acquire one refused attempt.
+fn hand_over(s: &mut Shared, now: Instant, lock: &Lock) {
+    if !s.engine.options().wait_for_release {
+        return;
+    }
+    let key: Key = lock.resources().into();
+    s.queue.released(&key, lock.token());
+    if start_next(s, &key, now) {
+        return;
+    }
+    let prefix = s.engine.options().key_prefix.clone();
+    for resource in lock.resources() {
+        let mut redis_key = Vec::with_capacity(prefix.len() + resource.len());
+        redis_key.extend_from_slice(prefix.as_bytes());
+        redis_key.extend_from_slice(resource.as_bytes());
+        s.engine.handle_released(now, &redis_key);
+    }
+}
+
+/// Starts the first acquire in `key`'s line when no caller of this client holds or acquires
+/// `key` any more; its result wakes its caller. Returns whether one started.
+fn start_next(s: &mut Shared, key: &Key, now: Instant) -> bool {
+    let Some((started, waker)) = s.queue.next(&mut s.engine, key, now) else {
+        return false;
+    };
+    if let Ok(op) = started {
+        s.waiters.acquires.register(op);
+        // Its caller is woken when the result arrives, not now: nothing to do before that.
+        let _ = s.waiters.acquires.take(op, waker.as_ref());
+        Handle::wake_driver(s);
+    }
+    true
+}
+
+/// An acquire's place in line, and its share of the line's state: dropping the acquire
+/// leaves the line or, once started, lets the next start.
+struct InLine<R: Runtime> {
+    client: Redlock<R>,
+    key: Key,
+    /// While waiting to start.
+    ticket: Option<Ticket>,
+    /// The acquire ended and told the line.
+    done: bool,
+}
+
+impl<R: Runtime> Drop for InLine<R> {
+    fn drop(&mut self) {
+        if self.done {
+            return;
+        }
+        let mut s = self.client.inner.handle.lock();
+        let s = &mut *s;
+        let now = Instant::now();
+        match self.ticket {
+            Some(ticket) => match s.queue.leave(ticket) {
+                // Started by a release, and nobody will take the result.
+                Some(Ok(op)) => {
+                    s.waiters.abandon(&mut s.engine, now, op);
+                    s.queue.finished(&self.key, None);
+                }
+                Some(Err(_)) => s.queue.finished(&self.key, None),
+                None => {}
+            },
+            // Dropped while its op ran: the op future abandoned it already.
+            None => s.queue.finished(&self.key, None),
+        }
+        start_next(s, &self.key, now);
+        Handle::wake_driver(s);
+    }
+}
+
+/// Retry pauses for the line's timers: `delay` ± up to `jitter`, xorshift-drawn.
+struct Jitter(u64);
+
+impl Jitter {
+    fn pause(&mut self, delay: Duration, jitter: Duration) -> Duration {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        let span = jitter.as_nanos().saturating_mul(2) as u64;
+        let offset = if span == 0 { 0 } else { self.0 % (span + 1) };
+        (delay + Duration::from_nanos(offset)).saturating_sub(jitter)
     }
 }
 

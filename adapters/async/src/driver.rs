@@ -14,6 +14,7 @@
 use crate::backoff::Backoff;
 use crate::batching::Batching;
 use crate::connector::{Connector, Dial};
+use crate::local_queue::LocalQueue;
 use crate::runtime::{BoxFuture, Connection, Runtime};
 use crate::waiters::{NodeChange, Waiters};
 use redlock_core::{Engine, LinkId, NodeConfig};
@@ -28,6 +29,8 @@ use std::time::{Duration, Instant};
 pub(crate) struct Shared {
     pub(crate) engine: Engine,
     pub(crate) waiters: Waiters,
+    /// This client's unbounded acquires waiting in line behind its own callers.
+    pub(crate) queue: LocalQueue,
     driver: Option<Waker>,
     /// Set when the last client handle is dropped: the driver closes its sockets and ends.
     closed: bool,
@@ -45,6 +48,7 @@ impl Handle {
         Handle(Mutex::new(Shared {
             engine,
             waiters: Waiters::default(),
+            queue: LocalQueue::default(),
             driver: None,
             closed: false,
             settled: vec![false; n],

@@ -42,6 +42,7 @@ mod guard;
 mod hold;
 mod keep_alive;
 mod lease;
+mod local_queue;
 pub mod metrics;
 mod node;
 mod node_url;
