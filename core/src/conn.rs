@@ -25,6 +25,9 @@ use bytes::{Bytes, BytesMut};
 use std::collections::{BTreeSet, VecDeque};
 use std::time::{Duration, Instant};
 
+/// The most requests held for a link's first connect.
+const MAX_OPENING_HELD: usize = 4096;
+
 /// A request a shut connection can no longer answer.
 #[derive(Debug)]
 pub(crate) struct Lost {
@@ -142,9 +145,11 @@ impl Conn {
     }
 
     /// Whether a request sent now would go out (or be held for the handshake or the first
-    /// connect) rather than be dropped.
+    /// connect) rather than be dropped. A link whose first connect never comes (an adapter
+    /// that does not open it) holds at most [`MAX_OPENING_HELD`] requests; past that it counts
+    /// as down.
     pub(crate) fn accepts(&self) -> bool {
-        self.is_up() || self.opening
+        self.is_up() || (self.opening && self.held.len() < MAX_OPENING_HELD)
     }
     /// A RESP2 connection that only subscribes to release channels.
     pub(crate) fn subscriber(cap: usize, timeout: Duration) -> Conn {
@@ -310,7 +315,7 @@ impl Conn {
                 }
             }
             State::Handshaking { .. } => self.held.push((asked, call)),
-            State::Down if self.opening => self.held.push((asked, call)),
+            State::Down if self.accepts() => self.held.push((asked, call)),
             // The engine sends only to connections that accept requests.
             State::Down => {}
         }

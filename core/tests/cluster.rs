@@ -690,3 +690,29 @@ fn a_request_made_while_the_seed_handshakes_waits_for_the_map_then_goes_out() {
     let lock = rig.acquired(op).expect("granted by both parts");
     assert_eq!(lock.attempts(), 1);
 }
+
+#[test]
+fn a_shard_link_never_opened_holds_a_bounded_number_of_requests() {
+    let mut options = options();
+    options.retry_count = Some(0);
+    let mut rig = Rig::mapped(options, &EVEN);
+    // The adapter never connects the shard links: each acquire is held for 7002's first
+    // connect, up to a cap; past it the node counts as not ready at once.
+    let mut held = 0;
+    let mut refused = 0;
+    for _ in 0..5000 {
+        let op = rig.acquire(&["a"]);
+        match rig.engine.poll_event() {
+            None => held += 1,
+            Some(Event::Acquired {
+                op: o,
+                result: Err(e),
+            }) if o == op => {
+                assert_eq!(*outcome_of(&e), Outcome::NotReady);
+                refused += 1;
+            }
+            other => panic!("unexpected {other:?}"),
+        }
+    }
+    assert_eq!((held, refused), (4096, 5000 - 4096));
+}
