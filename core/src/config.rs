@@ -99,6 +99,17 @@ pub struct Options {
 
 /// How many replicas must have a lock's writes before a node's grant counts, and how long to
 /// wait for them (see [`Options::replica_ack`]).
+///
+/// ```
+/// use redlock_core::{Options, ReplicaAck};
+/// use std::time::Duration;
+/// let mut options = Options::default();
+/// options.replica_ack = Some(ReplicaAck { replicas: 1, timeout: Duration::from_millis(100) });
+/// assert!(options.validate().is_ok());
+/// // WAIT holds the connection up to its timeout: it must end before node_timeout does.
+/// options.replica_ack = Some(ReplicaAck { replicas: 1, timeout: options.node_timeout });
+/// assert!(options.validate().is_err());
+/// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct ReplicaAck {
     /// At least this many replicas (1 or more).

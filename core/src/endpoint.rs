@@ -6,6 +6,12 @@ use std::sync::Arc;
 /// Where a server listens, as `CLUSTER SLOTS` and `MOVED` / `ASK` redirects name it. The engine
 /// hands one out with [`Event::Open`](crate::Event::Open) when it needs a connection to a server
 /// that is not in the configuration (a cluster's shard primary).
+///
+/// ```
+/// let shard = redlock_core::Endpoint::new("::1", 7002);
+/// assert_eq!((shard.host(), shard.port()), ("::1", 7002));
+/// assert_eq!(shard.to_string(), "[::1]:7002");
+/// ```
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct Endpoint {
     host: Arc<str>,

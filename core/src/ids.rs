@@ -33,6 +33,14 @@ impl fmt::Display for NodeId {
 /// into its node's link); the engine numbers the ones it asks for later with
 /// [`Event::Open`](crate::Event::Open) from there on (a cluster's shard primaries, a RESP2
 /// node's subscriber connection).
+///
+/// ```
+/// use redlock_core::{LinkId, NodeId};
+/// let own = LinkId::from(NodeId::new(2));
+/// assert_eq!(own.index(), 2);
+/// assert!(own == NodeId::new(2));
+/// assert_eq!(LinkId::new(7).to_string(), "link#7");
+/// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct LinkId(usize);
 

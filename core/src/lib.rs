@@ -11,6 +11,11 @@
 //! the lock protocol in your own transport, or to test quorum logic deterministically.
 //! `examples/std_net.rs` drives it over the standard library's blocking sockets.
 //!
+//! The engine's connections are links ([`LinkId`]): each node's own, plus those it asks the
+//! adapter to open with [`Event::Open`], for a RESP2 node's release subscriptions or a node that
+//! is a whole Redis Cluster ([`NodeConfig::as_cluster`]: a link per shard primary, each lock
+//! request split by hash slot, [`key_slot`]).
+//!
 //! Errors come in two kinds: caller misuse ([`Error`], returned at once) and what the nodes did
 //! ([`OpError`], inside an operation's completion [`Event`], with every attempt's per-node
 //! [`Outcome`]).
