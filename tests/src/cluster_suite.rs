@@ -6,7 +6,7 @@
 //! [`cluster_changes`](crate::cluster_changes).
 
 use crate::conformance::{test_options, Client};
-use redlock_async::{AcquireOptions, Error, Failure, Node, Options, Protocol, Retry};
+use redlock_async::{AcquireOptions, Error, Node, Options, Protocol, Retry};
 use redlock_harness::{RedisCluster, Reply};
 use std::collections::BTreeSet;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
@@ -320,48 +320,12 @@ pub fn using_keeps_lock<C: Client>() {
 }
 
 /// An acquire bounded to 200 ms on a lock held on the cluster returns `TimedOut` (last failure
-/// `Locked`) within its bound plus one node timeout, after retrying inside it.
+/// `Locked`) within its bound plus one node timeout, after retrying inside it
+/// ([`bounded_on_held`](crate::conformance::bounded_on_held)); once released, the lock is free
+/// within the bound.
 pub fn bounded_acquire<C: Client>() {
     let cluster = RedisCluster::start(3, 0);
-    let o = test_options();
-    let holder = C::connect(&[cluster.cluster_url()], o.clone()).expect("connect");
-    let mut forever = o.clone();
-    forever.retry_count = None;
-    let waiter = C::connect(&[cluster.cluster_url()], forever).expect("connect waiter");
-    let held = holder.acquire(&["bound:a"], TTL).expect("holder");
-    let bound = Duration::from_millis(200);
-    let within = AcquireOptions::new().wait(bound).retry(Retry {
-        count: None,
-        delay: Duration::from_millis(20),
-        jitter: Duration::from_millis(10),
-    });
-    let start = Instant::now();
-    let err = waiter
-        .acquire_with(&["bound:a"], TTL, within)
-        .expect_err("held by another");
-    let took = start.elapsed();
-    assert!(
-        matches!(
-            err,
-            Error::TimedOut {
-                last_failure: Failure::Locked,
-                ..
-            }
-        ),
-        "{}: {err}",
-        C::NAME
-    );
-    assert!(
-        took <= bound + o.node_timeout,
-        "{}: a 200 ms bound took {took:?}",
-        C::NAME
-    );
-    assert!(
-        err.attempts().len() > 1,
-        "{}: retried inside the bound: {err}",
-        C::NAME
-    );
-    holder.release(&held).expect("release");
+    let (waiter, within) = crate::conformance::bounded_on_held::<C>(&[cluster.cluster_url()]);
     let lock = waiter
         .acquire_with(&["bound:a"], TTL, within)
         .expect("free within the bound");

@@ -985,16 +985,17 @@ pub fn guard_drop_releases<C: Client>(nodes: usize) {
     assert_eq!(cluster.exists_after("guard:b", Duration::from_secs(2)), 0);
 }
 
-/// An acquire bounded to 200 ms on a held lock returns `TimedOut` (last failure `Locked`)
-/// within its bound plus one node timeout, after retrying through it; on nodes that do not
-/// answer, `TimedOut` with `Unreachable`.
-pub fn bounded_acquire<C: Client>() {
-    let cluster = Cluster::start(3);
+/// The bound on a held lock, on any deployment at `urls`: an acquire bounded to 200 ms returns
+/// `TimedOut` (last failure `Locked`) within its bound plus one node timeout, after retrying
+/// through it; a per-call retry count of 0 overrides the client's "for ever" (`Locked` after one
+/// attempt). The holder releases at the end; returns the waiter (its client retries for ever)
+/// and the 200 ms bound, for the caller's own checks.
+pub fn bounded_on_held<C: Client>(urls: &[String]) -> (C, AcquireOptions) {
     let options = test_options();
-    let holder = C::connect(&cluster.urls(), options.clone()).expect("connect");
+    let holder = C::connect(urls, options.clone()).expect("connect");
     let mut forever = options.clone();
     forever.retry_count = None;
-    let waiter = C::connect(&cluster.urls(), forever).expect("connect waiter");
+    let waiter = C::connect(urls, forever).expect("connect waiter");
     let held = holder.acquire(&["bound:a"], TTL).expect("holder");
     let bound = Duration::from_millis(200);
     let within = AcquireOptions::new().wait(bound).retry(Retry {
@@ -1040,6 +1041,17 @@ pub fn bounded_acquire<C: Client>() {
     assert!(err.is_locked(), "{}: {err}", C::NAME);
     assert_eq!(err.attempts().len(), 1);
     holder.release(&held).expect("release");
+    (waiter, within)
+}
+
+/// An acquire bounded to 200 ms on a held lock returns `TimedOut` (last failure `Locked`)
+/// within its bound plus one node timeout, after retrying through it ([`bounded_on_held`]); on
+/// nodes that do not answer, `TimedOut` with `Unreachable`.
+pub fn bounded_acquire<C: Client>() {
+    let cluster = Cluster::start(3);
+    let options = test_options();
+    let (waiter, within) = bounded_on_held::<C>(&cluster.urls());
+    let bound = Duration::from_millis(200);
     // Two of three nodes stop answering: no quorum can form, and the bound still holds.
     cluster.stop(1);
     cluster.stop(2);
