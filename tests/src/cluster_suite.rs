@@ -378,37 +378,8 @@ pub fn release_wakes_waiter<C: Client>(protocol: Protocol) {
         .into_iter()
         .find(|k| cluster.primary_of_slot(cluster.slot_of(k)) != 0)
         .expect("a key off the first seed");
-    let holder = C::connect(&[cluster.cluster_url()], o.clone()).expect("connect holder");
-    let waiter = C::connect(&[cluster.cluster_url()], o).expect("connect waiter");
-    let lock = holder.acquire(&[&key], TTL).expect("holder acquires");
-    let started = Instant::now();
-    let thread = {
-        let key = key.clone();
-        std::thread::spawn(move || {
-            let lock = waiter.acquire(&[&key], TTL).expect("waiter acquires");
-            let at = Instant::now();
-            waiter.release(&lock).expect("waiter releases");
-            (at, lock.attempts())
-        })
-    };
-    // Long enough for the waiter's first attempt to be refused and its subscription to land.
-    std::thread::sleep(Duration::from_millis(400));
-    let released = Instant::now();
-    holder.release(&lock).expect("holder releases");
-    let (acquired, attempts) = thread.join().expect("waiter thread");
-    assert!(
-        acquired >= released,
-        "{}: acquired while held ({:?} after start)",
-        C::NAME,
-        acquired - started
-    );
-    let woke = acquired - released;
-    assert!(
-        woke < Duration::from_millis(200),
-        "{}: {protocol:?}: acquired {woke:?} after the release (retry delay 2 s)",
-        C::NAME
-    );
-    assert!(attempts >= 2, "{}: {attempts} attempts", C::NAME);
+    let what = format!("a 3-primary cluster, {protocol:?}");
+    crate::conformance::release_wakes_waiter_at::<C>(&[cluster.cluster_url()], o, &key, &what);
 }
 
 /// Instantiates the cluster suite ([`cluster_suite`](mod@crate::cluster_suite) and

@@ -1253,16 +1253,31 @@ fn waiting_options(protocol: Protocol, delay: Duration) -> Options {
 pub fn release_wakes_waiter<C: Client>(nodes: usize, protocol: Protocol) {
     let cluster = Cluster::start(nodes);
     let options = waiting_options(protocol, Duration::from_secs(2));
-    let holder = C::connect(&cluster.urls(), options.clone()).expect("connect holder");
-    let waiter = C::connect(&cluster.urls(), options).expect("connect waiter");
-    let lock = holder.acquire(&["wake:a"], TTL).expect("holder acquires");
+    let what = format!("{nodes} nodes, {protocol:?}");
+    release_wakes_waiter_at::<C>(&cluster.urls(), options, "wake:a", &what);
+}
+
+/// [`release_wakes_waiter`] on any deployment at `urls`, with `options` (a retry delay of 2 s),
+/// on `key`; `what` names the deployment in messages.
+pub fn release_wakes_waiter_at<C: Client>(
+    urls: &[String],
+    options: Options,
+    key: &str,
+    what: &str,
+) {
+    let holder = C::connect(urls, options.clone()).expect("connect holder");
+    let waiter = C::connect(urls, options).expect("connect waiter");
+    let lock = holder.acquire(&[key], TTL).expect("holder acquires");
     let started = Instant::now();
-    let thread = std::thread::spawn(move || {
-        let lock = waiter.acquire(&["wake:a"], TTL).expect("waiter acquires");
-        let at = Instant::now();
-        waiter.release(&lock).expect("waiter releases");
-        (at, lock.attempts())
-    });
+    let thread = {
+        let key = key.to_string();
+        std::thread::spawn(move || {
+            let lock = waiter.acquire(&[&key], TTL).expect("waiter acquires");
+            let at = Instant::now();
+            waiter.release(&lock).expect("waiter releases");
+            (at, lock.attempts())
+        })
+    };
     // Long enough for the waiter's first attempt to be refused and its subscription to land.
     std::thread::sleep(Duration::from_millis(400));
     let released = Instant::now();
@@ -1277,7 +1292,7 @@ pub fn release_wakes_waiter<C: Client>(nodes: usize, protocol: Protocol) {
     let woke = acquired - released;
     assert!(
         woke < Duration::from_millis(200),
-        "{}: {nodes} nodes, {protocol:?}: acquired {woke:?} after the release (retry delay 2 s)",
+        "{}: {what}: acquired {woke:?} after the release (retry delay 2 s)",
         C::NAME
     );
     assert!(attempts >= 2, "{}: {attempts} attempts", C::NAME);
