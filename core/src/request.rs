@@ -399,6 +399,12 @@ impl Call {
         }
     }
 
+    /// Whether `error` refuses this call's native command as unknown (so its script goes
+    /// instead).
+    pub(crate) fn falls_back(&self, error: &str) -> bool {
+        self.form.is_native() && is_unknown_command(error)
+    }
+
     /// The lock keys this call is about (without fence-counter keys).
     pub(crate) fn lock_keys(&self) -> &[Bytes] {
         match self.layout {
@@ -506,7 +512,7 @@ impl Request {
     /// Whether `error` refuses this request's native command as unknown (so its script goes
     /// instead).
     pub(crate) fn falls_back(&self, error: &str) -> bool {
-        self.call.as_ref().is_some_and(|c| c.form.is_native()) && is_unknown_command(error)
+        self.call.as_ref().is_some_and(|c| c.falls_back(error))
     }
 
     /// This request as `EVAL` of its script, due at `deadline`, reading its reply as the script's.
@@ -707,26 +713,16 @@ mod tests {
     }
 
     #[test]
-    #[allow(clippy::disallowed_methods)] // the test owns the clock
     fn only_an_unknown_native_command_falls_back() {
-        let deadline = Instant::now();
-        let native = Request::call(
-            vote(Reading::DeletedOne),
-            deadline,
-            Call {
-                form: Form::DelEx,
-                ..call(Native::Release, &["k"])
-            },
-        );
+        let native = Call {
+            form: Form::DelEx,
+            ..call(Native::Release, &["k"])
+        };
         assert!(native.falls_back("ERR unknown command 'DELEX', with args beginning with: "));
         assert!(native.falls_back("ERR syntax error"));
         assert!(!native.falls_back("NOPERM User app has no permissions to run the 'delex' command"));
-        let script = Request::call(release_vote(), deadline, call(Native::Release, &["k"]));
+        let script = call(Native::Release, &["k"]);
         assert!(!script.falls_back("ERR unknown command 'EVALSHA'"));
-    }
-
-    fn release_vote() -> Asked {
-        vote(Reading::Deleted)
     }
 
     #[test]
