@@ -5,7 +5,7 @@ use crate::nodes::NodeArgs;
 use clap::Args;
 use redlock_cli::duration::{parse as parse_duration, show};
 use redlock_cli::exit;
-use redlock_core::fence_key;
+use redlock_core::{fence_key, Redirect, RedirectKind};
 use redlock_harness::Reply;
 use redlock_tokio::{Address, Node};
 use serde_json::{json, Value};
@@ -260,21 +260,23 @@ fn query(node: &Node, keys: &[String], timeout: Duration) -> Answer {
         let mut hops = 0;
         let answer = loop {
             match query_at(&at, std::slice::from_ref(key), timeout) {
-                Err(e) if e.starts_with("MOVED ") && hops < MAX_HOPS => {
-                    let target = e.split(' ').nth(2).and_then(|a| a.rsplit_once(':'));
-                    let Some((host, port)) = target.and_then(|(h, p)| Some((h, p.parse().ok()?)))
-                    else {
-                        break Err(e);
+                Err(e) if hops < MAX_HOPS => {
+                    let asked = match &at.address {
+                        Address::Tcp { host, .. } => host.as_str(),
+                        _ => "",
                     };
-                    let host = match host.trim_matches(['[', ']']) {
-                        "" => match &at.address {
-                            Address::Tcp { host, .. } => host.clone(),
-                            other => break Err(format!("{e} (from {other})")),
-                        },
-                        h => h.to_string(),
-                    };
-                    at.address = Address::Tcp { host, port };
-                    hops += 1;
+                    match Redirect::parse(&e, asked) {
+                        Some(r)
+                            if r.kind == RedirectKind::Moved && !r.endpoint.host().is_empty() =>
+                        {
+                            at.address = Address::Tcp {
+                                host: r.endpoint.host().to_string(),
+                                port: r.endpoint.port(),
+                            };
+                            hops += 1;
+                        }
+                        _ => break Err(e),
+                    }
                 }
                 other => break other,
             }

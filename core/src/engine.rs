@@ -537,15 +537,19 @@ impl Engine {
                     Err(outcome) => self.vote(now, op, round, node, outcome),
                 }
             }
-            Asked::Cleanup => {
-                for (link, picked) in self.route(node, call).unwrap_or_default() {
-                    let part = call.part(&picked);
-                    self.links[link.index()]
-                        .conn
-                        .send(now, Asked::Cleanup, part);
-                }
-            }
+            Asked::Cleanup => self.cleanup_parts(now, node, call),
             _ => {}
+        }
+    }
+
+    /// Sends cleanup `call` to cluster node `node`, split by slot over its shards. A shard
+    /// that cannot be reached now gets nothing: its keys expire.
+    fn cleanup_parts(&mut self, now: Instant, node: NodeId, call: &Call) {
+        for (link, picked) in self.route(node, call).unwrap_or_default() {
+            let part = call.part(&picked);
+            self.links[link.index()]
+                .conn
+                .send(now, Asked::Cleanup, part);
         }
     }
 
@@ -1536,13 +1540,7 @@ impl Engine {
                     cluster.pending.push((Asked::Cleanup, call.clone()));
                     continue;
                 }
-                // A node that cannot be reached now gets nothing: its keys expire.
-                for (link, picked) in self.route(node, &call).unwrap_or_default() {
-                    let part = call.part(&picked);
-                    self.links[link.index()]
-                        .conn
-                        .send(now, Asked::Cleanup, part);
-                }
+                self.cleanup_parts(now, node, &call);
             } else if self.links[node.index()].conn.is_up() {
                 self.links[node.index()]
                     .conn

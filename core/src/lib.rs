@@ -56,6 +56,7 @@ pub use ids::{LinkId, NodeId, OpId};
 pub use key::{fence_key, release_channel};
 pub use limits::{MAX_DURATION, MIN_TOKEN_BYTES};
 pub use lock::Lock;
+pub use redirect::{Redirect, RedirectKind};
 pub use resp::Protocol;
 pub use script::{
     script_sha, ScriptKind, Scripts, ACQUIRE, EXTEND, FENCE, FENCED_ACQUIRE, MAX_FENCING_TOKEN,

@@ -7,7 +7,7 @@ use crate::slot::SLOTS;
 
 /// Which redirect a node answered.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum RedirectKind {
+pub enum RedirectKind {
     /// `MOVED`: the slot is served by another node from now on.
     Moved,
     /// `ASK`: for this request only, ask the other node (sending `ASKING` first); the slot map
@@ -17,13 +17,13 @@ pub(crate) enum RedirectKind {
 
 /// A redirect reply, parsed.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) struct Redirect {
+pub struct Redirect {
     /// `MOVED` or `ASK`.
-    pub(crate) kind: RedirectKind,
+    pub kind: RedirectKind,
     /// The hash slot the request's keys are in (`0..16384`).
-    pub(crate) slot: u16,
+    pub slot: u16,
     /// Where to send it.
-    pub(crate) endpoint: Endpoint,
+    pub endpoint: Endpoint,
 }
 
 impl Redirect {
@@ -33,7 +33,15 @@ impl Redirect {
     /// accepted too). An empty host (`MOVED 3999 :6381`, a node that does not know its own
     /// address) means the host of the node that answered, `asked_host`. `None` for any other
     /// text, a slot past 16383, a port of 0 or out of range, or an unknown endpoint (`?`).
-    pub(crate) fn parse(error_text: &str, asked_host: &str) -> Option<Redirect> {
+    ///
+    /// ```
+    /// use redlock_core::{Redirect, RedirectKind};
+    /// let r = Redirect::parse("MOVED 3999 :6381", "10.0.0.5").unwrap();
+    /// assert_eq!((r.kind, r.slot), (RedirectKind::Moved, 3999));
+    /// assert_eq!(r.endpoint.to_string(), "10.0.0.5:6381");
+    /// assert!(Redirect::parse("ERR unknown command", "10.0.0.5").is_none());
+    /// ```
+    pub fn parse(error_text: &str, asked_host: &str) -> Option<Redirect> {
         let mut words = error_text.split(' ');
         let kind = match words.next()? {
             "MOVED" => RedirectKind::Moved,

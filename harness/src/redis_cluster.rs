@@ -26,6 +26,7 @@
 
 use crate::cluster::{free_port, read_log, show_args, Node, Serve, StartError, CMD_TIMEOUT};
 use crate::resp::{request, Conn, Reply};
+use redlock_core::{Redirect, RedirectKind};
 use std::collections::HashMap;
 use std::ffi::OsString;
 use std::io;
@@ -333,17 +334,18 @@ impl RedisCluster {
                     }
                 })
                 .unwrap_or_else(|e| panic!("port {port}: command {} failed: {e}", show_args(args)));
-            match &reply {
-                Reply::Error(e) if e.starts_with("MOVED ") || e.starts_with("ASK ") => {
-                    asking = e.starts_with("ASK ");
-                    // Only the port is taken: every node here is on loopback.
-                    port = e
-                        .rsplit_once(':')
-                        .and_then(|(_, p)| p.trim().parse().ok())
-                        .unwrap_or_else(|| panic!("port {port}: unreadable redirect {e:?}"));
+            let Reply::Error(e) = &reply else {
+                return reply;
+            };
+            let Some(redirect) = Redirect::parse(e, "127.0.0.1") else {
+                if e.starts_with("MOVED ") || e.starts_with("ASK ") {
+                    panic!("port {port}: unreadable redirect {e:?}");
                 }
-                _ => return reply,
-            }
+                return reply;
+            };
+            asking = redirect.kind == RedirectKind::Ask;
+            // Only the port is taken: every node here is on loopback.
+            port = redirect.endpoint.port();
         }
         panic!(
             "command {} still redirected after {MAX_REDIRECTS} hops",

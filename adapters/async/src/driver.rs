@@ -16,7 +16,7 @@ use crate::batching::Batching;
 use crate::connector::{Connector, Dial};
 use crate::local_queue::LocalQueue;
 use crate::runtime::{BoxFuture, Connection, Runtime};
-use crate::waiters::{NodeChange, Waiters};
+use crate::waiters::{LinkChange, Waiters};
 use redlock_core::{Engine, LinkId, NodeConfig};
 use std::future::Future;
 use std::ops::Range;
@@ -147,7 +147,7 @@ pub(crate) struct Driver<R: Runtime> {
     input: Vec<u8>,
     seen: Vec<Seen>,
     woken: Vec<Waker>,
-    changes: Vec<NodeChange>,
+    changes: Vec<LinkChange>,
     /// Whether the last poll ended by yielding before a write.
     yielded: bool,
     /// Whether a write should wait for other callers' requests.
@@ -336,19 +336,19 @@ impl<R: Runtime> Driver<R> {
         );
         for change in std::mem::take(&mut self.changes) {
             match change {
-                NodeChange::Ready(link) => {
+                LinkChange::Ready(link) => {
                     let i = link.index();
                     self.backoff[i].reset();
                     if self.logged[i].take().is_some() {
                         tracing::info!(node = %self.names[i], "redlock: node usable again");
                     }
                 }
-                NodeChange::Reconnect(link, reason) => {
+                LinkChange::Reconnect(link, reason) => {
                     crate::metrics::node_reconnect(&self.names[link.index()], &reason);
                     self.log_failure(link.index(), reason.to_string());
                     self.drop_node(link.index(), now);
                 }
-                NodeChange::Open(link, node, to) => {
+                LinkChange::Open(link, node, to) => {
                     let Some(own) = self.dials.get(node.index()) else {
                         continue;
                     };

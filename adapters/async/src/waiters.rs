@@ -80,8 +80,8 @@ impl<T> Table<T> {
     }
 }
 
-/// A change of a node's state the driver acts on.
-pub(crate) enum NodeChange {
+/// A change of a link the driver acts on.
+pub(crate) enum LinkChange {
     /// A link's handshake succeeded.
     Ready(LinkId),
     /// A link's connection must be closed and opened again, for this reason.
@@ -146,12 +146,13 @@ impl Waiters {
 
     /// Drains the engine's events: results go to their waiters, whose wakers are pushed onto
     /// `woken` (wake them after letting go of any lock the waiters need); a lock acquired for
-    /// nobody is released; `on_node` hears of each node that became ready or must reconnect.
+    /// nobody is released; `on_link` hears of each link that became ready, must reconnect, or is
+    /// to be opened.
     pub(crate) fn dispatch(
         &mut self,
         engine: &mut Engine,
         now: Instant,
-        mut on_node: impl FnMut(NodeChange),
+        mut on_link: impl FnMut(LinkChange),
         woken: &mut Vec<Waker>,
     ) {
         while let Some(event) = engine.poll_event() {
@@ -167,9 +168,9 @@ impl Waiters {
                 Event::Released { op, result } => {
                     self.releases.fill(op, result, woken);
                 }
-                Event::Ready { link } => on_node(NodeChange::Ready(link)),
-                Event::Reconnect { link, reason } => on_node(NodeChange::Reconnect(link, reason)),
-                Event::Open { link, node, to } => on_node(NodeChange::Open(link, node, to)),
+                Event::Ready { link } => on_link(LinkChange::Ready(link)),
+                Event::Reconnect { link, reason } => on_link(LinkChange::Reconnect(link, reason)),
+                Event::Open { link, node, to } => on_link(LinkChange::Open(link, node, to)),
                 _ => {}
             }
         }
