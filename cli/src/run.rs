@@ -175,11 +175,15 @@ async fn run(args: RunArgs, timeline: Timeline, verbose: u8) -> u8 {
         conflict_exit_code: args.conflict_exit_code,
         verbose,
     };
-    let lock = match waiting::acquire(&redlock, &want, &mut signals).await {
-        Ok(lock) => lock,
-        Err(code) => return code,
+    let code = match waiting::acquire(&redlock, &want, &mut signals).await {
+        Ok(lock) => hold(&redlock, lock, &args, timeline, &mut signals, verbose).await,
+        Err(code) => code,
     };
-    hold(&redlock, lock, &args, timeline, &mut signals, verbose).await
+    // A release returns once a majority confirmed, and a failed attempt's cleanup may still be
+    // out: the process must not end before every node has its delete (or timed out), or the
+    // slower nodes keep the key until its ttl.
+    redlock.flush().await;
+    code
 }
 
 /// Keeps `lock` alive while the command's group runs, stops the group on the timeline when the

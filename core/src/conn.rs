@@ -354,6 +354,12 @@ impl Conn {
         }
     }
 
+    /// How many requests wait for an answer on this socket: sent (the handshake's included) or
+    /// held until it is ready.
+    pub(crate) fn unanswered(&self) -> usize {
+        self.pending.len() + self.held.len()
+    }
+
     /// The earliest request deadline (the FIFO head's: deadlines only grow).
     pub(crate) fn deadline(&self) -> Option<Instant> {
         self.pending.front().map(|p| p.deadline)

@@ -163,6 +163,26 @@ impl Engine {
             .is_some_and(|l| l.conn.is_ready())
     }
 
+    /// How many requests are made and not answered yet, on every link: sent and awaiting their
+    /// reply (handshakes included), held until a link is ready, or (a cluster node) waiting for
+    /// the slot map. Each is answered, times out ([`Options::node_timeout`]) or is given up with
+    /// its connection, so with no new operations this reaches 0. Releases kept for a node that is
+    /// down (sent when it is back) are not counted.
+    ///
+    /// An operation can finish while some of its requests are still out (a release returns
+    /// once a majority confirmed): an adapter that is about to close its sockets waits for 0
+    /// first, so the last nodes still get their deletes.
+    pub fn unanswered(&self) -> usize {
+        let links: usize = self.links.iter().map(|l| l.conn.unanswered()).sum();
+        let waiting: usize = self
+            .clusters
+            .iter()
+            .flatten()
+            .map(|c| c.pending.len())
+            .sum();
+        links + waiting
+    }
+
     /// How many operations are in flight.
     pub fn in_flight(&self) -> usize {
         self.ops.len()

@@ -198,6 +198,52 @@ fn a_release_returns_once_a_majority_confirmed() {
 }
 
 #[test]
+fn requests_stay_unanswered_after_a_release_returned_until_every_node_answers() {
+    let (mut e, t0) = engine(3, 3, options(0));
+    assert_eq!(e.unanswered(), 0);
+    let lock = |e: &mut Engine, b: u8| {
+        e.acquire(t0, ["r"], TTL, token(b), SystemTime::UNIX_EPOCH)
+            .unwrap();
+        drain(e);
+        assert_eq!(e.unanswered(), 3, "one request per node");
+        for i in 0..3 {
+            e.handle_input(t0, n(i), b"+OK\r\n");
+        }
+        match events(e).pop() {
+            Some(Event::Acquired {
+                result: Ok(lock), ..
+            }) => lock,
+            other => panic!("{other:?}"),
+        }
+    };
+    let released = |e: &mut Engine| {
+        events(e)
+            .iter()
+            .any(|ev| matches!(ev, Event::Released { result: Ok(_), .. }))
+    };
+    for last in ["answers", "disconnects"] {
+        let held = lock(&mut e, 1);
+        assert_eq!(e.unanswered(), 0);
+        e.release(t0, &held);
+        drain(&mut e);
+        e.handle_input(t0, n(0), b":1\r\n");
+        e.handle_input(t0, n(1), b":1\r\n");
+        assert!(
+            released(&mut e),
+            "a majority confirmed: the release is over"
+        );
+        assert_eq!(e.unanswered(), 1, "node 2's delete is still out");
+        if last == "answers" {
+            e.handle_input(t0, n(2), b":1\r\n");
+        } else {
+            e.handle_disconnected(t0, n(2));
+            e.handle_connected(t0, n(2));
+        }
+        assert_eq!(e.unanswered(), 0, "node 2 {last}");
+    }
+}
+
+#[test]
 fn a_disconnect_fails_the_pending_votes_at_once() {
     let (mut e, t0) = engine(1, 1, options(0));
     e.acquire(t0, ["r"], TTL, token(1), SystemTime::UNIX_EPOCH)

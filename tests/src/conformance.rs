@@ -87,6 +87,11 @@ pub trait Client: Clone + Send + Sync + std::fmt::Debug + 'static {
     /// Acquires, wraps the lock in a guard, moves the guard into a task (a runtime task; a
     /// thread for the blocking adapter) that drops it, and returns the lock once the task ended.
     fn guard_dropped_in_task(&self, resources: &[&str], ttl: Duration) -> Result<Lock, Error>;
+    /// Acquires, wraps the lock in a guard, drops the guard and then this client (which must be
+    /// the last clone) at once; returns the lock.
+    fn guard_dropped_then_closed(self, resources: &[&str], ttl: Duration) -> Result<Lock, Error>;
+    /// `flush`.
+    fn flush(&self);
     /// Acquires, wraps the lock in a guard and releases it with `Guard::release`.
     fn guard_released(&self, resources: &[&str], ttl: Duration) -> Result<Released, Error>;
     /// Acquires `resource`, holds it with `limits`, waits up to `max` for `lost()`, then
@@ -317,6 +322,17 @@ impl<R: BlockOn> Client for AsyncClient<R> {
         Ok(lock)
     }
 
+    fn guard_dropped_then_closed(self, resources: &[&str], ttl: Duration) -> Result<Lock, Error> {
+        let lock = R::block_on(self.0.acquire(resources.to_vec(), ttl))?;
+        drop(self.0.guard(lock.clone()));
+        drop(self);
+        Ok(lock)
+    }
+
+    fn flush(&self) {
+        R::block_on(self.0.flush())
+    }
+
     fn guard_released(&self, resources: &[&str], ttl: Duration) -> Result<Released, Error> {
         R::block_on(async {
             let lock = self.0.acquire(resources.to_vec(), ttl).await?;
@@ -488,6 +504,17 @@ impl Client for BlockingClient {
             .join()
             .expect("the thread that drops the guard");
         Ok(lock)
+    }
+
+    fn guard_dropped_then_closed(self, resources: &[&str], ttl: Duration) -> Result<Lock, Error> {
+        let lock = self.0.acquire(resources, ttl)?;
+        drop(self.0.guard(lock.clone()));
+        drop(self);
+        Ok(lock)
+    }
+
+    fn flush(&self) {
+        self.0.flush()
     }
 
     fn guard_released(&self, resources: &[&str], ttl: Duration) -> Result<Released, Error> {
@@ -957,6 +984,63 @@ pub fn cancellation<C: Client>(nodes: usize) {
         .acquire(&["cancel:shared"], TTL)
         .expect("acquire after cancellations");
     c.release(&lock).expect("release");
+}
+
+/// `flush` waits for the node a release did not wait for (paused: it answers once resumed),
+/// and returns once it has answered: the key is then gone from every node.
+pub fn flush_waits_for_every_node<C: Client>() {
+    let cluster = Cluster::start(3);
+    let mut options = test_options();
+    // Longer than the pause below: the paused node answers, it does not time out.
+    options.node_timeout = Duration::from_secs(5);
+    let c = C::connect(&cluster.urls(), options).expect("connect");
+    let lock = c.acquire(&["flush:a"], TTL).expect("acquire");
+    cluster.stop(2);
+    let released = c.release(&lock).expect("release");
+    assert_eq!(released.confirmed, 2, "{}: back at the majority", C::NAME);
+    let (done, flushed) = std::sync::mpsc::channel();
+    let flusher = c.clone();
+    let thread = std::thread::spawn(move || {
+        flusher.flush();
+        let _ = done.send(());
+    });
+    let early = flushed.recv_timeout(Duration::from_millis(300));
+    cluster.cont(2);
+    assert!(
+        early.is_err(),
+        "{}: flush returned while node 2 (paused) had not answered the delete",
+        C::NAME
+    );
+    flushed
+        .recv_timeout(Duration::from_secs(5))
+        .expect("flush returns once node 2 answered");
+    thread.join().expect("the flushing thread");
+    assert_eq!(
+        cluster.exists_any("flush:a"),
+        0,
+        "{}: flush returned before every node deleted the key",
+        C::NAME
+    );
+    // With nothing out, it returns at once.
+    c.flush();
+}
+
+/// The last client handle dropped right after a guard: the guard's release still reaches every
+/// node (the driver sends what is queued and waits for the answers before it closes).
+pub fn close_sends_a_dropped_guards_release<C: Client>() {
+    let cluster = Cluster::start(3);
+    let c = C::connect(&cluster.urls(), test_options()).expect("connect");
+    let lock = c
+        .guard_dropped_then_closed(&["close:a"], TTL)
+        .expect("acquire");
+    assert_eq!(lock.resources(), ["close:a"]);
+    // The ttl is 5 s: a key gone within 2 s was released, not expired.
+    assert_eq!(
+        cluster.exists_after("close:a", Duration::from_secs(2)),
+        0,
+        "{}: the guard's release was lost when the client closed",
+        C::NAME
+    );
 }
 
 /// A guard dropped in another task (thread, for the blocking adapter) releases the key on every
@@ -1485,6 +1569,14 @@ macro_rules! conformance_suite {
         #[test]
         fn guard_drop_releases_3() {
             suite::guard_drop_releases::<$client>(3)
+        }
+        #[test]
+        fn flush_waits_for_every_node_3() {
+            suite::flush_waits_for_every_node::<$client>()
+        }
+        #[test]
+        fn close_sends_a_dropped_guards_release_3() {
+            suite::close_sends_a_dropped_guards_release::<$client>()
         }
         #[test]
         fn bounded_acquire_3() {

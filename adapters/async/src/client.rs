@@ -399,6 +399,33 @@ impl<R: Runtime> Redlock<R> {
         .await
     }
 
+    /// Waits until no request this client sent is still out: each has been answered by its
+    /// node, timed out ([`Options::node_timeout`]) or been given up with its connection.
+    /// Returns at once when none is.
+    ///
+    /// Calls return as soon as their outcome is known, which can be before every node has
+    /// answered: [`release`](Redlock::release) returns once a majority confirmed, and a
+    /// dropped [`Guard`](crate::Guard) only hands its release over. Call `flush` before the
+    /// process (or the runtime) ends, so the other nodes get their deletes too instead of
+    /// keeping the keys until their ttl. Operations started meanwhile (by clones) are waited
+    /// for as well. Releases kept for a node that is down, to be sent when it is back, are not.
+    ///
+    /// Dropping the last clone of a client does the same in the background, for at most one
+    /// node timeout, as long as the runtime keeps running the driver.
+    ///
+    /// ```no_run
+    /// # async fn demo<R: redlock_async::Runtime>(redlock: redlock_async::Redlock<R>) {
+    /// use std::time::Duration;
+    /// let lock = redlock.acquire(["reports:nightly"], Duration::from_secs(60)).await.unwrap();
+    /// // ... the work ...
+    /// let _ = redlock.release(&lock).await; // back once a majority confirmed
+    /// redlock.flush().await; // every node has answered: safe to exit now
+    /// # }
+    /// ```
+    pub async fn flush(&self) {
+        std::future::poll_fn(|cx| self.inner.handle.poll_flushed(cx)).await
+    }
+
     /// Starts a release nobody waits for (used when a `using` future, a guard or a hold is
     /// dropped): handed to the driver, which sends it; its outcome is not reported.
     pub(crate) fn release_detached(&self, lock: &Lock) {

@@ -32,8 +32,11 @@ pub(crate) struct Shared {
     /// This client's unbounded acquires waiting in line behind its own callers.
     pub(crate) queue: LocalQueue,
     driver: Option<Waker>,
-    /// Set when the last client handle is dropped: the driver closes its sockets and ends.
+    /// Set when the last client handle is dropped: the driver waits (a bounded time) for the
+    /// requests still out to be answered, then closes its sockets and ends.
     closed: bool,
+    /// Callers of `flush`, woken once the engine has no request unanswered.
+    flushers: Vec<Waker>,
     /// Nodes whose first connection attempt has finished (either way); `connect` waits for all.
     settled: Vec<bool>,
     settle_waker: Option<Waker>,
@@ -51,6 +54,7 @@ impl Handle {
             queue: LocalQueue::default(),
             driver: None,
             closed: false,
+            flushers: Vec::new(),
             settled: vec![false; n],
             settle_waker: None,
         }))
@@ -73,6 +77,21 @@ impl Handle {
         let mut s = self.lock();
         s.closed = true;
         Handle::wake_driver(&mut s);
+    }
+
+    /// Resolves once no request is unanswered ([`Engine::unanswered`]): everything sent has
+    /// been answered, timed out or given up with its connection.
+    pub(crate) fn poll_flushed(&self, cx: &mut Context<'_>) -> Poll<()> {
+        let mut s = self.lock();
+        if s.engine.unanswered() == 0 {
+            return Poll::Ready(());
+        }
+        if !s.flushers.iter().any(|w| w.will_wake(cx.waker())) {
+            s.flushers.push(cx.waker().clone());
+        }
+        // Bytes the engine queued may be waiting for the driver's next pass.
+        Handle::wake_driver(&mut s);
+        Poll::Pending
     }
 
     /// Resolves once every node's first connection attempt has finished.
@@ -152,6 +171,8 @@ pub(crate) struct Driver<R: Runtime> {
     yielded: bool,
     /// Whether a write should wait for other callers' requests.
     batching: Batching,
+    /// Once the client is closed: until when the driver waits for the requests still out.
+    close_by: Option<Instant>,
 }
 
 impl<R: Runtime> Driver<R> {
@@ -187,6 +208,7 @@ impl<R: Runtime> Driver<R> {
             changes: Vec::new(),
             yielded: false,
             batching: Batching::default(),
+            close_by: None,
         }
     }
 
@@ -374,6 +396,9 @@ impl<R: Runtime> Driver<R> {
         if s.settled.iter().all(|d| *d) {
             self.woken.extend(s.settle_waker.take());
         }
+        if !s.flushers.is_empty() && s.engine.unanswered() == 0 {
+            self.woken.append(&mut s.flushers);
+        }
     }
 
     /// Without the lock: writes each node's buffered bytes, as much as its socket takes (and
@@ -429,15 +454,29 @@ impl<R: Runtime> Future for Driver<R> {
             let mut again = this.read_all(cx, now);
             let (wake_at, in_flight) = {
                 let mut s = handle.lock();
-                if s.closed {
-                    // Dropping the sockets closes them; pending waiters died with their handles.
-                    return Poll::Ready(());
-                }
                 if !s.driver.as_ref().is_some_and(|w| w.will_wake(cx.waker())) {
                     s.driver = Some(cx.waker().clone());
                 }
                 this.apply(&mut s, now);
-                (this.next_wake(&s), s.engine.in_flight())
+                let mut wake_at = this.next_wake(&s);
+                if s.closed {
+                    // The last handle is gone, maybe right after a release that returned at a
+                    // majority or a guard's drop: the other nodes' deletes are still out. Wait
+                    // for their answers (at most one node timeout), then end: dropping the
+                    // sockets closes them.
+                    let by = *this
+                        .close_by
+                        .get_or_insert(now + s.engine.options().node_timeout);
+                    if s.engine.unanswered() == 0 || now >= by {
+                        drop(s);
+                        for w in this.woken.drain(..) {
+                            w.wake();
+                        }
+                        return Poll::Ready(());
+                    }
+                    wake_at = Some(wake_at.map_or(by, |w| w.min(by)));
+                }
+                (wake_at, s.engine.in_flight())
             };
             let output = this.io.iter().any(NodeIo::has_output);
             if !this.yielded && output && this.batching.worth_waiting(in_flight) {

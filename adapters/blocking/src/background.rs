@@ -10,7 +10,7 @@ use std::future::Future;
 use std::io;
 use std::sync::{Arc, Weak};
 use std::thread::JoinHandle;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 /// The [`Runtime`] the async client sees: smol's sockets and timers, and tasks on the
 /// background thread's executor.
@@ -56,8 +56,10 @@ pub(crate) struct Background {
 }
 
 impl Background {
-    /// Starts the thread (named `redlock-driver`); it runs spawned tasks until this is dropped.
-    pub(crate) fn start() -> io::Result<Background> {
+    /// Starts the thread (named `redlock-driver`); it runs spawned tasks until this is dropped,
+    /// then for at most `drain` more while any is unfinished (the driver waits for the answers
+    /// still out before it closes the sockets).
+    pub(crate) fn start(drain: Duration) -> io::Result<Background> {
         let executor = Arc::new(Executor::new());
         let (stop, stopped) = channel::bounded::<()>(1);
         let ex = executor.clone();
@@ -68,9 +70,15 @@ impl Background {
                 smol::block_on(ex.run(async {
                     let _ = stopped.recv().await;
                 }));
-                // Give the tasks woken by the client's close (the driver, which then closes its
-                // sockets and ends) their last turn; anything still pending is dropped with the
-                // executor.
+                // The client's close woke the driver: it ends once the nodes have answered what
+                // is still out (bounded by its node timeout). Run it until then, checking every
+                // millisecond; anything still pending at `drain` is dropped with the executor.
+                let until = Instant::now() + drain;
+                smol::block_on(ex.run(async {
+                    while !ex.is_empty() && Instant::now() < until {
+                        smol::Timer::after(Duration::from_millis(1)).await;
+                    }
+                }));
                 while ex.try_tick() {}
             })?;
         Ok(Background {

@@ -16,6 +16,12 @@ struct Inner {
     background: Background,
 }
 
+/// How long the background thread outlives the client for the driver's last answers: the
+/// driver's own bound (one node timeout) and a margin.
+fn drain(options: &Options) -> Duration {
+    options.node_timeout.saturating_add(Duration::from_secs(1))
+}
+
 /// A blocking Redlock client over N independent Redis masters.
 ///
 /// Cheap to clone; clones share the connections and the background thread, which stops when
@@ -48,7 +54,9 @@ impl Redlock {
         I: IntoIterator<Item = S>,
         S: AsRef<str>,
     {
-        Redlock::start(|rt| AsyncRedlock::connect_with(rt, urls, options))
+        Redlock::start(drain(&options), |rt| {
+            AsyncRedlock::connect_with(rt, urls, options)
+        })
     }
 
     /// Connects to `nodes`, given field by field (a password from a secret store needs no
@@ -61,7 +69,9 @@ impl Redlock {
     where
         I: IntoIterator<Item = Node>,
     {
-        Redlock::start(|rt| AsyncRedlock::connect_nodes_with(rt, nodes, options))
+        Redlock::start(drain(&options), |rt| {
+            AsyncRedlock::connect_nodes_with(rt, nodes, options)
+        })
     }
 
     /// Connects to `nodes` over the streams `connector` opens (its futures run on the
@@ -76,14 +86,18 @@ impl Redlock {
         C: Connector,
         I: IntoIterator<Item = Node>,
     {
-        Redlock::start(|rt| AsyncRedlock::connect_via_with(rt, connector, nodes, options))
+        Redlock::start(drain(&options), |rt| {
+            AsyncRedlock::connect_via_with(rt, connector, nodes, options)
+        })
     }
 
-    fn start<F>(connect: impl FnOnce(OnThread) -> F) -> Result<Redlock, Error>
+    /// `drain`: how long the thread may wait, once the client is dropped, for the driver to
+    /// finish (it waits one node timeout for the requests still out).
+    fn start<F>(drain: Duration, connect: impl FnOnce(OnThread) -> F) -> Result<Redlock, Error>
     where
         F: std::future::Future<Output = Result<AsyncRedlock, Error>>,
     {
-        let background = Background::start().expect("start the redlock driver thread");
+        let background = Background::start(drain).expect("start the redlock driver thread");
         let client = block_on(connect(background.runtime()))?;
         Ok(Redlock {
             inner: std::sync::Arc::new(Inner { client, background }),
@@ -135,6 +149,29 @@ impl Redlock {
         block_on(self.inner.client.release(lock))
     }
 
+    /// Blocks until no request this client sent is still out: each has been answered by its
+    /// node, timed out ([`Options::node_timeout`]) or been given up with its connection.
+    /// Returns at once when none is.
+    ///
+    /// [`release`](Redlock::release) returns once a majority confirmed, and a dropped
+    /// [`Guard`](crate::Guard) only hands its release over: call `flush` before the process
+    /// exits so the other nodes get their deletes too. Dropping the last clone does the same,
+    /// for at most one node timeout, before the background thread ends.
+    ///
+    /// ```no_run
+    /// use redlock_blocking::{Options, Redlock};
+    /// use std::time::Duration;
+    /// let redlock = Redlock::connect(["redis://127.0.0.1:6379"], Options::default())?;
+    /// let lock = redlock.acquire(["reports:nightly"], Duration::from_secs(60))?;
+    /// // ... the work ...
+    /// redlock.release(&lock)?;
+    /// redlock.flush();
+    /// # Ok::<(), redlock_blocking::Error>(())
+    /// ```
+    pub fn flush(&self) {
+        block_on(self.inner.client.flush())
+    }
+
     /// The async client, for `using`.
     pub(crate) fn client(&self) -> &AsyncRedlock {
         &self.inner.client
@@ -181,5 +218,28 @@ mod tests {
             executor.upgrade().is_none(),
             "the thread and its executor are gone"
         );
+    }
+
+    #[test]
+    fn dropping_the_last_clone_waits_for_a_silent_node_at_most_its_timeout() {
+        // A loopback listener that accepts and never answers: the handshake stays unanswered.
+        let silent = std::net::TcpListener::bind("127.0.0.1:0").expect("a free port");
+        let port = silent.local_addr().expect("its address").port();
+        let mut options = Options::default();
+        options.node_timeout = Duration::from_millis(300);
+        let client =
+            Redlock::connect([format!("redis://127.0.0.1:{port}")], options).expect("connect");
+        let executor = client.background().executor();
+        let (done, dropped) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            drop(client);
+            let _ = done.send(());
+        });
+        // The driver gives up one node timeout after the close; the thread then ends.
+        dropped
+            .recv_timeout(Duration::from_secs(10))
+            .expect("dropping the client returns although the node never answers");
+        assert!(executor.upgrade().is_none(), "the thread is gone");
+        drop(silent);
     }
 }
