@@ -16,6 +16,7 @@ use crate::batching::Batching;
 use crate::connector::{Connector, Dial};
 use crate::local_queue::LocalQueue;
 use crate::runtime::{BoxFuture, Connection, Runtime};
+use crate::spin::SpinWindow;
 use crate::waiters::{LinkChange, Waiters};
 use redlock_core::{Engine, LinkId, NodeConfig};
 use std::future::Future;
@@ -32,6 +33,8 @@ pub(crate) struct Shared {
     /// This client's unbounded acquires waiting in line behind its own callers.
     pub(crate) queue: LocalQueue,
     driver: Option<Waker>,
+    /// Counts the driver's wake-ups by callers, so a spinning driver sees a new request.
+    kicks: u64,
     /// Set when the last client handle is dropped: the driver closes its sockets and ends.
     closed: bool,
     /// Nodes whose first connection attempt has finished (either way); `connect` waits for all.
@@ -50,6 +53,7 @@ impl Handle {
             waiters: Waiters::default(),
             queue: LocalQueue::default(),
             driver: None,
+            kicks: 0,
             closed: false,
             settled: vec![false; n],
             settle_waker: None,
@@ -64,6 +68,7 @@ impl Handle {
 
     /// After starting or abandoning an operation: the driver has bytes to send or a new timeout.
     pub(crate) fn wake_driver(shared: &mut Shared) {
+        shared.kicks = shared.kicks.wrapping_add(1);
         if let Some(w) = &shared.driver {
             w.wake_by_ref();
         }
@@ -152,6 +157,10 @@ pub(crate) struct Driver<R: Runtime> {
     yielded: bool,
     /// Whether a write should wait for other callers' requests.
     batching: Batching,
+    /// When to spin rather than park (`Options::spin`).
+    spin: SpinWindow,
+    /// `Shared::kicks` as of the last pass: a spin ends when callers have kicked since.
+    kicks: u64,
 }
 
 impl<R: Runtime> Driver<R> {
@@ -164,7 +173,10 @@ impl<R: Runtime> Driver<R> {
         connect_timeout: Duration,
     ) -> Self {
         let now = Instant::now();
+        let spin = handle.lock().engine.options().spin;
         Driver {
+            spin: SpinWindow::new(spin, rt.driver_has_own_thread()),
+            kicks: 0,
             rt,
             handle,
             io: nodes
@@ -408,6 +420,29 @@ impl<R: Runtime> Driver<R> {
         failed
     }
 
+    /// Instead of parking while a lone operation waits for replies (or, on a thread of its own,
+    /// between operations): re-reads the sockets until something arrives, a caller starts a
+    /// request, or the spin window closes. Timers wait meanwhile (at most the window). Returns
+    /// whether to run another pass (something arrived, or a caller has a request).
+    fn spin(&mut self, cx: &mut Context<'_>, handle: &Handle) -> bool {
+        crate::spin::count_driver_spin();
+        loop {
+            crate::spin::relax();
+            let now = Instant::now();
+            if self.read_all(cx, now) || !self.seen.is_empty() {
+                return true;
+            }
+            let s = handle.lock();
+            if s.kicks != self.kicks || s.closed {
+                return true;
+            }
+            drop(s);
+            if !self.spin.is_open(now) {
+                return false;
+            }
+        }
+    }
+
     fn next_wake(&self, s: &Shared) -> Option<Instant> {
         let io = self.io.iter().filter_map(|n| match n {
             NodeIo::Idle { retry_at } => Some(*retry_at),
@@ -437,6 +472,7 @@ impl<R: Runtime> Future for Driver<R> {
                     s.driver = Some(cx.waker().clone());
                 }
                 this.apply(&mut s, now);
+                this.kicks = s.kicks;
                 (this.next_wake(&s), s.engine.in_flight())
             };
             let output = this.io.iter().any(NodeIo::has_output);
@@ -451,11 +487,12 @@ impl<R: Runtime> Future for Driver<R> {
             this.yielded = false;
             again |= this.write_all(cx, now);
             this.batching.record(output, this.woken.len());
+            this.spin.record(output, this.woken.len(), in_flight, now);
             // After the writes: a caller told its acquire failed finds the cleanup already sent.
             for w in this.woken.drain(..) {
                 w.wake();
             }
-            if again {
+            if again || (this.spin.is_open(Instant::now()) && this.spin(cx, &handle)) {
                 continue;
             }
             let Some(wake) = wake_at else {

@@ -2,8 +2,8 @@
 //! each call blocks the calling thread until the async call's future resolves.
 
 use crate::background::{Background, OnThread};
+use crate::wait::Waiting;
 use redlock_async::{AcquireOptions, Connector, Error, Lock, Node, Options, Released};
-use smol::future::block_on;
 use std::time::Duration;
 
 /// The async client this one drives.
@@ -14,6 +14,8 @@ struct Inner {
     // thread (which lets the driver do so, and ends).
     client: AsyncRedlock,
     background: Background,
+    /// How callers wait for their results (`Options::spin`).
+    waiting: Waiting,
 }
 
 /// A blocking Redlock client over N independent Redis masters.
@@ -48,7 +50,9 @@ impl Redlock {
         I: IntoIterator<Item = S>,
         S: AsRef<str>,
     {
-        Redlock::start(|rt| AsyncRedlock::connect_with(rt, urls, options))
+        Redlock::start(options.spin, |rt| {
+            AsyncRedlock::connect_with(rt, urls, options)
+        })
     }
 
     /// Connects to `nodes`, given field by field (a password from a secret store needs no
@@ -61,7 +65,9 @@ impl Redlock {
     where
         I: IntoIterator<Item = Node>,
     {
-        Redlock::start(|rt| AsyncRedlock::connect_nodes_with(rt, nodes, options))
+        Redlock::start(options.spin, |rt| {
+            AsyncRedlock::connect_nodes_with(rt, nodes, options)
+        })
     }
 
     /// Connects to `nodes` over the streams `connector` opens (its futures run on the
@@ -76,18 +82,36 @@ impl Redlock {
         C: Connector,
         I: IntoIterator<Item = Node>,
     {
-        Redlock::start(|rt| AsyncRedlock::connect_via_with(rt, connector, nodes, options))
+        Redlock::start(options.spin, |rt| {
+            AsyncRedlock::connect_via_with(rt, connector, nodes, options)
+        })
     }
 
-    fn start<F>(connect: impl FnOnce(OnThread) -> F) -> Result<Redlock, Error>
+    /// Starts the background thread and connects; callers spin up to `spin` before parking.
+    fn start<F>(
+        spin: std::time::Duration,
+        connect: impl FnOnce(OnThread) -> F,
+    ) -> Result<Redlock, Error>
     where
         F: std::future::Future<Output = Result<AsyncRedlock, Error>>,
     {
+        // A spin beyond the limit is refused by the connect below; never spin longer meanwhile.
+        let spin = spin.min(redlock_async::MAX_SPIN);
         let background = Background::start().expect("start the redlock driver thread");
-        let client = block_on(connect(background.runtime()))?;
+        let waiting = Waiting::new(spin);
+        let client = waiting.block_on(connect(background.runtime(!spin.is_zero())))?;
         Ok(Redlock {
-            inner: std::sync::Arc::new(Inner { client, background }),
+            inner: std::sync::Arc::new(Inner {
+                client,
+                background,
+                waiting,
+            }),
         })
+    }
+
+    /// Blocks the calling thread on `future` (spinning first, per `Options::spin`).
+    fn block_on<F: std::future::Future>(&self, future: F) -> F::Output {
+        self.inner.waiting.block_on(future)
     }
 
     /// The options in force.
@@ -102,7 +126,7 @@ impl Redlock {
         I: IntoIterator<Item = S>,
         S: AsRef<str>,
     {
-        block_on(self.inner.client.acquire(resources, ttl))
+        self.block_on(self.inner.client.acquire(resources, ttl))
     }
 
     /// [`Redlock::acquire`] with settings for this call: a bound on how long it may block
@@ -121,18 +145,18 @@ impl Redlock {
         I: IntoIterator<Item = S>,
         S: AsRef<str>,
     {
-        block_on(self.inner.client.acquire_with(resources, ttl, options))
+        self.block_on(self.inner.client.acquire_with(resources, ttl, options))
     }
 
     /// Extends `lock` to `ttl` from now; the returned lock replaces it.
     pub fn extend(&self, lock: &Lock, ttl: Duration) -> Result<Lock, Error> {
-        block_on(self.inner.client.extend(lock, ttl))
+        self.block_on(self.inner.client.extend(lock, ttl))
     }
 
     /// Releases `lock`: sends the delete to every node it can reach and returns once a majority
     /// confirmed it or every node answered, with how many had confirmed.
     pub fn release(&self, lock: &Lock) -> Result<Released, Error> {
-        block_on(self.inner.client.release(lock))
+        self.block_on(self.inner.client.release(lock))
     }
 
     /// The async client, for `using`.
