@@ -49,6 +49,7 @@ mod node_url;
 mod options_ext;
 mod runtime;
 mod setup;
+mod spin;
 #[cfg_attr(not(feature = "tls"), path = "tls_off.rs")]
 mod tls;
 mod tls_error;
@@ -65,9 +66,11 @@ pub use node::{Address, Node, Tls};
 pub use node_url::{parse_node_url, UrlError};
 pub use options_ext::OptionsExt;
 pub use runtime::{BoxFuture, Connection, Runtime};
+#[doc(hidden)]
+pub use spin::driver_spins;
 pub use tls_error::TlsError;
 
 pub use redlock_core::{
     AcquireOptions, Attempt, Failure, Lock, NodeId, NodeReport, Options, Outcome, Protocol,
-    Released, ReplicaAck, Retry, Scripts,
+    Released, ReplicaAck, Retry, Scripts, MAX_SPIN,
 };
