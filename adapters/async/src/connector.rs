@@ -95,6 +95,20 @@ impl Dial {
         }
     }
 
+    /// Whether every address it tries is on this machine (loopback, `localhost`, a Unix socket):
+    /// such a server shares this machine's cores with the client.
+    pub(crate) fn on_this_machine(&self) -> bool {
+        self.targets.iter().all(|(address, _)| match address {
+            Address::Unix { .. } => true,
+            Address::Tcp { host, .. } => {
+                host.eq_ignore_ascii_case("localhost")
+                    || host
+                        .parse::<std::net::IpAddr>()
+                        .is_ok_and(|ip| ip.is_loopback())
+            }
+        })
+    }
+
     /// A future that opens the connection: `connector`'s, or else the runtime's; then TLS. Each
     /// call tries the next of a cluster's seeds.
     pub(crate) fn open<R: Runtime>(
@@ -135,4 +149,34 @@ pub async fn open_connection<R: Runtime>(rt: &R, node: &Node) -> io::Result<Box<
         .pop()
         .ok_or_else(|| io::Error::other("no connection prepared"))?;
     dial.open(rt, None).await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::prepare;
+    use crate::node::Node;
+
+    #[test]
+    fn loopback_and_unix_sockets_are_on_this_machine() {
+        let nodes = [
+            Node::tcp("127.0.0.1", 6379),
+            Node::tcp("::1", 6379),
+            Node::tcp("LocalHost", 6379),
+            Node::unix("/tmp/redis.sock"),
+            Node::tcp("10.0.0.7", 6379),
+            Node::tcp("redis.example.com", 6379),
+            Node::cluster([("127.0.0.1", 7000), ("127.0.0.2", 7001)]).expect("seeds"),
+            Node::cluster([("127.0.0.1", 7000), ("10.0.0.8", 7001)]).expect("seeds"),
+        ];
+        let local: Vec<bool> = prepare(&nodes)
+            .expect("no TLS to prepare")
+            .iter()
+            .map(|d| d.on_this_machine())
+            .collect();
+        assert_eq!(
+            local,
+            [true, true, true, true, false, false, true, false],
+            "a cluster is local only when every seed is"
+        );
+    }
 }

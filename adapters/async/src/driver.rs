@@ -15,6 +15,7 @@ use crate::backoff::Backoff;
 use crate::batching::Batching;
 use crate::connector::{Connector, Dial};
 use crate::local_queue::LocalQueue;
+use crate::overlap::Overlap;
 use crate::runtime::{BoxFuture, Connection, Runtime};
 use crate::spin::SpinWindow;
 use crate::waiters::{LinkChange, Waiters};
@@ -178,6 +179,8 @@ pub(crate) struct Driver<R: Runtime> {
     batching: Batching,
     /// Once the client is closed: until when the driver waits for the requests still out.
     close_by: Option<Instant>,
+    /// Wakes many callers in parts, so client and nodes work at the same time.
+    overlap: Overlap,
     /// When to spin rather than park (`Options::spin`).
     spin: SpinWindow,
     /// `Shared::kicks` as of the last pass: a spin ends when callers have kicked since.
@@ -195,6 +198,10 @@ impl<R: Runtime> Driver<R> {
     ) -> Self {
         let now = Instant::now();
         let spin = handle.lock().engine.options().spin;
+        let overlap = Overlap::new(
+            dials.iter().filter(|d| d.on_this_machine()).count(),
+            std::thread::available_parallelism().map_or(1, |n| n.get()),
+        );
         Driver {
             spin: SpinWindow::new(spin, rt.driver_has_own_thread()),
             kicks: 0,
@@ -221,6 +228,7 @@ impl<R: Runtime> Driver<R> {
             yielded: false,
             batching: Batching::default(),
             close_by: None,
+            overlap,
         }
     }
 
@@ -505,6 +513,7 @@ impl<R: Runtime> Future for Driver<R> {
                         .get_or_insert(now + s.engine.options().node_timeout);
                     if s.engine.unanswered() == 0 || now >= by {
                         drop(s);
+                        this.overlap.release(&mut this.woken);
                         for w in this.woken.drain(..) {
                             w.wake();
                         }
@@ -515,7 +524,12 @@ impl<R: Runtime> Future for Driver<R> {
                 (wake_at, s.engine.in_flight())
             };
             let output = this.io.iter().any(NodeIo::has_output);
-            if !this.yielded && output && this.batching.worth_waiting(in_flight) {
+            // Callers held back by `overlap` mean the last pass's callers have had their turn.
+            if !this.yielded
+                && output
+                && !this.overlap.holding()
+                && this.batching.worth_waiting(in_flight)
+            {
                 // Let the tasks that are ready run first: the requests they start join this
                 // write instead of each costing one (on tokio a caller's wake-up would
                 // otherwise run this task right after it, once per request).
@@ -527,9 +541,16 @@ impl<R: Runtime> Future for Driver<R> {
             again |= this.write_all(cx, now);
             this.batching.record(output, this.woken.len());
             this.spin.record(output, this.woken.len(), in_flight, now);
+            let holding = this.overlap.pace(&mut this.woken);
             // After the writes: a caller told its acquire failed finds the cleanup already sent.
             for w in this.woken.drain(..) {
                 w.wake();
+            }
+            if holding {
+                // The next part is woken on the pass after this one's callers have run (and
+                // started their requests): back of the queue, behind them.
+                cx.waker().wake_by_ref();
+                return Poll::Pending;
             }
             if again || (this.spin.is_open(Instant::now()) && this.spin(cx, &handle)) {
                 continue;

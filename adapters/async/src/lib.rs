@@ -47,6 +47,7 @@ pub mod metrics;
 mod node;
 mod node_url;
 mod options_ext;
+mod overlap;
 mod runtime;
 mod setup;
 mod spin;
