@@ -349,6 +349,7 @@ pub fn main(args: &BenchArgs) -> u8 {
         ttl_ms: args.ttl_ms,
         m,
         server_cpu_us_per_op: None,
+        server_wakeups_per_op: None,
         setup: String::new(),
         held: None,
     };
@@ -400,6 +401,7 @@ fn held_main(args: &BenchArgs, case: &Case) -> u8 {
         ttl_ms: args.ttl_ms,
         m,
         server_cpu_us_per_op: None,
+        server_wakeups_per_op: None,
         setup: String::new(),
         held: Some(held),
     };

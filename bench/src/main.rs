@@ -28,6 +28,7 @@ mod row;
 mod rss;
 mod targets;
 mod tls_certs;
+mod wakeups;
 
 use clap::{Parser, ValueEnum};
 use redlock_cli::duration::parse as parse_duration;

@@ -21,6 +21,9 @@ struct Servers {
     urls: Vec<String>,
     /// The server processes, for their CPU time (all of a cluster's members).
     pids: Vec<Option<u32>>,
+    /// Each node's plain TCP address, to count its wake-ups (`INFO stats`); empty for a
+    /// cluster (its members' reads include each other's traffic).
+    addrs: Vec<std::net::SocketAddr>,
 }
 
 impl Servers {
@@ -29,6 +32,7 @@ impl Servers {
             setup: "",
             urls: nodes.urls(),
             pids: (0..nodes.len()).map(|i| nodes.try_pid(i)).collect(),
+            addrs: (0..nodes.len()).map(|i| nodes.addr(i)).collect(),
         }
     }
 
@@ -124,6 +128,7 @@ impl Plan<'_> {
                 );
                 eprintln!("redlock-bench: {what}");
                 let server0 = servers.time();
+                let reads0 = crate::wakeups::reads(&servers.addrs);
                 // The held case acquires all its leases before the hold and releases them after.
                 let limit = duration * 2 + Duration::from_secs(120);
                 match run_case(cmd, limit, self.args.verbose) {
@@ -135,6 +140,11 @@ impl Plan<'_> {
                                 let us = b.saturating_sub(a).as_secs_f64() * 1e6;
                                 row.server_cpu_us_per_op = Some(us / row.m.ops as f64);
                             }
+                        }
+                        let reads = (reads0, crate::wakeups::reads(&servers.addrs));
+                        if let (Some(a), Some(b), false) = (reads.0, reads.1, mode == Mode::Held) {
+                            row.server_wakeups_per_op =
+                                crate::wakeups::per_op(a, b, row.m.ops, servers.addrs.len());
                         }
                         row.setup = servers.setup.to_string();
                         println!("{}", row.json());
@@ -384,6 +394,7 @@ fn tls_servers(n: usize) -> Result<(Servers, SelfSigned, Cluster), String> {
             .map(|i| format!("rediss://127.0.0.1:{}#insecure", nodes.tls_port(i)))
             .collect(),
         pids: (0..n).map(|i| nodes.try_pid(i)).collect(),
+        addrs: (0..n).map(|i| nodes.addr(i)).collect(),
     };
     Ok((servers, certs, nodes))
 }
@@ -403,6 +414,7 @@ fn cluster_servers() -> Result<(Servers, RedisCluster), String> {
         setup: "cluster",
         urls: vec![cluster.cluster_url()],
         pids: (0..cluster.len()).map(|i| cluster.try_pid(i)).collect(),
+        addrs: Vec::new(),
     };
     Ok((servers, cluster))
 }

@@ -69,6 +69,15 @@ pub struct Row {
         serialize_with = "hundredths_opt"
     )]
     pub server_cpu_us_per_op: Option<f64>,
+    /// Reads from client sockets by the Redis servers over the case ÷ its operations ÷ the
+    /// nodes: how many times each node woke per operation (measured by the matrix, plain nodes
+    /// only).
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        serialize_with = "hundredths_opt"
+    )]
+    pub server_wakeups_per_op: Option<f64>,
     /// Where the nodes ran when not as plain standalone servers over TCP: `tls` (each node
     /// over TLS) or `cluster` (one Redis Cluster as one node). Set by the matrix.
     #[serde(default, skip_serializing_if = "String::is_empty")]
@@ -146,6 +155,7 @@ mod tests {
                 violations: 0,
             },
             server_cpu_us_per_op: Some(28.5),
+            server_wakeups_per_op: Some(1.02),
             setup: String::new(),
             held: None,
         }
@@ -159,14 +169,17 @@ mod tests {
         let back = Row::from_json(&line).expect("parses");
         assert_eq!(back.json(), line);
         assert_eq!(back.server_cpu_us_per_op, Some(28.5));
+        assert_eq!(back.server_wakeups_per_op, Some(1.02));
         assert_eq!(back.m.ops, 100);
         assert_eq!(back.label(), "redlock (tokio)");
         // A single case does not know the servers' CPU: the field is left out, not zero.
         let bare = Row {
             server_cpu_us_per_op: None,
+            server_wakeups_per_op: None,
             ..row
         };
         assert!(!bare.json().contains("server_cpu"));
+        assert!(!bare.json().contains("server_wakeups"));
         assert_eq!(
             Row::from_json(&bare.json()).unwrap().server_cpu_us_per_op,
             None

@@ -222,6 +222,23 @@ pub fn checks(rows: &[Row], two_trips: Option<f64>, wakeup: Option<f64>) -> Vec<
                     met: value <= 1.0 / 3.0,
                 });
             }
+            // The floor of that target's figure is one wake-up per node per hand-over.
+            if let Some(w) = r.server_wakeups_per_op {
+                let theirs = other.server_wakeups_per_op;
+                out.push(Check {
+                    name: format!(
+                        "{case}: server wake-ups per acquisition and node, {}",
+                        r.adapter
+                    ),
+                    bound: String::new(),
+                    value: w,
+                    unit: "wake-ups",
+                    detail: theirs
+                        .map(|t| format!("{w:.2} vs {t:.2} for {}; floor 1", other.label()))
+                        .unwrap_or_else(|| format!("{w:.2}; floor 1")),
+                    met: true,
+                });
+            }
         }
     }
     // What TLS and a cluster cost, beside the plain case (no bound: shown for the reader).
@@ -379,6 +396,7 @@ mod tests {
                 ..Measured::default()
             },
             server_cpu_us_per_op: server,
+            server_wakeups_per_op: None,
             ..Row::default()
         };
         // 50 µs of client and server CPU per op against 100: at most twice the ops/s.
@@ -418,10 +436,12 @@ mod tests {
         ours.m.ops_per_s = 3_000.0;
         ours.m.max_holders = 1;
         ours.server_cpu_us_per_op = Some(100.0);
+        ours.server_wakeups_per_op = Some(1.0);
         let mut theirs = row("rslock", "tokio", 5, 32, "contended");
         theirs.m.p99_us = 100_000.0;
         theirs.m.ops_per_s = 1_800.0;
         theirs.server_cpu_us_per_op = Some(450.0);
+        theirs.server_wakeups_per_op = Some(4.5);
         let mut held = row("redlock", "tokio", 5, 10_000, "held");
         held.held = Some(HeldFigures {
             leases: 10_000,
@@ -438,6 +458,14 @@ mod tests {
         assert!(met("server CPU/acquisition"));
         let floor = got.iter().find(|c| c.name.contains("server CPU")).unwrap();
         assert!(floor.detail.contains("floor 100.0 µs"), "{}", floor.detail);
+        let wakes = got.iter().find(|c| c.name.contains("wake-ups")).unwrap();
+        assert_eq!(
+            (wakes.value, wakes.bound.as_str()),
+            (1.0, ""),
+            "a figure, no bound"
+        );
+        assert_eq!(wakes.detail, "1.00 vs 4.50 for rslock (tokio); floor 1");
+        assert_eq!(Check::value_text(wakes.value, wakes.unit), "1.0 wake-ups");
         assert!(met("most holders"));
         assert!(met("leases lost"));
         assert!(!met("client CPU, %"));
