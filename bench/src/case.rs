@@ -29,8 +29,6 @@ struct Case {
     ttl: Duration,
     /// Resource names of this run start with it (unique per process).
     prefix: String,
-    /// `Options::spin`, when given.
-    spin: Option<Duration>,
 }
 
 impl Case {
@@ -43,9 +41,6 @@ impl Case {
                 o.retry_delay = CONTENDED_RETRY_DELAY;
                 o.retry_jitter = CONTENDED_RETRY_DELAY;
             }
-        }
-        if let Some(spin) = self.spin {
-            o.spin = spin;
         }
         o
     }
@@ -296,7 +291,6 @@ pub fn main(args: &BenchArgs) -> u8 {
         mode: args.mode,
         ttl: Duration::from_millis(args.ttl_ms),
         prefix: format!("redlock-bench:{}:{}", std::process::id(), unique()),
-        spin: args.spin,
     };
     if args.mode == Mode::Held {
         return held_main(args, &case);

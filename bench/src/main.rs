@@ -63,10 +63,6 @@ pub struct BenchArgs {
     /// One case: which adapter runs it.
     #[arg(long, value_enum, default_value_t = Adapter::Tokio)]
     adapter: Adapter,
-    /// One case: how long a waiting thread spins before it parks (`Options::spin`: `200us`,
-    /// `0` for never; at most 1 ms). Default: the client's default.
-    #[arg(long, value_parser = parse_duration, value_name = "D")]
-    spin: Option<Duration>,
     /// The lock ttl, in milliseconds.
     #[arg(long, default_value_t = 10_000, value_name = "MS")]
     ttl_ms: u64,

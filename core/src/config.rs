@@ -1,7 +1,7 @@
 //! What the engine is told at construction: the nodes and the tunables.
 
 use crate::error::Error;
-use crate::limits::{MAX_DURATION, MAX_SPIN};
+use crate::limits::MAX_DURATION;
 use crate::resp::Protocol;
 use crate::script::Scripts;
 use std::fmt;
@@ -95,33 +95,6 @@ pub struct Options {
     /// own `WAIT`) is again at risk until acknowledged. `timeout` must be shorter than
     /// `node_timeout` (the `WAIT` blocks the connection that long at most).
     pub replica_ack: Option<ReplicaAck>,
-    /// How long a waiting thread spins before it parks (default 0: never; at most
-    /// [`MAX_SPIN`](crate::MAX_SPIN), 1 ms). The core does not use it; the adapters do.
-    ///
-    /// What it buys: a parked thread's wake-up goes through the scheduler (on a virtual machine,
-    /// also an idle virtual CPU's wake-up), which can cost more than a loopback round trip to
-    /// Redis; a thread that spins a little longer than the round trip sees the reply at once.
-    /// The async driver spins re-reading its sockets only while a lone operation waits for
-    /// replies (never with more in flight, so many concurrent callers do not pay for it); the
-    /// blocking adapter's driver thread also spins between operations for its callers' next
-    /// request, and one blocking caller at a time spins for its result.
-    ///
-    /// What it costs: a busy CPU core for up to this long per wait, about twice the client CPU
-    /// per operation at one caller; and where the driver shares an executor thread with the
-    /// callers' tasks (async-std, tokio), the spin holds that thread. Measured with
-    /// `redlock-bench` (1 node, one caller) the latency gain depended on how busy the machine
-    /// was (smol and blocking gained on a loaded machine, every adapter lost on a quiet one), so
-    /// it is off by default. Set it a little above your round trip to the nodes:
-    ///
-    /// ```
-    /// use std::time::Duration;
-    /// let mut options = redlock_core::Options::default();
-    /// options.spin = Duration::from_micros(200);
-    /// assert!(options.validate().is_ok());
-    /// options.spin = Duration::from_millis(2);
-    /// assert!(options.validate().is_err());
-    /// ```
-    pub spin: Duration,
 }
 
 /// How many replicas must have a lock's writes before a node's grant counts, and how long to
@@ -164,7 +137,6 @@ impl Default for Options {
             native_commands: true,
             wait_for_release: true,
             replica_ack: None,
-            spin: Duration::ZERO,
         }
     }
 }
@@ -214,9 +186,6 @@ impl Options {
                      (WAIT holds the connection that long)",
                 );
             }
-        }
-        if self.spin > MAX_SPIN {
-            return bad("spin", "must be at most 1 ms (redlock_core::MAX_SPIN)");
         }
         if self.max_reply_bytes < 1024 {
             return bad("max_reply_bytes", "must be at least 1024");

@@ -54,7 +54,7 @@ pub use error::{Attempt, ConnError, Error, Failure, NodeReport, OpError, Outcome
 pub use event::{Event, Released};
 pub use ids::{LinkId, NodeId, OpId};
 pub use key::{fence_key, release_channel};
-pub use limits::{MAX_DURATION, MAX_SPIN, MIN_TOKEN_BYTES};
+pub use limits::{MAX_DURATION, MIN_TOKEN_BYTES};
 pub use lock::Lock;
 pub use redirect::{Redirect, RedirectKind};
 pub use resp::Protocol;

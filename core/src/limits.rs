@@ -10,7 +10,3 @@ pub const MAX_DURATION: Duration = Duration::from_secs(365 * 24 * 3600);
 
 /// The fewest random bytes a lock token may be made from.
 pub const MIN_TOKEN_BYTES: usize = 16;
-
-/// The longest [`Options::spin`](crate::Options::spin): past a millisecond a parked thread's
-/// wake-up is cheaper than the spinning.
-pub const MAX_SPIN: Duration = Duration::from_millis(1);

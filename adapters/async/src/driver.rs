@@ -17,7 +17,6 @@ use crate::connector::{Connector, Dial};
 use crate::local_queue::LocalQueue;
 use crate::overlap::Overlap;
 use crate::runtime::{BoxFuture, Connection, Runtime};
-use crate::spin::SpinWindow;
 use crate::waiters::{LinkChange, Waiters};
 use redlock_core::{Engine, LinkId, NodeConfig};
 use std::future::Future;
@@ -36,8 +35,6 @@ pub(crate) struct Shared {
     driver: Option<Waker>,
     /// Set when the last client handle is dropped: the driver waits (a bounded time) for the
     /// requests still out to be answered, then closes its sockets and ends.
-    /// Counts the driver's wake-ups by callers, so a spinning driver sees a new request.
-    kicks: u64,
     closed: bool,
     /// Callers of `flush`, woken once the engine has no request unanswered.
     flushers: Vec<Waker>,
@@ -57,7 +54,6 @@ impl Handle {
             waiters: Waiters::default(),
             queue: LocalQueue::default(),
             driver: None,
-            kicks: 0,
             closed: false,
             flushers: Vec::new(),
             settled: vec![false; n],
@@ -73,7 +69,6 @@ impl Handle {
 
     /// After starting or abandoning an operation: the driver has bytes to send or a new timeout.
     pub(crate) fn wake_driver(shared: &mut Shared) {
-        shared.kicks = shared.kicks.wrapping_add(1);
         if let Some(w) = &shared.driver {
             w.wake_by_ref();
         }
@@ -181,10 +176,6 @@ pub(crate) struct Driver<R: Runtime> {
     close_by: Option<Instant>,
     /// Wakes many callers in parts, so client and nodes work at the same time.
     overlap: Overlap,
-    /// When to spin rather than park (`Options::spin`).
-    spin: SpinWindow,
-    /// `Shared::kicks` as of the last pass: a spin ends when callers have kicked since.
-    kicks: u64,
 }
 
 impl<R: Runtime> Driver<R> {
@@ -197,14 +188,11 @@ impl<R: Runtime> Driver<R> {
         connect_timeout: Duration,
     ) -> Self {
         let now = Instant::now();
-        let spin = handle.lock().engine.options().spin;
         let overlap = Overlap::new(
             dials.iter().filter(|d| d.on_this_machine()).count(),
             std::thread::available_parallelism().map_or(1, |n| n.get()),
         );
         Driver {
-            spin: SpinWindow::new(spin, rt.driver_has_own_thread()),
-            kicks: 0,
             rt,
             handle,
             io: nodes
@@ -453,29 +441,6 @@ impl<R: Runtime> Driver<R> {
         failed
     }
 
-    /// Instead of parking while a lone operation waits for replies (or, on a thread of its own,
-    /// between operations): re-reads the sockets until something arrives, a caller starts a
-    /// request, or the spin window closes. Timers wait meanwhile (at most the window). Returns
-    /// whether to run another pass (something arrived, or a caller has a request).
-    fn spin(&mut self, cx: &mut Context<'_>, handle: &Handle) -> bool {
-        crate::spin::count_driver_spin();
-        loop {
-            crate::spin::relax();
-            let now = Instant::now();
-            if self.read_all(cx, now) || !self.seen.is_empty() {
-                return true;
-            }
-            let s = handle.lock();
-            if s.kicks != self.kicks || s.closed {
-                return true;
-            }
-            drop(s);
-            if !self.spin.is_open(now) {
-                return false;
-            }
-        }
-    }
-
     fn next_wake(&self, s: &Shared) -> Option<Instant> {
         let io = self.io.iter().filter_map(|n| match n {
             NodeIo::Idle { retry_at } => Some(*retry_at),
@@ -501,7 +466,6 @@ impl<R: Runtime> Future for Driver<R> {
                     s.driver = Some(cx.waker().clone());
                 }
                 this.apply(&mut s, now);
-                this.kicks = s.kicks;
                 let mut wake_at = this.next_wake(&s);
                 if s.closed {
                     // The last handle is gone, maybe right after a release that returned at a
@@ -540,7 +504,6 @@ impl<R: Runtime> Future for Driver<R> {
             this.yielded = false;
             again |= this.write_all(cx, now);
             this.batching.record(output, this.woken.len());
-            this.spin.record(output, this.woken.len(), in_flight, now);
             let holding = this.overlap.pace(&mut this.woken);
             // After the writes: a caller told its acquire failed finds the cleanup already sent.
             for w in this.woken.drain(..) {
@@ -552,7 +515,7 @@ impl<R: Runtime> Future for Driver<R> {
                 cx.waker().wake_by_ref();
                 return Poll::Pending;
             }
-            if again || (this.spin.is_open(Instant::now()) && this.spin(cx, &handle)) {
+            if again {
                 continue;
             }
             let Some(wake) = wake_at else {

@@ -50,7 +50,6 @@ mod options_ext;
 mod overlap;
 mod runtime;
 mod setup;
-mod spin;
 #[cfg_attr(not(feature = "tls"), path = "tls_off.rs")]
 mod tls;
 mod tls_error;
@@ -67,11 +66,9 @@ pub use node::{Address, Node, Tls};
 pub use node_url::{parse_node_url, UrlError};
 pub use options_ext::OptionsExt;
 pub use runtime::{BoxFuture, Connection, Runtime};
-#[doc(hidden)]
-pub use spin::driver_spins;
 pub use tls_error::TlsError;
 
 pub use redlock_core::{
     AcquireOptions, Attempt, Failure, Lock, NodeId, NodeReport, Options, Outcome, Protocol,
-    Released, ReplicaAck, Retry, Scripts, MAX_SPIN,
+    Released, ReplicaAck, Retry, Scripts,
 };

@@ -53,17 +53,6 @@ pub trait OptionsExt: Sized {
     /// Wait for announced releases on RESP3 connections, the retry delay as the fallback
     /// (default on; see `Options::wait_for_release`).
     fn wait_for_release(self, on: bool) -> Self;
-    /// How long a waiting thread spins before it parks (default 0: never; at most
-    /// [`MAX_SPIN`](crate::MAX_SPIN), 1 ms); see `Options::spin` for what it buys and costs.
-    ///
-    /// ```
-    /// use redlock_async::{Options, OptionsExt as _};
-    /// use std::time::Duration;
-    /// // A little longer than a round trip to the nodes.
-    /// let options = Options::default().spin(Duration::from_micros(200));
-    /// assert_eq!(options.spin, Duration::from_micros(200));
-    /// ```
-    fn spin(self, spin: Duration) -> Self;
 }
 
 impl OptionsExt for Options {
@@ -125,10 +114,6 @@ impl OptionsExt for Options {
     }
     fn restart_grace(mut self, grace: Duration) -> Self {
         self.restart_grace = Some(grace);
-        self
-    }
-    fn spin(mut self, spin: Duration) -> Self {
-        self.spin = spin;
         self
     }
 }

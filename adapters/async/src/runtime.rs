@@ -50,11 +50,4 @@ pub trait Runtime: Clone + Send + Sync + Unpin + 'static {
     fn sleep_until(&self, deadline: Instant) -> BoxFuture<()>;
     /// Runs `task` in the background until it completes.
     fn spawn(&self, task: BoxFuture<()>);
-    /// Whether the driver has a thread to itself (the blocking adapter's background thread),
-    /// so that with [`Options::spin`](crate::Options::spin) it may also spin between
-    /// operations, for its callers' next request. The default, no: on a shared executor the
-    /// callers' own tasks may need that thread.
-    fn driver_has_own_thread(&self) -> bool {
-        false
-    }
 }

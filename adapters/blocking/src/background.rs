@@ -20,30 +20,24 @@ use std::time::{Duration, Instant};
 #[derive(Clone)]
 pub(crate) struct OnThread {
     executor: Weak<Executor<'static>>,
-    /// Sockets read without waiting for the reactor (`Options::spin`: the driver spins).
-    eager_reads: bool,
 }
 
 impl Runtime for OnThread {
     type Conn = Socket;
 
     fn connect(&self, host: String, port: u16) -> BoxFuture<io::Result<Socket>> {
-        Box::pin(Socket::connect(host, port, self.eager_reads))
+        Box::pin(Socket::connect(host, port))
     }
 
     #[cfg(unix)]
     fn connect_unix(&self, path: std::path::PathBuf) -> BoxFuture<io::Result<Socket>> {
-        Box::pin(Socket::connect_unix(path, self.eager_reads))
+        Box::pin(Socket::connect_unix(path))
     }
 
     fn sleep_until(&self, deadline: Instant) -> BoxFuture<()> {
         Box::pin(async move {
             smol::Timer::at(deadline).await;
         })
-    }
-
-    fn driver_has_own_thread(&self) -> bool {
-        true
     }
 
     fn spawn(&self, task: BoxFuture<()>) {
@@ -94,12 +88,10 @@ impl Background {
         })
     }
 
-    /// The runtime to hand the async client; with `eager_reads` (the driver spins), its sockets
-    /// read without waiting for the reactor.
-    pub(crate) fn runtime(&self, eager_reads: bool) -> OnThread {
+    /// The runtime to hand the async client.
+    pub(crate) fn runtime(&self) -> OnThread {
         OnThread {
             executor: Arc::downgrade(&self.executor),
-            eager_reads,
         }
     }
 

@@ -2,8 +2,8 @@
 //! each call blocks the calling thread until the async call's future resolves.
 
 use crate::background::{Background, OnThread};
-use crate::wait::Waiting;
 use redlock_async::{AcquireOptions, Connector, Error, Lock, Node, Options, Released};
+use smol::future::block_on;
 use std::time::Duration;
 
 /// The async client this one drives.
@@ -14,8 +14,6 @@ struct Inner {
     // thread (which lets the driver do so, and ends).
     client: AsyncRedlock,
     background: Background,
-    /// How callers wait for their results (`Options::spin`).
-    waiting: Waiting,
 }
 
 /// How long the background thread outlives the client for the driver's last answers: the
@@ -56,7 +54,7 @@ impl Redlock {
         I: IntoIterator<Item = S>,
         S: AsRef<str>,
     {
-        Redlock::start(drain(&options), options.spin, |rt| {
+        Redlock::start(drain(&options), |rt| {
             AsyncRedlock::connect_with(rt, urls, options)
         })
     }
@@ -71,7 +69,7 @@ impl Redlock {
     where
         I: IntoIterator<Item = Node>,
     {
-        Redlock::start(drain(&options), options.spin, |rt| {
+        Redlock::start(drain(&options), |rt| {
             AsyncRedlock::connect_nodes_with(rt, nodes, options)
         })
     }
@@ -88,39 +86,22 @@ impl Redlock {
         C: Connector,
         I: IntoIterator<Item = Node>,
     {
-        Redlock::start(drain(&options), options.spin, |rt| {
+        Redlock::start(drain(&options), |rt| {
             AsyncRedlock::connect_via_with(rt, connector, nodes, options)
         })
     }
 
-    /// Starts the background thread and connects; callers spin up to `spin` before parking.
     /// `drain`: how long the thread may wait, once the client is dropped, for the driver to
     /// finish (it waits one node timeout for the requests still out).
-    fn start<F>(
-        drain: Duration,
-        spin: Duration,
-        connect: impl FnOnce(OnThread) -> F,
-    ) -> Result<Redlock, Error>
+    fn start<F>(drain: Duration, connect: impl FnOnce(OnThread) -> F) -> Result<Redlock, Error>
     where
         F: std::future::Future<Output = Result<AsyncRedlock, Error>>,
     {
-        // A spin beyond the limit is refused by the connect below; never spin longer meanwhile.
-        let spin = spin.min(redlock_async::MAX_SPIN);
         let background = Background::start(drain).expect("start the redlock driver thread");
-        let waiting = Waiting::new(spin);
-        let client = waiting.block_on(connect(background.runtime(!spin.is_zero())))?;
+        let client = block_on(connect(background.runtime()))?;
         Ok(Redlock {
-            inner: std::sync::Arc::new(Inner {
-                client,
-                background,
-                waiting,
-            }),
+            inner: std::sync::Arc::new(Inner { client, background }),
         })
-    }
-
-    /// Blocks the calling thread on `future` (spinning first, per `Options::spin`).
-    fn block_on<F: std::future::Future>(&self, future: F) -> F::Output {
-        self.inner.waiting.block_on(future)
     }
 
     /// The options in force.
@@ -135,7 +116,7 @@ impl Redlock {
         I: IntoIterator<Item = S>,
         S: AsRef<str>,
     {
-        self.block_on(self.inner.client.acquire(resources, ttl))
+        block_on(self.inner.client.acquire(resources, ttl))
     }
 
     /// [`Redlock::acquire`] with settings for this call: a bound on how long it may block
@@ -154,18 +135,18 @@ impl Redlock {
         I: IntoIterator<Item = S>,
         S: AsRef<str>,
     {
-        self.block_on(self.inner.client.acquire_with(resources, ttl, options))
+        block_on(self.inner.client.acquire_with(resources, ttl, options))
     }
 
     /// Extends `lock` to `ttl` from now; the returned lock replaces it.
     pub fn extend(&self, lock: &Lock, ttl: Duration) -> Result<Lock, Error> {
-        self.block_on(self.inner.client.extend(lock, ttl))
+        block_on(self.inner.client.extend(lock, ttl))
     }
 
     /// Releases `lock`: sends the delete to every node it can reach and returns once a majority
     /// confirmed it or every node answered, with how many had confirmed.
     pub fn release(&self, lock: &Lock) -> Result<Released, Error> {
-        self.block_on(self.inner.client.release(lock))
+        block_on(self.inner.client.release(lock))
     }
 
     /// Blocks until no request this client sent is still out: each has been answered by its
@@ -188,7 +169,7 @@ impl Redlock {
     /// # Ok::<(), redlock_blocking::Error>(())
     /// ```
     pub fn flush(&self) {
-        self.block_on(self.inner.client.flush())
+        block_on(self.inner.client.flush())
     }
 
     /// The async client, for `using`.

@@ -35,7 +35,6 @@ mod guard;
 mod hold;
 mod lease;
 mod socket;
-mod wait;
 
 pub use client::Redlock;
 pub use guard::Guard;
@@ -46,6 +45,6 @@ pub use redlock_async::metrics;
 pub use redlock_async::{
     parse_node_url, AcquireOptions, Address, Attempt, BoxFuture, Connection, Connector, Error,
     Failure, HoldLimits, Lock, Node, NodeId, NodeReport, Options, OptionsExt, Outcome, Protocol,
-    Released, ReplicaAck, Retry, Scripts, Tls, TlsError, UrlError, MAX_SPIN,
+    Released, ReplicaAck, Retry, Scripts, Tls, TlsError, UrlError,
 };
 pub use socket::Stream;

@@ -4,9 +4,7 @@
 //!
 //! The driver reads every node on every pass. `Async::poll_read` tries the `read` syscall
 //! first and asks the reactor only when it would block, so each pass would cost a failed
-//! syscall per idle node; here an idle node costs a look at the reactor's flags instead. Except
-//! with `Options::spin`: the reactor runs only when the driver's thread parks, so a driver
-//! spinning for a reply must ask the socket itself (`eager`).
+//! syscall per idle node; here an idle node costs a look at the reactor's flags instead.
 
 use redlock_async::Connection;
 use smol::io::{AsyncRead, AsyncWrite};
@@ -16,7 +14,7 @@ use std::net::TcpStream;
 #[cfg(unix)]
 use std::os::unix::net::UnixStream;
 use std::pin::Pin;
-use std::task::{Context, Poll};
+use std::task::{ready, Context, Poll};
 
 /// Any smol (futures-io) stream as a [`Connection`], for a
 /// [`Connector`](redlock_async::Connector) of your own: `Box::new(Stream(stream))`. The
@@ -40,8 +38,6 @@ pub(crate) struct Socket {
     io: Io,
     /// The reactor reported data (or a close) and no read has drained it yet.
     readable: bool,
-    /// Try the `read` syscall even when the reactor has not reported data.
-    eager: bool,
 }
 
 #[derive(Debug)]
@@ -53,8 +49,7 @@ enum Io {
 
 impl Socket {
     /// Connects to `host:port`, trying each address it resolves to (resolving off the thread).
-    /// With `eager`, every read tries the syscall.
-    pub(crate) async fn connect(host: String, port: u16, eager: bool) -> io::Result<Socket> {
+    pub(crate) async fn connect(host: String, port: u16) -> io::Result<Socket> {
         let mut last = None;
         for addr in smol::net::resolve((host.as_str(), port)).await? {
             match Async::<TcpStream>::connect(addr).await {
@@ -63,7 +58,6 @@ impl Socket {
                     return Ok(Socket {
                         io: Io::Tcp(io),
                         readable: true,
-                        eager,
                     });
                 }
                 Err(e) => last = Some(e),
@@ -76,11 +70,10 @@ impl Socket {
 
     /// Connects to the Unix socket at `path`.
     #[cfg(unix)]
-    pub(crate) async fn connect_unix(path: std::path::PathBuf, eager: bool) -> io::Result<Socket> {
+    pub(crate) async fn connect_unix(path: std::path::PathBuf) -> io::Result<Socket> {
         Ok(Socket {
             io: Io::Unix(Async::<UnixStream>::connect(path).await?),
             readable: true,
-            eager,
         })
     }
 
@@ -104,26 +97,12 @@ impl Socket {
 impl Connection for Socket {
     fn poll_read(&mut self, cx: &mut Context<'_>, buf: &mut [u8]) -> Poll<io::Result<usize>> {
         loop {
-            let reported = self.readable;
-            if !reported {
-                match self.poll_readable(cx) {
-                    Poll::Ready(r) => {
-                        r?;
-                        self.readable = true;
-                        continue;
-                    }
-                    // Registered with the reactor; look anyway.
-                    Poll::Pending if self.eager => {}
-                    Poll::Pending => return Poll::Pending,
-                }
+            if !self.readable {
+                ready!(self.poll_readable(cx))?;
+                self.readable = true;
             }
             match self.read_now(buf) {
-                Err(e) if e.kind() == ErrorKind::WouldBlock => {
-                    self.readable = false;
-                    if !reported {
-                        return Poll::Pending;
-                    }
-                }
+                Err(e) if e.kind() == ErrorKind::WouldBlock => self.readable = false,
                 Err(e) if e.kind() == ErrorKind::Interrupted => {}
                 Ok(n) => {
                     // A read that did not fill the buffer took all there was. The reactor's
