@@ -189,6 +189,17 @@ mod tests {
     use redlock_async::Options;
     use std::time::Duration;
 
+    /// Drops `client` on another thread, so a drop that never returns fails the test, not
+    /// hangs it; panics with `what` unless the drop returns within 10 s.
+    fn drop_within_bound(client: Redlock, what: &str) {
+        let (done, dropped) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            drop(client);
+            let _ = done.send(());
+        });
+        dropped.recv_timeout(Duration::from_secs(10)).expect(what);
+    }
+
     #[test]
     fn the_driver_thread_ends_with_the_last_clone() {
         // A loopback port nobody listens on: the connection is refused at once.
@@ -205,15 +216,7 @@ mod tests {
             executor.upgrade().is_some(),
             "a clone still uses the thread"
         );
-        // Dropped on another thread, so a drop that never returns fails the test, not hangs it.
-        let (done, dropped) = std::sync::mpsc::channel();
-        std::thread::spawn(move || {
-            drop(clone);
-            let _ = done.send(());
-        });
-        dropped
-            .recv_timeout(Duration::from_secs(10))
-            .expect("dropping the last clone returns");
+        drop_within_bound(clone, "dropping the last clone returns");
         assert!(
             executor.upgrade().is_none(),
             "the thread and its executor are gone"
@@ -230,15 +233,11 @@ mod tests {
         let client =
             Redlock::connect([format!("redis://127.0.0.1:{port}")], options).expect("connect");
         let executor = client.background().executor();
-        let (done, dropped) = std::sync::mpsc::channel();
-        std::thread::spawn(move || {
-            drop(client);
-            let _ = done.send(());
-        });
         // The driver gives up one node timeout after the close; the thread then ends.
-        dropped
-            .recv_timeout(Duration::from_secs(10))
-            .expect("dropping the client returns although the node never answers");
+        drop_within_bound(
+            client,
+            "dropping the client returns although the node never answers",
+        );
         assert!(executor.upgrade().is_none(), "the thread is gone");
         drop(silent);
     }
