@@ -35,7 +35,7 @@ impl Case {
     fn options(&self) -> Options {
         let mut o = Options::default();
         match self.mode {
-            Mode::Uncontended | Mode::Held => o.retry_count = Some(0),
+            Mode::Uncontended | Mode::Held | Mode::Bare => o.retry_count = Some(0),
             Mode::Contended => {
                 o.retry_count = None;
                 o.retry_delay = CONTENDED_RETRY_DELAY;
@@ -47,7 +47,7 @@ impl Case {
 
     fn resource(&self, worker: usize, i: u64) -> String {
         match self.mode {
-            Mode::Uncontended | Mode::Held => format!("{}:{worker}:{i}", self.prefix),
+            Mode::Uncontended | Mode::Held | Mode::Bare => format!("{}:{worker}:{i}", self.prefix),
             Mode::Contended => format!("{}:contended", self.prefix),
         }
     }
@@ -244,36 +244,14 @@ fn measured(ctx: &Ctx, tallies: Vec<Tally>, cpu0: Option<Duration>) -> Measured 
     };
     let completed: u64 = tallies.iter().map(|t| t.completed).sum();
     let errors = tallies.iter().map(|t| t.errors).sum();
-    let mut lat: Vec<u64> = tallies.into_iter().flat_map(|t| t.lat_ns).collect();
-    lat.sort_unstable();
-    let pct = |p: usize| -> f64 {
-        if lat.is_empty() {
-            return 0.0;
-        }
-        let i = (lat.len() * p / 100).min(lat.len() - 1);
-        lat[i] as f64 / 1000.0
-    };
-    let ops = lat.len() as u64;
-    let max_holders = match ctx.case.mode {
-        // A fresh resource per operation: one holder each, by construction.
-        Mode::Uncontended | Mode::Held => u64::from(ops > 0),
-        Mode::Contended => ctx.max_holders.load(Ordering::SeqCst) as u64,
-    };
-    Measured {
-        ops,
-        errors,
-        ops_per_s: ops as f64 / ctx.case.duration.as_secs_f64(),
-        p50_us: pct(50),
-        p99_us: pct(99),
-        max_us: lat.last().map_or(0.0, |n| *n as f64 / 1000.0),
-        cpu_us_per_op: if completed > 0 {
-            cpu.as_secs_f64() * 1e6 / completed as f64
-        } else {
-            0.0
-        },
-        max_holders,
-        violations: ctx.violations.load(Ordering::SeqCst),
+    let lat: Vec<u64> = tallies.into_iter().flat_map(|t| t.lat_ns).collect();
+    let mut m = Measured::from_latencies(lat, completed, errors, ctx.case.duration, cpu);
+    if ctx.case.mode == Mode::Contended {
+        m.max_holders = ctx.max_holders.load(Ordering::SeqCst) as u64;
     }
+    // A fresh resource per operation otherwise: one holder each, by construction.
+    m.violations = ctx.violations.load(Ordering::SeqCst);
+    m
 }
 
 /// Runs the case `args` describe and prints its JSON line (after the ceiling's lines with
@@ -294,6 +272,9 @@ pub fn main(args: &BenchArgs) -> u8 {
     };
     if args.mode == Mode::Held {
         return held_main(args, &case);
+    }
+    if args.mode == Mode::Bare {
+        return bare_main(args, &case);
     }
     let result = match args.adapter {
         Adapter::Tokio => tokio::runtime::Builder::new_multi_thread()
@@ -398,6 +379,37 @@ fn held_main(args: &BenchArgs, case: &Case) -> u8 {
         server_wakeups_per_op: None,
         setup: String::new(),
         held: Some(held),
+    };
+    println!("{}", row.json());
+    0
+}
+
+/// `--mode bare`: the runtime alone ([`crate::bare`]); prints its JSON line, client
+/// `runtime alone`.
+fn bare_main(args: &BenchArgs, case: &Case) -> u8 {
+    let m = match crate::bare::run(
+        args.adapter,
+        &case.urls[0],
+        case.ttl,
+        case.duration,
+        &case.prefix,
+    ) {
+        Ok(m) => m,
+        Err(e) => {
+            eprintln!("redlock-bench: failed: {e}");
+            return exit::FAILURE;
+        }
+    };
+    let row = Row {
+        client: crate::bare::CLIENT.into(),
+        adapter: args.adapter.name().into(),
+        mode: args.mode.name().into(),
+        nodes: 1,
+        concurrency: 1,
+        duration_s: case.duration.as_secs_f64(),
+        ttl_ms: args.ttl_ms,
+        m,
+        ..Row::default()
     };
     println!("{}", row.json());
     0

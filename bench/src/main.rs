@@ -19,6 +19,7 @@
 // A command-line program: printing to stdout and stderr is its job.
 #![allow(clippy::print_stdout, clippy::print_stderr)]
 
+mod bare;
 mod case;
 mod ceiling;
 mod cpu;
@@ -139,6 +140,9 @@ pub enum Mode {
     Contended,
     /// `--leases` locks acquired, then held and kept alive (extended) for `--duration`.
     Held,
+    /// No library: the adapter's runtime alone does an operation's two round trips on its own
+    /// socket, one caller, first URL only (`bare.rs`): the one-client latency floor.
+    Bare,
 }
 
 /// A case of the matrix beyond its grid.
@@ -175,6 +179,7 @@ impl Mode {
             Mode::Uncontended => "uncontended",
             Mode::Contended => "contended",
             Mode::Held => "held",
+            Mode::Bare => "bare",
         }
     }
 }

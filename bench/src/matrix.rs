@@ -85,75 +85,88 @@ impl Plan<'_> {
         results: &mut Results,
         mut between: impl FnMut(usize, &mut Results),
     ) {
-        let rounds = results.rounds.len();
-        for round in 0..rounds {
-            for (adapter, program) in self.programs.iter().filter(|(a, _)| which(*a)) {
-                let mut cmd = Command::new(program);
-                if servers.urls.iter().any(|u| u.contains(',')) {
-                    for u in &servers.urls {
-                        cmd.args(["--node", u]);
-                    }
-                } else {
-                    cmd.args(["--urls", &servers.urls.join(",")]);
-                }
-                let duration = if mode == Mode::Held {
-                    self.args.held_duration
-                } else {
-                    self.duration
-                };
-                cmd.args(["--concurrency", &c.to_string()])
-                    .args(["--duration", &duration.as_secs_f64().to_string()])
-                    .args(["--mode", mode.name()])
-                    .args(["--ttl-ms", &self.args.ttl_ms.to_string()]);
-                if mode == Mode::Held {
-                    cmd.args(["--leases", &self.args.leases.to_string()]);
-                }
-                if let Some(a) = adapter {
-                    cmd.args(["--adapter", a.name()]);
-                }
-                let what = format!(
-                    "{}{} node(s), C={c}, {}, {}{}",
-                    servers.urls.len(),
-                    match servers.setup {
-                        "" => String::new(),
-                        s => format!(" {s}"),
-                    },
-                    mode.name(),
-                    adapter.map_or_else(|| program.display().to_string(), |a| a.name().into()),
-                    if rounds > 1 {
-                        format!(" (round {})", round + 1)
-                    } else {
-                        String::new()
-                    }
-                );
-                eprintln!("redlock-bench: {what}");
-                let server0 = servers.time();
-                let reads0 = crate::wakeups::reads(&servers.addrs);
-                // The held case acquires all its leases before the hold and releases them after.
-                let limit = duration * 2 + Duration::from_secs(120);
-                match run_case(cmd, limit, self.args.verbose) {
-                    Ok(mut row) => {
-                        // Over the whole case (connect and warm-up included: a few dozen
-                        // operations against tens of thousands).
-                        if let (Some(a), Some(b)) = (server0, servers.time()) {
-                            if row.m.ops > 0 && mode != Mode::Held {
-                                let us = b.saturating_sub(a).as_secs_f64() * 1e6;
-                                row.server_cpu_us_per_op = Some(us / row.m.ops as f64);
-                            }
-                        }
-                        let reads = (reads0, crate::wakeups::reads(&servers.addrs));
-                        if let (Some(a), Some(b), false) = (reads.0, reads.1, mode == Mode::Held) {
-                            row.server_wakeups_per_op =
-                                crate::wakeups::per_op(a, b, row.m.ops, servers.addrs.len());
-                        }
-                        row.setup = servers.setup.to_string();
-                        println!("{}", row.json());
-                        results.rounds[round].push(row);
-                    }
-                    Err(e) => eprintln!("redlock-bench: case failed ({what}): {e}"),
-                }
-            }
+        for round in 0..results.rounds.len() {
+            self.run_round(servers, c, mode, &which, round, results);
             between(round, results);
+        }
+    }
+
+    /// One round of [`Plan::run`], without the `between`.
+    fn run_round(
+        &self,
+        servers: &Servers,
+        c: usize,
+        mode: Mode,
+        which: &impl Fn(Option<Adapter>) -> bool,
+        round: usize,
+        results: &mut Results,
+    ) {
+        let rounds = results.rounds.len();
+        for (adapter, program) in self.programs.iter().filter(|(a, _)| which(*a)) {
+            let mut cmd = Command::new(program);
+            if servers.urls.iter().any(|u| u.contains(',')) {
+                for u in &servers.urls {
+                    cmd.args(["--node", u]);
+                }
+            } else {
+                cmd.args(["--urls", &servers.urls.join(",")]);
+            }
+            let duration = if mode == Mode::Held {
+                self.args.held_duration
+            } else {
+                self.duration
+            };
+            cmd.args(["--concurrency", &c.to_string()])
+                .args(["--duration", &duration.as_secs_f64().to_string()])
+                .args(["--mode", mode.name()])
+                .args(["--ttl-ms", &self.args.ttl_ms.to_string()]);
+            if mode == Mode::Held {
+                cmd.args(["--leases", &self.args.leases.to_string()]);
+            }
+            if let Some(a) = adapter {
+                cmd.args(["--adapter", a.name()]);
+            }
+            let what = format!(
+                "{}{} node(s), C={c}, {}, {}{}",
+                servers.urls.len(),
+                match servers.setup {
+                    "" => String::new(),
+                    s => format!(" {s}"),
+                },
+                mode.name(),
+                adapter.map_or_else(|| program.display().to_string(), |a| a.name().into()),
+                if rounds > 1 {
+                    format!(" (round {})", round + 1)
+                } else {
+                    String::new()
+                }
+            );
+            eprintln!("redlock-bench: {what}");
+            let server0 = servers.time();
+            let reads0 = crate::wakeups::reads(&servers.addrs);
+            // The held case acquires all its leases before the hold and releases them after.
+            let limit = duration * 2 + Duration::from_secs(120);
+            match run_case(cmd, limit, self.args.verbose) {
+                Ok(mut row) => {
+                    // Over the whole case (connect and warm-up included: a few dozen
+                    // operations against tens of thousands).
+                    if let (Some(a), Some(b)) = (server0, servers.time()) {
+                        if row.m.ops > 0 && mode != Mode::Held {
+                            let us = b.saturating_sub(a).as_secs_f64() * 1e6;
+                            row.server_cpu_us_per_op = Some(us / row.m.ops as f64);
+                        }
+                    }
+                    let reads = (reads0, crate::wakeups::reads(&servers.addrs));
+                    if let (Some(a), Some(b), false) = (reads.0, reads.1, mode == Mode::Held) {
+                        row.server_wakeups_per_op =
+                            crate::wakeups::per_op(a, b, row.m.ops, servers.addrs.len());
+                    }
+                    row.setup = servers.setup.to_string();
+                    println!("{}", row.json());
+                    results.rounds[round].push(row);
+                }
+                Err(e) => eprintln!("redlock-bench: case failed ({what}): {e}"),
+            }
         }
     }
 }
@@ -229,6 +242,8 @@ pub fn main(args: &BenchArgs) -> u8 {
                         if !yardstick {
                             return;
                         }
+                        // The runtimes alone, what the library's one-client p50 sits on.
+                        plan.run_round(&servers, 1, Mode::Bare, &ours, round, results);
                         eprintln!("redlock-bench: redis-benchmark round trips (1 client)");
                         let server0 = servers.time();
                         match ceilings(&nodes.url(0), duration, &[1]) {
@@ -466,8 +481,9 @@ fn position(
 ) -> (usize, usize, usize, usize, usize) {
     let mode_i = match mode {
         "uncontended" => 0,
-        "contended" => 1,
-        _ => 2,
+        "bare" => 1,
+        "contended" => 2,
+        _ => 3,
     };
     let held = usize::from(mode == "held");
     let setup_i = usize::from(!setup.is_empty());

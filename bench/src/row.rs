@@ -34,6 +34,44 @@ pub struct Measured {
     pub violations: u64,
 }
 
+impl Measured {
+    /// The figures of `lat_ns` (each counted operation's latency, ns, in any order) over
+    /// `duration`, with `completed` operations done in all (the CPU figure divides `cpu` by
+    /// them) and `errors` failed; one holder at most, by construction of the caller's case.
+    pub fn from_latencies(
+        mut lat_ns: Vec<u64>,
+        completed: u64,
+        errors: u64,
+        duration: std::time::Duration,
+        cpu: std::time::Duration,
+    ) -> Measured {
+        lat_ns.sort_unstable();
+        let pct = |p: usize| -> f64 {
+            if lat_ns.is_empty() {
+                return 0.0;
+            }
+            let i = (lat_ns.len() * p / 100).min(lat_ns.len() - 1);
+            lat_ns[i] as f64 / 1000.0
+        };
+        let ops = lat_ns.len() as u64;
+        Measured {
+            ops,
+            errors,
+            ops_per_s: ops as f64 / duration.as_secs_f64(),
+            p50_us: pct(50),
+            p99_us: pct(99),
+            max_us: lat_ns.last().map_or(0.0, |n| *n as f64 / 1000.0),
+            cpu_us_per_op: if completed > 0 {
+                cpu.as_secs_f64() * 1e6 / completed as f64
+            } else {
+                0.0
+            },
+            max_holders: u64::from(ops > 0),
+            violations: 0,
+        }
+    }
+}
+
 /// One case's result, as the JSON line carries it.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub struct Row {

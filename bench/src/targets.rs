@@ -63,6 +63,13 @@ impl<'a> Round<'a> {
             .collect()
     }
 
+    /// The `--mode bare` row of `adapter`: its runtime alone, no library.
+    fn runtime_alone(&self, adapter: &str) -> Option<&'a Row> {
+        self.rows
+            .iter()
+            .find(|r| r.mode == "bare" && r.adapter == adapter)
+    }
+
     /// The first compared client's row for the case (plain nodes).
     fn theirs(&self, nodes: usize, c: usize, mode: &str) -> Option<&'a Row> {
         self.rows.iter().find(|r| {
@@ -151,6 +158,7 @@ pub fn checks(rows: &[Row], two_trips: Option<f64>, wakeup: Option<f64>) -> Vec<
     if let Some(trips) = two_trips.filter(|t| *t > 0.0) {
         for r in round.ours(1, 1, "uncontended", "") {
             let value = ratio(r.m.p50_us, trips);
+            let alone = round.runtime_alone(&r.adapter);
             out.push(Check {
                 name: format!(
                     "1 node, C=1: p50 ÷ two redis-benchmark round trips, {}",
@@ -159,9 +167,35 @@ pub fn checks(rows: &[Row], two_trips: Option<f64>, wakeup: Option<f64>) -> Vec<
                 bound: "≤ 1.0×".into(),
                 value,
                 unit: "×",
-                detail: format!("{:.0} µs vs {trips:.0} µs", r.m.p50_us),
+                detail: format!(
+                    "{:.0} µs vs {trips:.0} µs{}",
+                    r.m.p50_us,
+                    alone
+                        .map(|a| format!("; the runtime alone {:.0} µs", a.m.p50_us))
+                        .unwrap_or_default()
+                ),
                 met: value <= 1.0,
             });
+            // The same two round trips on the runtime's own socket, no library: the part of
+            // the target the runtime itself takes.
+            if let Some(a) = alone {
+                let value = ratio(a.m.p50_us, trips);
+                out.push(Check {
+                    name: format!(
+                        "1 node, C=1: the runtime alone (no library), p50 ÷ two redis-benchmark round trips, {}",
+                        r.adapter
+                    ),
+                    bound: String::new(),
+                    value,
+                    unit: "×",
+                    detail: format!(
+                        "{:.0} µs vs {trips:.0} µs; the library adds {:.0} µs",
+                        a.m.p50_us,
+                        r.m.p50_us - a.m.p50_us
+                    ),
+                    met: true,
+                });
+            }
         }
     }
     // Contended: 32 workers on one resource.
@@ -427,6 +461,41 @@ mod tests {
         assert!(got.iter().all(|c| !c.name.contains("round trips")));
         let alone = checks(&[row("redlock", "tokio", 1, 32, "uncontended")], None, None);
         assert!(alone.is_empty());
+    }
+
+    #[test]
+    fn one_client_latency_beside_the_runtime_alone() {
+        let mut ours = row("redlock", "smol", 1, 1, "uncontended");
+        ours.m.p50_us = 150.0;
+        let mut bare = row("runtime alone", "smol", 1, 1, "bare");
+        bare.m.p50_us = 120.0;
+        let mut tokio = row("redlock", "tokio", 1, 1, "uncontended");
+        tokio.m.p50_us = 90.0;
+        let got = checks(&[ours, bare, tokio], Some(100.0), None);
+        let target = |a: &str| {
+            got.iter()
+                .find(|c| {
+                    c.name == format!("1 node, C=1: p50 ÷ two redis-benchmark round trips, {a}")
+                })
+                .unwrap()
+        };
+        assert_eq!((target("smol").value, target("smol").met), (1.5, false));
+        assert_eq!(
+            target("smol").detail,
+            "150 µs vs 100 µs; the runtime alone 120 µs"
+        );
+        assert_eq!((target("tokio").value, target("tokio").met), (0.9, true));
+        assert_eq!(target("tokio").detail, "90 µs vs 100 µs");
+        let alone: Vec<&Check> = got
+            .iter()
+            .filter(|c| c.name.contains("runtime alone"))
+            .collect();
+        assert_eq!(alone.len(), 1, "only smol's runtime was measured alone");
+        assert_eq!((alone[0].value, alone[0].verdict()), (1.2, "info"));
+        assert!(alone[0].name.ends_with(", smol"));
+        assert_eq!(alone[0].detail, "120 µs vs 100 µs; the library adds 30 µs");
+        // The bare row is nobody's compared client.
+        assert!(got.iter().all(|c| !c.name.contains("÷ runtime alone")));
     }
 
     #[test]
