@@ -2,8 +2,8 @@
 //! reactor for sockets and timers, and a stop signal that ends the thread when the client is
 //! dropped.
 
-use crate::socket::Socket;
 use redlock_async::{BoxFuture, Runtime};
+use redlock_smol::SmolConn;
 use smol::channel::{self, Sender};
 use smol::{Executor, Task};
 use std::future::Future;
@@ -23,15 +23,15 @@ pub(crate) struct OnThread {
 }
 
 impl Runtime for OnThread {
-    type Conn = Socket;
+    type Conn = SmolConn;
 
-    fn connect(&self, host: String, port: u16) -> BoxFuture<io::Result<Socket>> {
-        Box::pin(Socket::connect(host, port))
+    fn connect(&self, host: String, port: u16) -> BoxFuture<io::Result<SmolConn>> {
+        Box::pin(SmolConn::connect(host, port))
     }
 
     #[cfg(unix)]
-    fn connect_unix(&self, path: std::path::PathBuf) -> BoxFuture<io::Result<Socket>> {
-        Box::pin(Socket::connect_unix(path))
+    fn connect_unix(&self, path: std::path::PathBuf) -> BoxFuture<io::Result<SmolConn>> {
+        Box::pin(SmolConn::connect_unix(path))
     }
 
     fn sleep_until(&self, deadline: Instant) -> BoxFuture<()> {

@@ -34,7 +34,6 @@ mod client;
 mod guard;
 mod hold;
 mod lease;
-mod socket;
 
 pub use client::Redlock;
 pub use guard::Guard;
@@ -47,4 +46,6 @@ pub use redlock_async::{
     Failure, HoldLimits, Lock, Node, NodeId, NodeReport, Options, OptionsExt, Outcome, Protocol,
     Released, ReplicaAck, Retry, Scripts, Tls, TlsError, UrlError,
 };
-pub use socket::Stream;
+/// Any smol (futures-io) stream as a [`Connection`], for a [`Connector`] of your own (the
+/// connector's futures run on the client's background thread, under smol's reactor).
+pub use redlock_smol::Stream;

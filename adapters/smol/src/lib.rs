@@ -2,7 +2,7 @@
 //!
 //! The Redlock distributed lock on smol. All the logic lives in `redlock-async` and
 //! `redlock-core`; this crate supplies the [`Runtime`] for smol
-//! (`smol::net`, `smol::Timer`, and tasks on smol's global executor).
+//! (sockets on smol's reactor, `smol::Timer`, and tasks on smol's global executor).
 //!
 //! ```no_run
 //! use redlock_smol::{Options, Redlock};
@@ -21,11 +21,11 @@
 //! }
 //! ```
 
-use smol::io::{AsyncRead, AsyncWrite};
 use std::io;
-use std::pin::Pin;
-use std::task::{Context, Poll};
 use std::time::Instant;
+
+mod socket;
+pub use socket::{SmolConn, Stream};
 
 /// Metric names, units and labels (recorded with the `metrics` feature).
 pub use redlock_async::metrics;
@@ -50,67 +50,16 @@ pub type Guard = redlock_async::Guard<Smol>;
 /// ([`Redlock::hold`](redlock_async::Redlock::hold)).
 pub type Hold = redlock_async::Hold<Smol>;
 
-/// Any smol (futures-io) stream as a [`Connection`], for a [`Connector`] of your own:
-/// `Box::new(Stream(tcp_stream))`.
-#[derive(Debug)]
-pub struct Stream<S>(pub S);
-
-impl<S: AsyncRead + AsyncWrite + Send + Unpin + 'static> Connection for Stream<S> {
-    fn poll_read(&mut self, cx: &mut Context<'_>, buf: &mut [u8]) -> Poll<io::Result<usize>> {
-        Pin::new(&mut self.0).poll_read(cx, buf)
-    }
-
-    fn poll_write(&mut self, cx: &mut Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>> {
-        Pin::new(&mut self.0).poll_write(cx, buf)
-    }
-}
-
-/// A smol TCP or Unix stream, as the driver sees it.
-#[derive(Debug)]
-pub struct SmolConn(Socket);
-
-#[derive(Debug)]
-enum Socket {
-    Tcp(Stream<smol::net::TcpStream>),
-    #[cfg(unix)]
-    Unix(Stream<smol::net::unix::UnixStream>),
-}
-
-impl Connection for SmolConn {
-    fn poll_read(&mut self, cx: &mut Context<'_>, buf: &mut [u8]) -> Poll<io::Result<usize>> {
-        match &mut self.0 {
-            Socket::Tcp(s) => s.poll_read(cx, buf),
-            #[cfg(unix)]
-            Socket::Unix(s) => s.poll_read(cx, buf),
-        }
-    }
-
-    fn poll_write(&mut self, cx: &mut Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>> {
-        match &mut self.0 {
-            Socket::Tcp(s) => s.poll_write(cx, buf),
-            #[cfg(unix)]
-            Socket::Unix(s) => s.poll_write(cx, buf),
-        }
-    }
-}
-
 impl redlock_async::Runtime for Smol {
     type Conn = SmolConn;
 
     fn connect(&self, host: String, port: u16) -> BoxFuture<io::Result<SmolConn>> {
-        Box::pin(async move {
-            let stream = smol::net::TcpStream::connect((host.as_str(), port)).await?;
-            stream.set_nodelay(true)?;
-            Ok(SmolConn(Socket::Tcp(Stream(stream))))
-        })
+        Box::pin(SmolConn::connect(host, port))
     }
 
     #[cfg(unix)]
     fn connect_unix(&self, path: std::path::PathBuf) -> BoxFuture<io::Result<SmolConn>> {
-        Box::pin(async move {
-            let stream = smol::net::unix::UnixStream::connect(path).await?;
-            Ok(SmolConn(Socket::Unix(Stream(stream))))
-        })
+        Box::pin(SmolConn::connect_unix(path))
     }
 
     fn sleep_until(&self, deadline: Instant) -> BoxFuture<()> {
