@@ -246,10 +246,10 @@ fn measured(ctx: &Ctx, tallies: Vec<Tally>, cpu0: Option<Duration>) -> Measured 
     let errors = tallies.iter().map(|t| t.errors).sum();
     let lat: Vec<u64> = tallies.into_iter().flat_map(|t| t.lat_ns).collect();
     let mut m = Measured::from_latencies(lat, completed, errors, ctx.case.duration, cpu);
+    // Otherwise a fresh resource per operation: one holder each, by construction.
     if ctx.case.mode == Mode::Contended {
         m.max_holders = ctx.max_holders.load(Ordering::SeqCst) as u64;
     }
-    // A fresh resource per operation otherwise: one holder each, by construction.
     m.violations = ctx.violations.load(Ordering::SeqCst);
     m
 }
