@@ -29,6 +29,8 @@ struct Case {
     ttl: Duration,
     /// Resource names of this run start with it (unique per process).
     prefix: String,
+    /// `Options::spin_before_park`, when not the library's default.
+    spin: Option<Duration>,
 }
 
 impl Case {
@@ -41,6 +43,9 @@ impl Case {
                 o.retry_delay = CONTENDED_RETRY_DELAY;
                 o.retry_jitter = CONTENDED_RETRY_DELAY;
             }
+        }
+        if let Some(spin) = self.spin {
+            o.spin_before_park = spin;
         }
         o
     }
@@ -269,6 +274,7 @@ pub fn main(args: &BenchArgs) -> u8 {
         mode: args.mode,
         ttl: Duration::from_millis(args.ttl_ms),
         prefix: format!("redlock-bench:{}:{}", std::process::id(), unique()),
+        spin: args.spin_us.map(Duration::from_micros),
     };
     if args.mode == Mode::Held {
         return held_main(args, &case);

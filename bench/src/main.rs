@@ -70,6 +70,10 @@ pub struct BenchArgs {
     /// `--mode held`: how many leases are held at once.
     #[arg(long, default_value_t = 10_000, value_name = "N")]
     leases: usize,
+    /// One case: how long a lone operation spins for its replies before parking
+    /// (`Options::spin_before_park`), in µs; 0 turns it off. Default: the library's.
+    #[arg(long, value_name = "US")]
+    spin_us: Option<u64>,
     /// One case: also measure the redis-benchmark ceiling against the first URL (printed as
     /// JSON lines before the case's line).
     #[arg(long)]

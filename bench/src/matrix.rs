@@ -14,8 +14,10 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 /// A set of servers the matrix runs cases against.
+#[derive(Clone)]
 struct Servers {
-    /// How the rows name it: empty (plain nodes), `tls` or `cluster`.
+    /// How the rows name it: empty (plain nodes), `tls`, `cluster`, or [`NO_SPIN`] (plain
+    /// nodes, our client with its spin off).
     setup: &'static str,
     /// The node URLs a case is given.
     urls: Vec<String>,
@@ -41,6 +43,10 @@ impl Servers {
         self.pids.iter().map(|p| p.and_then(cpu::pid_time)).sum()
     }
 }
+
+/// The setup of our one-client case run again with `--spin-us 0`: what the spin costs and
+/// buys, beside the case with the library's default.
+const NO_SPIN: &str = "no spin";
 
 /// A case the matrix could not run, shown in the table with the reason.
 struct Skipped {
@@ -125,6 +131,9 @@ impl Plan<'_> {
             }
             if let Some(a) = adapter {
                 cmd.args(["--adapter", a.name()]);
+            }
+            if servers.setup == NO_SPIN {
+                cmd.args(["--spin-us", "0"]);
             }
             let what = format!(
                 "{}{} node(s), C={c}, {}, {}{}",
@@ -244,6 +253,12 @@ pub fn main(args: &BenchArgs) -> u8 {
                         }
                         // The runtimes alone, what the library's one-client p50 sits on.
                         plan.run_round(&servers, 1, Mode::Bare, &ours, round, results);
+                        // Ours again without the spin, for what it costs.
+                        let no_spin = Servers {
+                            setup: NO_SPIN,
+                            ..servers.clone()
+                        };
+                        plan.run_round(&no_spin, 1, Mode::Uncontended, &ours, round, results);
                         eprintln!("redlock-bench: redis-benchmark round trips (1 client)");
                         let server0 = servers.time();
                         match ceilings(&nodes.url(0), duration, &[1]) {
@@ -495,6 +510,7 @@ fn nodes_cell(setup: &str, nodes: usize) -> String {
     match setup {
         "tls" => format!("{nodes} (TLS)"),
         "cluster" => "1 cluster (3 primaries)".into(),
+        NO_SPIN => format!("{nodes} (spin off)"),
         _ => nodes.to_string(),
     }
 }

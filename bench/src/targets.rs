@@ -176,6 +176,25 @@ pub fn checks(rows: &[Row], two_trips: Option<f64>, wakeup: Option<f64>) -> Vec<
                 ),
                 met: value <= 1.0,
             });
+            // The same client with its spin off: the CPU the spin costs for what it gains.
+            let off = round.ours(1, 1, "uncontended", "no spin");
+            if let Some(off) = off.iter().find(|o| o.adapter == r.adapter) {
+                let value = ratio(r.m.cpu_us_per_op, off.m.cpu_us_per_op);
+                out.push(Check {
+                    name: format!(
+                        "1 node, C=1: client CPU per operation with the spin ÷ without, {}",
+                        r.adapter
+                    ),
+                    bound: String::new(),
+                    value,
+                    unit: "×",
+                    detail: format!(
+                        "{:.0} vs {:.0} µs/op, for p50 {:.0} µs vs {:.0} µs",
+                        r.m.cpu_us_per_op, off.m.cpu_us_per_op, r.m.p50_us, off.m.p50_us
+                    ),
+                    met: true,
+                });
+            }
             // The same two round trips on the runtime's own socket, no library: the part of
             // the target the runtime itself takes.
             if let Some(a) = alone {
@@ -496,6 +515,30 @@ mod tests {
         assert_eq!(alone[0].detail, "120 µs vs 100 µs; the library adds 30 µs");
         // The bare row is nobody's compared client.
         assert!(got.iter().all(|c| !c.name.contains("÷ runtime alone")));
+    }
+
+    #[test]
+    fn what_the_spin_costs_beside_the_one_client_case() {
+        let mut ours = row("redlock", "tokio", 1, 1, "uncontended");
+        (ours.m.p50_us, ours.m.cpu_us_per_op) = (90.0, 120.0);
+        let mut off = row("redlock", "tokio", 1, 1, "uncontended");
+        off.setup = "no spin".into();
+        (off.m.p50_us, off.m.cpu_us_per_op) = (160.0, 80.0);
+        let mut smol_off = off.clone();
+        smol_off.adapter = "smol".into();
+        smol_off.m.cpu_us_per_op = 40.0;
+        let smol = row("redlock", "smol", 1, 1, "uncontended");
+        let got = checks(&[smol_off, off, ours, smol], Some(100.0), None);
+        let spin: Vec<&Check> = got.iter().filter(|c| c.name.contains("spin")).collect();
+        assert_eq!(spin.len(), 2, "one per adapter measured both ways");
+        let tokio = spin.iter().find(|c| c.name.ends_with(", tokio")).unwrap();
+        assert_eq!((tokio.value, tokio.verdict()), (1.5, "info"));
+        assert_eq!(tokio.detail, "120 vs 80 µs/op, for p50 90 µs vs 160 µs");
+        // The spin-off row is not a case of its own among the targets.
+        let p50 = got
+            .iter()
+            .filter(|c| c.name.starts_with("1 node, C=1: p50"));
+        assert_eq!(p50.count(), 2);
     }
 
     #[test]

@@ -56,3 +56,24 @@ fn huge_option_durations_are_refused() {
         assert!(matches!(err, Error::InvalidOption { .. }), "{err}");
     }
 }
+
+#[test]
+fn a_spin_as_long_as_the_node_timeout_is_refused() {
+    let mut options = Options::default();
+    options.spin_before_park = options.node_timeout;
+    let err = Engine::new(config(options.clone()), Instant::now(), 1).unwrap_err();
+    assert!(
+        matches!(
+            err,
+            Error::InvalidOption {
+                name: "spin_before_park",
+                ..
+            }
+        ),
+        "{err}"
+    );
+    options.spin_before_park = options.node_timeout - Duration::from_micros(1);
+    assert!(Engine::new(config(options.clone()), Instant::now(), 1).is_ok());
+    options.spin_before_park = Duration::ZERO;
+    assert!(Engine::new(config(options), Instant::now(), 1).is_ok());
+}

@@ -34,9 +34,9 @@ use std::time::Instant;
 pub use redlock_async::metrics;
 pub use redlock_async::{
     open_connection, parse_node_url, AcquireOptions, Address, Attempt, BoxFuture, Connection,
-    Connector, Error, Failure, HoldLimits, Lease, Lock, Node, NodeId, NodeReport, Options,
-    OptionsExt, Outcome, Protocol, Released, ReplicaAck, Retry, Runtime, Scripts, Tls, TlsError,
-    UrlError,
+    Connector, DriverSpin, Error, Failure, HoldLimits, Lease, Lock, Node, NodeId, NodeReport,
+    Options, OptionsExt, Outcome, Protocol, Released, ReplicaAck, Retry, Runtime, Scripts, Tls,
+    TlsError, UrlError,
 };
 
 /// The async-std [`Runtime`].
@@ -125,5 +125,11 @@ impl redlock_async::Runtime for AsyncStd {
     fn spawn(&self, task: BoxFuture<()>) {
         // Dropping the JoinHandle detaches the task.
         drop(async_std::task::spawn(task));
+    }
+
+    /// Spinning re-reads async-std's sockets sooner than parking would let it (see
+    /// [`DriverSpin::Busy`]).
+    fn driver_spin(&self) -> DriverSpin {
+        DriverSpin::Busy
     }
 }

@@ -145,6 +145,7 @@ impl<R: Runtime> Redlock<R> {
             setup.dials,
             connector,
             setup.connect_timeout,
+            options.spin_before_park,
         )));
         std::future::poll_fn(|cx| handle.poll_settled(cx)).await;
         crate::metrics::describe();

@@ -16,7 +16,8 @@ use crate::batching::Batching;
 use crate::connector::{Connector, Dial};
 use crate::local_queue::LocalQueue;
 use crate::overlap::Overlap;
-use crate::runtime::{BoxFuture, Connection, Runtime};
+use crate::runtime::{BoxFuture, Connection, DriverSpin, Runtime};
+use crate::spin::Spin;
 use crate::waiters::{LinkChange, Waiters};
 use redlock_core::{Engine, LinkId, NodeConfig};
 use std::future::Future;
@@ -176,6 +177,8 @@ pub(crate) struct Driver<R: Runtime> {
     close_by: Option<Instant>,
     /// Wakes many callers in parts, so client and nodes work at the same time.
     overlap: Overlap,
+    /// Polls again instead of parking while a lone operation waits for its replies.
+    spin: Spin,
 }
 
 impl<R: Runtime> Driver<R> {
@@ -186,12 +189,18 @@ impl<R: Runtime> Driver<R> {
         dials: Vec<Dial>,
         connector: Option<Arc<dyn Connector>>,
         connect_timeout: Duration,
+        spin: Duration,
     ) -> Self {
         let now = Instant::now();
-        let overlap = Overlap::new(
-            dials.iter().filter(|d| d.on_this_machine()).count(),
-            std::thread::available_parallelism().map_or(1, |n| n.get()),
-        );
+        let local = dials.iter().filter(|d| d.on_this_machine()).count();
+        let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+        let overlap = Overlap::new(local, cores);
+        let spin = match rt.driver_spin() {
+            DriverSpin::Never => Spin::new(Duration::ZERO, false),
+            DriverSpin::Alone => Spin::new(spin, false),
+            // Spinning with company takes a core; only while the local nodes leave one.
+            DriverSpin::Busy => Spin::new(spin, local < cores),
+        };
         Driver {
             rt,
             handle,
@@ -217,6 +226,7 @@ impl<R: Runtime> Driver<R> {
             batching: Batching::default(),
             close_by: None,
             overlap,
+            spin,
         }
     }
 
@@ -460,7 +470,7 @@ impl<R: Runtime> Future for Driver<R> {
         loop {
             let now = Instant::now();
             let mut again = this.read_all(cx, now);
-            let (wake_at, in_flight) = {
+            let (wake_at, in_flight, unanswered) = {
                 let mut s = handle.lock();
                 if !s.driver.as_ref().is_some_and(|w| w.will_wake(cx.waker())) {
                     s.driver = Some(cx.waker().clone());
@@ -485,7 +495,7 @@ impl<R: Runtime> Future for Driver<R> {
                     }
                     wake_at = Some(wake_at.map_or(by, |w| w.min(by)));
                 }
-                (wake_at, s.engine.in_flight())
+                (wake_at, s.engine.in_flight(), s.engine.unanswered())
             };
             let output = this.io.iter().any(NodeIo::has_output);
             // Callers held back by `overlap` mean the last pass's callers have had their turn.
@@ -517,6 +527,12 @@ impl<R: Runtime> Future for Driver<R> {
             }
             if again {
                 continue;
+            }
+            if this.spin.keep_polling(now, output, in_flight, unanswered) {
+                // A reply is likely less than a round trip away: parking now would add the
+                // thread's wake-up to it.
+                this.rt.yield_to_io(cx);
+                return Poll::Pending;
             }
             let Some(wake) = wake_at else {
                 // An armed timer may stay: firing when nothing is due only costs a pass.

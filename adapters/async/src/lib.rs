@@ -50,6 +50,7 @@ mod options_ext;
 mod overlap;
 mod runtime;
 mod setup;
+mod spin;
 #[cfg_attr(not(feature = "tls"), path = "tls_off.rs")]
 mod tls;
 mod tls_error;
@@ -65,7 +66,7 @@ pub use lease::Lease;
 pub use node::{Address, Node, Tls};
 pub use node_url::{parse_node_url, UrlError};
 pub use options_ext::OptionsExt;
-pub use runtime::{BoxFuture, Connection, Runtime};
+pub use runtime::{BoxFuture, Connection, DriverSpin, Runtime};
 pub use tls_error::TlsError;
 
 pub use redlock_core::{

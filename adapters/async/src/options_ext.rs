@@ -17,7 +17,8 @@ use std::time::Duration;
 ///     .retry_count(3)
 ///     .retry_delay(Duration::from_millis(50))
 ///     .key_prefix("locks:")
-///     .fencing(true);
+///     .fencing(true)
+///     .spin_before_park(Duration::ZERO); // never spin: least CPU, a little more latency
 /// assert_eq!(options.retry_count, Some(3));
 /// assert_eq!(options.key_prefix, "locks:");
 /// ```
@@ -53,6 +54,9 @@ pub trait OptionsExt: Sized {
     /// Wait for announced releases on RESP3 connections, the retry delay as the fallback
     /// (default on; see `Options::wait_for_release`).
     fn wait_for_release(self, on: bool) -> Self;
+    /// How long a lone operation spins for its replies before parking its thread (default
+    /// 100 µs; zero: never; see `Options::spin_before_park` for what it costs).
+    fn spin_before_park(self, spin: Duration) -> Self;
 }
 
 impl OptionsExt for Options {
@@ -114,6 +118,10 @@ impl OptionsExt for Options {
     }
     fn restart_grace(mut self, grace: Duration) -> Self {
         self.restart_grace = Some(grace);
+        self
+    }
+    fn spin_before_park(mut self, spin: Duration) -> Self {
+        self.spin_before_park = spin;
         self
     }
 }

@@ -2,7 +2,7 @@
 //! reactor for sockets and timers, and a stop signal that ends the thread when the client is
 //! dropped.
 
-use redlock_async::{BoxFuture, Runtime};
+use redlock_async::{BoxFuture, DriverSpin, Runtime};
 use redlock_smol::SmolConn;
 use smol::channel::{self, Sender};
 use smol::{Executor, Task};
@@ -38,6 +38,11 @@ impl Runtime for OnThread {
         Box::pin(async move {
             smol::Timer::at(deadline).await;
         })
+    }
+
+    /// The callers' threads spin on their results instead (`crate::wait`).
+    fn driver_spin(&self) -> DriverSpin {
+        DriverSpin::Never
     }
 
     fn spawn(&self, task: BoxFuture<()>) {

@@ -2,6 +2,7 @@
 //! each call blocks the calling thread until the async call's future resolves.
 
 use crate::background::{Background, OnThread};
+use crate::wait::Waiter;
 use redlock_async::{AcquireOptions, Connector, Error, Lock, Node, Options, Released};
 use smol::future::block_on;
 use std::time::Duration;
@@ -14,6 +15,7 @@ struct Inner {
     // thread (which lets the driver do so, and ends).
     client: AsyncRedlock,
     background: Background,
+    waiter: Waiter,
 }
 
 /// How long the background thread outlives the client for the driver's last answers: the
@@ -99,8 +101,13 @@ impl Redlock {
     {
         let background = Background::start(drain).expect("start the redlock driver thread");
         let client = block_on(connect(background.runtime()))?;
+        let waiter = Waiter::new(client.options().spin_before_park);
         Ok(Redlock {
-            inner: std::sync::Arc::new(Inner { client, background }),
+            inner: std::sync::Arc::new(Inner {
+                client,
+                background,
+                waiter,
+            }),
         })
     }
 
@@ -116,7 +123,9 @@ impl Redlock {
         I: IntoIterator<Item = S>,
         S: AsRef<str>,
     {
-        block_on(self.inner.client.acquire(resources, ttl))
+        self.inner
+            .waiter
+            .block_on(self.inner.client.acquire(resources, ttl))
     }
 
     /// [`Redlock::acquire`] with settings for this call: a bound on how long it may block
@@ -135,18 +144,22 @@ impl Redlock {
         I: IntoIterator<Item = S>,
         S: AsRef<str>,
     {
-        block_on(self.inner.client.acquire_with(resources, ttl, options))
+        self.inner
+            .waiter
+            .block_on(self.inner.client.acquire_with(resources, ttl, options))
     }
 
     /// Extends `lock` to `ttl` from now; the returned lock replaces it.
     pub fn extend(&self, lock: &Lock, ttl: Duration) -> Result<Lock, Error> {
-        block_on(self.inner.client.extend(lock, ttl))
+        self.inner
+            .waiter
+            .block_on(self.inner.client.extend(lock, ttl))
     }
 
     /// Releases `lock`: sends the delete to every node it can reach and returns once a majority
     /// confirmed it or every node answered, with how many had confirmed.
     pub fn release(&self, lock: &Lock) -> Result<Released, Error> {
-        block_on(self.inner.client.release(lock))
+        self.inner.waiter.block_on(self.inner.client.release(lock))
     }
 
     /// Blocks until no request this client sent is still out: each has been answered by its
@@ -175,6 +188,11 @@ impl Redlock {
     /// The async client, for `using`.
     pub(crate) fn client(&self) -> &AsyncRedlock {
         &self.inner.client
+    }
+
+    /// How callers block on an operation, for guards and holds.
+    pub(crate) fn waiter(&self) -> &Waiter {
+        &self.inner.waiter
     }
 
     /// The background thread, for `using`'s keep-alive task.

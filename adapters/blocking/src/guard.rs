@@ -2,8 +2,8 @@
 
 use crate::background::OnThread;
 use crate::client::Redlock;
+use crate::wait::Waiter;
 use redlock_async::{Error, Lock, Released};
-use smol::future::block_on;
 use std::time::Duration;
 
 /// A held lock that is released when the guard is dropped. Derefs to the [`Lock`].
@@ -16,12 +16,12 @@ use std::time::Duration;
 /// does not extend the lock ([`Redlock::hold`] does).
 #[must_use = "dropping a guard releases the lock at once"]
 #[derive(Debug)]
-pub struct Guard(redlock_async::Guard<OnThread>);
+pub struct Guard(redlock_async::Guard<OnThread>, Waiter);
 
 impl Redlock {
     /// Wraps `lock` in a [`Guard`] that releases it when dropped.
     pub fn guard(&self, lock: Lock) -> Guard {
-        Guard(self.client().guard(lock))
+        Guard(self.client().guard(lock), self.waiter().clone())
     }
 }
 
@@ -33,12 +33,12 @@ impl Guard {
 
     /// Extends the lock to `ttl` from now; on success the guard holds the extended lock.
     pub fn extend(&mut self, ttl: Duration) -> Result<(), Error> {
-        block_on(self.0.extend(ttl))
+        self.1.block_on(self.0.extend(ttl))
     }
 
     /// Releases the lock now, blocking for the outcome.
     pub fn release(self) -> Result<Released, Error> {
-        block_on(self.0.release())
+        self.1.block_on(self.0.release())
     }
 
     /// Gives the lock back without releasing it: the caller takes over.

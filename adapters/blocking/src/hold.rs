@@ -4,8 +4,8 @@
 use crate::background::OnThread;
 use crate::client::Redlock;
 use crate::lease::Lease;
+use crate::wait::Waiter;
 use redlock_async::{Error, HoldLimits, Lock, Released};
-use smol::future::block_on;
 use std::time::Duration;
 
 /// A lock kept alive in the background, with its [`Lease`] (which it derefs to).
@@ -20,6 +20,7 @@ use std::time::Duration;
 pub struct Hold {
     inner: redlock_async::Hold<OnThread>,
     lease: Lease,
+    waiter: Waiter,
 }
 
 impl Redlock {
@@ -34,7 +35,11 @@ impl Redlock {
     pub fn hold_with(&self, lock: Lock, ttl: Duration, limits: HoldLimits) -> Hold {
         let inner = self.client().hold_with(lock, ttl, limits);
         let lease = Lease(inner.lease().clone());
-        Hold { inner, lease }
+        Hold {
+            inner,
+            lease,
+            waiter: self.waiter().clone(),
+        }
     }
 }
 
@@ -46,7 +51,7 @@ impl Hold {
 
     /// Stops the keep-alive and releases the lock, blocking for the outcome.
     pub fn release(self) -> Result<Released, Error> {
-        block_on(self.inner.release())
+        self.waiter.block_on(self.inner.release())
     }
 }
 

@@ -34,6 +34,7 @@ mod client;
 mod guard;
 mod hold;
 mod lease;
+mod wait;
 
 pub use client::Redlock;
 pub use guard::Guard;

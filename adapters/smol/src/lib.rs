@@ -31,9 +31,9 @@ pub use socket::{SmolConn, Stream};
 pub use redlock_async::metrics;
 pub use redlock_async::{
     open_connection, parse_node_url, AcquireOptions, Address, Attempt, BoxFuture, Connection,
-    Connector, Error, Failure, HoldLimits, Lease, Lock, Node, NodeId, NodeReport, Options,
-    OptionsExt, Outcome, Protocol, Released, ReplicaAck, Retry, Runtime, Scripts, Tls, TlsError,
-    UrlError,
+    Connector, DriverSpin, Error, Failure, HoldLimits, Lease, Lock, Node, NodeId, NodeReport,
+    Options, OptionsExt, Outcome, Protocol, Released, ReplicaAck, Retry, Runtime, Scripts, Tls,
+    TlsError, UrlError,
 };
 
 /// The smol [`Runtime`].
@@ -66,6 +66,12 @@ impl redlock_async::Runtime for Smol {
         Box::pin(async move {
             smol::Timer::at(deadline).await;
         })
+    }
+
+    /// Only for a lone operation (see [`DriverSpin::Alone`]), the default, said here so the
+    /// choice is visible where the runtime is.
+    fn driver_spin(&self) -> DriverSpin {
+        DriverSpin::Alone
     }
 
     fn spawn(&self, task: BoxFuture<()>) {

@@ -33,6 +33,7 @@
 //! }
 //! ```
 
+use std::future::Future;
 use std::io;
 use std::pin::Pin;
 use std::task::{Context, Poll};
@@ -43,9 +44,9 @@ use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 pub use redlock_async::metrics;
 pub use redlock_async::{
     open_connection, parse_node_url, AcquireOptions, Address, Attempt, BoxFuture, Connection,
-    Connector, Error, Failure, HoldLimits, Lease, Lock, Node, NodeId, NodeReport, Options,
-    OptionsExt, Outcome, Protocol, Released, ReplicaAck, Retry, Runtime, Scripts, Tls, TlsError,
-    UrlError,
+    Connector, DriverSpin, Error, Failure, HoldLimits, Lease, Lock, Node, NodeId, NodeReport,
+    Options, OptionsExt, Outcome, Protocol, Released, ReplicaAck, Retry, Runtime, Scripts, Tls,
+    TlsError, UrlError,
 };
 
 /// The tokio [`Runtime`]: `tokio::net::TcpStream` (and `UnixStream`), `tokio::time`,
@@ -137,5 +138,19 @@ impl redlock_async::Runtime for Tokio {
 
     fn spawn(&self, task: BoxFuture<()>) {
         tokio::spawn(task);
+    }
+
+    /// Spinning polls tokio's sockets sooner than parking would (see [`DriverSpin::Busy`]).
+    fn driver_spin(&self) -> DriverSpin {
+        DriverSpin::Busy
+    }
+
+    fn yield_to_io(&self, cx: &mut Context<'_>) {
+        // tokio's own yield defers the wake-up until the worker has run what is ready and
+        // polled its sockets (without blocking). A plain `wake_by_ref` from inside the task's
+        // poll would queue it at once, polling the sockets only every few dozen tasks, and
+        // wake a parked worker to steal it.
+        let mut y = std::pin::pin!(tokio::task::yield_now());
+        let _ = y.as_mut().poll(cx);
     }
 }
