@@ -82,6 +82,17 @@ impl<'a> Round<'a> {
     }
 }
 
+/// What the library's p50 is beside its runtime alone's, `added` µs apart: above it, the time
+/// the library adds; below it (the spin before parking waits for replies where the runtime
+/// alone parks), how far under.
+fn library_share(added: f64) -> String {
+    if added >= 0.0 {
+        format!("the library adds {added:.0} µs")
+    } else {
+        format!("with the library {:.0} µs under it (the spin)", -added)
+    }
+}
+
 fn ratio(a: f64, b: f64) -> f64 {
     a / b.max(f64::MIN_POSITIVE)
 }
@@ -208,9 +219,9 @@ pub fn checks(rows: &[Row], two_trips: Option<f64>, wakeup: Option<f64>) -> Vec<
                     value,
                     unit: "×",
                     detail: format!(
-                        "{:.0} µs vs {trips:.0} µs; the library adds {:.0} µs",
+                        "{:.0} µs vs {trips:.0} µs; {}",
                         a.m.p50_us,
-                        r.m.p50_us - a.m.p50_us
+                        library_share(r.m.p50_us - a.m.p50_us)
                     ),
                     met: true,
                 });
@@ -513,6 +524,10 @@ mod tests {
         assert_eq!((alone[0].value, alone[0].verdict()), (1.2, "info"));
         assert!(alone[0].name.ends_with(", smol"));
         assert_eq!(alone[0].detail, "120 µs vs 100 µs; the library adds 30 µs");
+        assert_eq!(
+            super::library_share(-24.4),
+            "with the library 24 µs under it (the spin)"
+        );
         // The bare row is nobody's compared client.
         assert!(got.iter().all(|c| !c.name.contains("÷ runtime alone")));
     }

@@ -54,8 +54,9 @@ pub trait OptionsExt: Sized {
     /// Wait for announced releases on RESP3 connections, the retry delay as the fallback
     /// (default on; see `Options::wait_for_release`).
     fn wait_for_release(self, on: bool) -> Self;
-    /// How long a lone operation spins for its replies before parking its thread (default
-    /// 100 µs; zero: never; see `Options::spin_before_park` for what it costs).
+    /// How long after a write the client spins for the replies before parking its thread
+    /// (default 100 µs; zero: never; see `Options::spin_before_park` for when and at what
+    /// cost).
     fn spin_before_park(self, spin: Duration) -> Self;
 }
 
