@@ -108,6 +108,12 @@ pub struct Options {
     /// (`redlock_async::DriverSpin`). The blocking adapter's calling thread spins on its
     /// result instead, and only while it is the client's only caller waiting (its driver has a
     /// thread of its own). Must be shorter than `node_timeout`.
+    ///
+    /// The default comes from a sweep on one loopback node with one caller: 25 µs gained
+    /// little, 50 to 200 µs about the same p50 (two thirds of no spin's), and with 50 µs the
+    /// blocking adapter fell back to parking in one round of three. A spin shorter than the
+    /// round trip to the nodes only costs CPU: over a network whose round trip is well above
+    /// 100 µs, set it to zero, or to about the round trip if latency matters more than CPU.
     pub spin_before_park: Duration,
 }
 
