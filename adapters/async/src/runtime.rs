@@ -68,23 +68,26 @@ pub trait Runtime: Clone + Send + Sync + Unpin + 'static {
 
 /// When the driver spins for replies (`Options::spin_before_park`) rather than let its thread
 /// park, on a given runtime ([`Runtime::driver_spin`]). Each spin lasts at most
-/// `spin_before_park` after a write, and only while replies are awaited.
+/// `spin_before_park` after a write.
+///
+/// Measured side by side on 2 cores against one local node, 32 callers (`redlock-bench`, 5–6
+/// rounds alternated, 2026-11-30).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum DriverSpin {
     /// Never. The blocking adapter's: its driver has a thread of its own, so spinning there
     /// would only take a core from the callers' threads, which spin on their results instead.
     Never,
-    /// While one operation is in flight. smol's: its sockets learn of replies from its
-    /// reactor, which an executor thread kept busy by a spinning driver polls less often
-    /// (measured on 2 cores, 1 node, 32 callers: 130k operations/s without the spin, 79-89k
-    /// with it).
+    /// While one operation is in flight and waits for replies. smol's: its sockets learn of
+    /// replies from its reactor, which an executor thread kept busy by a spinning driver polls
+    /// less often (spinning with company too: 79–89k operations/s against 130–133k).
     Alone,
-    /// Also while others are in flight, as long as the nodes on this machine (loopback or
-    /// Unix socket) leave the client a core. tokio's and async-std's: spinning polls their
-    /// sockets sooner than parking would (measured on 2 cores, 1 node, 32 callers: tokio
-    /// 87-89k -> 94-121k operations/s, async-std 59-72k -> 90-95k), and it costs the nodes'
-    /// CPU where they share the client's cores (5 nodes: about 3 µs more client CPU per
-    /// operation for no gain).
+    /// Also while other operations are in flight, as long as the nodes on this machine
+    /// (loopback or Unix socket) leave the client a core: callers are about to start requests,
+    /// and a driver already queued to run takes their wake-ups without a thread's. tokio's
+    /// (uncontended 74–79k -> 86–109k operations/s; one contended resource 10–13k -> 13–15k
+    /// acquisitions/s, at 72–86 µs of client CPU each instead of 58–71) and async-std's
+    /// (contended 9–12k -> 13–15k acquisitions/s; uncontended unchanged). With five local
+    /// nodes on two cores it cost about 3 µs of client CPU per operation for no gain.
     Busy,
 }

@@ -140,7 +140,8 @@ impl redlock_async::Runtime for Tokio {
         tokio::spawn(task);
     }
 
-    /// Spinning polls tokio's sockets sooner than parking would (see [`DriverSpin::Busy`]).
+    /// With company too: it raised uncontended operations and contended acquisitions by a
+    /// fifth to a third (see [`DriverSpin::Busy`]).
     fn driver_spin(&self) -> DriverSpin {
         DriverSpin::Busy
     }
