@@ -177,7 +177,8 @@ pub(crate) struct Driver<R: Runtime> {
     close_by: Option<Instant>,
     /// Wakes many callers in parts, so client and nodes work at the same time.
     overlap: Overlap,
-    /// Polls again instead of parking while a lone operation waits for its replies.
+    /// Polls again instead of parking while replies are due (`spin.rs`: for a lone operation,
+    /// or with company where the runtime and the cores allow it).
     spin: Spin,
 }
 
