@@ -52,7 +52,13 @@ pub(crate) struct Dial {
     targets: Vec<(Address, Option<Secure>)>,
     /// The next one to try.
     next: usize,
+    /// A cluster's seeds: many servers behind one node.
+    cluster: bool,
 }
+
+/// How many server processes a local cluster node is taken to run: its primaries, three at
+/// least (what Redis's own tooling creates).
+const CLUSTER_PRIMARIES: usize = 3;
 
 /// One [`Dial`] per node; fails when a node's TLS settings cannot be used.
 pub(crate) fn prepare(nodes: &[Node]) -> Result<Vec<Dial>, TlsError> {
@@ -74,7 +80,11 @@ pub(crate) fn prepare(nodes: &[Node]) -> Result<Vec<Dial>, TlsError> {
             let targets = std::iter::once((node.address.clone(), secure.clone()))
                 .chain(seeds)
                 .collect();
-            Ok(Dial { targets, next: 0 })
+            Ok(Dial {
+                targets,
+                next: 0,
+                cluster: node.cluster,
+            })
         })
         .collect()
 }
@@ -92,6 +102,7 @@ impl Dial {
         Dial {
             targets: vec![(address, secure)],
             next: 0,
+            cluster: false,
         }
     }
 
@@ -107,6 +118,17 @@ impl Dial {
                         .is_ok_and(|ip| ip.is_loopback())
             }
         })
+    }
+
+    /// How many server processes share this machine's cores with the client through this
+    /// dial: none for a remote server, one for a local one, and for a local cluster its
+    /// primaries (the client sees one node).
+    pub(crate) fn servers_on_this_machine(&self) -> usize {
+        match (self.on_this_machine(), self.cluster) {
+            (false, _) => 0,
+            (true, false) => 1,
+            (true, true) => CLUSTER_PRIMARIES,
+        }
     }
 
     /// A future that opens the connection: `connector`'s, or else the runtime's; then TLS. Each
@@ -177,6 +199,16 @@ mod tests {
             local,
             [true, true, true, true, false, false, true, false],
             "a cluster is local only when every seed is"
+        );
+        let servers: Vec<usize> = prepare(&nodes)
+            .expect("no TLS to prepare")
+            .iter()
+            .map(|d| d.servers_on_this_machine())
+            .collect();
+        assert_eq!(
+            servers,
+            [1, 1, 1, 1, 0, 0, 3, 0],
+            "a local cluster counts its primaries"
         );
     }
 }

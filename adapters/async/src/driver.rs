@@ -193,7 +193,7 @@ impl<R: Runtime> Driver<R> {
         spin: Duration,
     ) -> Self {
         let now = Instant::now();
-        let local = dials.iter().filter(|d| d.on_this_machine()).count();
+        let local = dials.iter().map(Dial::servers_on_this_machine).sum();
         let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
         let overlap = Overlap::new(local, cores);
         let spin = match rt.driver_spin() {

@@ -28,8 +28,9 @@ pub(crate) struct Overlap {
 }
 
 impl Overlap {
-    /// Parts for a client of `local` nodes on this machine (loopback or Unix socket) with
-    /// `cores` cores: two while the local nodes leave a core to the client, else one.
+    /// Parts for a client with `local` server processes on this machine (nodes on loopback or
+    /// a Unix socket; a cluster node counts its primaries) and `cores` cores: two while they
+    /// leave a core to the client, else one.
     pub(crate) fn new(local: usize, cores: usize) -> Overlap {
         Overlap {
             parts: if local < cores { 2 } else { 1 },
