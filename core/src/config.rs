@@ -95,25 +95,19 @@ pub struct Options {
     /// own `WAIT`) is again at risk until acknowledged. `timeout` must be shorter than
     /// `node_timeout` (the `WAIT` blocks the connection that long at most).
     pub replica_ack: Option<ReplicaAck>,
-    /// How long, after a write, the client spins for the replies before its thread parks
-    /// (default 100 µs, about one and a half loopback round trips; zero turns it off). The core
-    /// does not use it; the adapters do.
+    /// How long, after a write, the client keeps polling for the replies before it waits to
+    /// be woken (default 100 µs, about one and a half loopback round trips; zero turns it
+    /// off). Must be shorter than `node_timeout`. The core does not use it: the adapter that
+    /// waits for replies does, and its documentation says how (`redlock_async::DriverSpin`,
+    /// `redlock_blocking`).
     ///
-    /// A parked thread woken by a reply loses tens of µs per round trip on an idle machine.
-    /// Spinning trades CPU for them: on one node with one caller, `cargo xtask bench` measured
-    /// about half the p50 latency for 1.2-1.6x the client CPU per operation. On the async
-    /// adapters the driver spins by yielding to its runtime and polling its sockets again, so
-    /// other tasks still run: for a lone operation on every runtime, and with more in flight on
-    /// tokio and async-std while the nodes on this machine leave the client a core
-    /// (`redlock_async::DriverSpin`). The blocking adapter's calling thread spins on its
-    /// result instead, and only while it is the client's only caller waiting (its driver has a
-    /// thread of its own). Must be shorter than `node_timeout`.
-    ///
-    /// The default comes from a sweep on one loopback node with one caller: 25 µs gained
-    /// little, 50 to 200 µs about the same p50 (two thirds of no spin's), and with 50 µs the
-    /// blocking adapter fell back to parking in one round of three. A spin shorter than the
-    /// round trip to the nodes only costs CPU: over a network whose round trip is well above
-    /// 100 µs, set it to zero, or to about the round trip if latency matters more than CPU.
+    /// Being woken by a reply costs tens of µs per round trip on an idle machine; polling
+    /// trades CPU for them. On one node with one caller, `cargo xtask bench` measured about
+    /// two thirds of the p50 latency for 1.1-1.8x the client CPU per operation. The default
+    /// comes from a sweep there: 25 µs gained little, 50 to 200 µs about the same p50, and
+    /// 50 µs fell back to waiting in one round of three. A spin shorter than the round trip to
+    /// the nodes only costs CPU: over a network whose round trip is well above 100 µs, set it
+    /// to zero, or to about the round trip if latency matters more than CPU.
     pub spin_before_park: Duration,
 }
 

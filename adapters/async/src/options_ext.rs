@@ -55,8 +55,11 @@ pub trait OptionsExt: Sized {
     /// (default on; see `Options::wait_for_release`).
     fn wait_for_release(self, on: bool) -> Self;
     /// How long after a write the client spins for the replies before parking its thread
-    /// (default 100 µs; zero: never; see `Options::spin_before_park` for when and at what
-    /// cost).
+    /// (default 100 µs; zero: never; its cost: `Options::spin_before_park`). On the async
+    /// adapters the driver spins by yielding to its runtime and polling its sockets again, so
+    /// other tasks still run; when it does depends on the runtime
+    /// ([`DriverSpin`](crate::DriverSpin)). The blocking adapter's calling thread spins on its
+    /// result instead, only while it is the client's only caller waiting.
     fn spin_before_park(self, spin: Duration) -> Self;
 }
 

@@ -82,8 +82,9 @@ pub enum DriverSpin {
     /// replies from its reactor, which an executor thread kept busy by a spinning driver polls
     /// less often (spinning with company too: 79–89k operations/s against 130–133k).
     Alone,
-    /// Also while other operations are in flight, as long as the nodes on this machine
-    /// (loopback or Unix socket) leave the client a core: callers are about to start requests,
+    /// Also while other operations are in flight, as long as the servers on this machine
+    /// (nodes on loopback or a Unix socket; a cluster node counts its primaries) leave the
+    /// client a core: callers are about to start requests,
     /// and a driver already queued to run takes their wake-ups without a thread's. tokio's
     /// (uncontended 74–79k -> 86–109k operations/s; one contended resource 10–13k -> 13–15k
     /// acquisitions/s, at 72–86 µs of client CPU each instead of 58–71) and async-std's
