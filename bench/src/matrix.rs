@@ -2,7 +2,7 @@
 //! fresh process; the servers' CPU around each case; the table and the targets.
 
 use crate::ceiling::{ceilings, Ceiling};
-use crate::row::Row;
+use crate::row::{Row, NO_SPIN};
 use crate::targets::{self, Check};
 use crate::tls_certs::SelfSigned;
 use crate::{cpu, Adapter, BenchArgs, Extra, Mode};
@@ -43,10 +43,6 @@ impl Servers {
         self.pids.iter().map(|p| p.and_then(cpu::pid_time)).sum()
     }
 }
-
-/// The setup of our one-client case run again with `--spin-us 0`: what the spin costs and
-/// buys, beside the case with the library's default.
-const NO_SPIN: &str = "no spin";
 
 /// A case the matrix could not run, shown in the table with the reason.
 struct Skipped {

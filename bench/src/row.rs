@@ -72,6 +72,10 @@ impl Measured {
     }
 }
 
+/// The setup of our one-client case run again with `--spin-us 0`: what the spin costs and
+/// buys, beside the case with the library's default.
+pub const NO_SPIN: &str = "no spin";
+
 /// One case's result, as the JSON line carries it.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub struct Row {
@@ -117,7 +121,8 @@ pub struct Row {
     )]
     pub server_wakeups_per_op: Option<f64>,
     /// Where the nodes ran when not as plain standalone servers over TCP: `tls` (each node
-    /// over TLS) or `cluster` (one Redis Cluster as one node). Set by the matrix.
+    /// over TLS) or `cluster` (one Redis Cluster as one node); or [`NO_SPIN`]. Set by the
+    /// matrix.
     #[serde(default, skip_serializing_if = "String::is_empty")]
     pub setup: String,
     /// The many-held-leases case's own figures (`--mode held` only).

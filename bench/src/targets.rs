@@ -2,7 +2,7 @@
 //! that same round, then summed up over the rounds: the median figure and how many rounds met
 //! the bound. A target is met when at least two thirds of the rounds met it (2 of 3).
 
-use crate::row::Row;
+use crate::row::{Row, NO_SPIN};
 use std::fmt::Write as _;
 
 /// One target checked in one round.
@@ -188,7 +188,7 @@ pub fn checks(rows: &[Row], two_trips: Option<f64>, wakeup: Option<f64>) -> Vec<
                 met: value <= 1.0,
             });
             // The same client with its spin off: the CPU the spin costs for what it gains.
-            let off = round.ours(1, 1, "uncontended", "no spin");
+            let off = round.ours(1, 1, "uncontended", NO_SPIN);
             if let Some(off) = off.iter().find(|o| o.adapter == r.adapter) {
                 let value = ratio(r.m.cpu_us_per_op, off.m.cpu_us_per_op);
                 out.push(Check {
@@ -537,7 +537,7 @@ mod tests {
         let mut ours = row("redlock", "tokio", 1, 1, "uncontended");
         (ours.m.p50_us, ours.m.cpu_us_per_op) = (90.0, 120.0);
         let mut off = row("redlock", "tokio", 1, 1, "uncontended");
-        off.setup = "no spin".into();
+        off.setup = super::NO_SPIN.into();
         (off.m.p50_us, off.m.cpu_us_per_op) = (160.0, 80.0);
         let mut smol_off = off.clone();
         smol_off.adapter = "smol".into();

@@ -15,7 +15,7 @@ use crate::backoff::Backoff;
 use crate::batching::Batching;
 use crate::connector::{Connector, Dial};
 use crate::local_queue::LocalQueue;
-use crate::overlap::Overlap;
+use crate::overlap::{leaves_a_core, Overlap};
 use crate::runtime::{BoxFuture, Connection, DriverSpin, Runtime};
 use crate::spin::Spin;
 use crate::waiters::{LinkChange, Waiters};
@@ -199,8 +199,8 @@ impl<R: Runtime> Driver<R> {
         let spin = match rt.driver_spin() {
             DriverSpin::Never => Spin::new(Duration::ZERO, false),
             DriverSpin::Alone => Spin::new(spin, false),
-            // Spinning with company takes a core; only while the local nodes leave one.
-            DriverSpin::Busy => Spin::new(spin, local < cores),
+            // Spinning with company takes a core; only while the local servers leave one.
+            DriverSpin::Busy => Spin::new(spin, leaves_a_core(local, cores)),
         };
         Driver {
             rt,

@@ -18,6 +18,13 @@ use std::task::Waker;
 /// a write each for little overlap.
 const MIN_TO_SPLIT: usize = 4;
 
+/// Whether `local` server processes on this machine leave the client one of its `cores`: the
+/// rule for work that costs the nodes or the client CPU to save latency (more parts here, the
+/// driver's spinning with company).
+pub(crate) fn leaves_a_core(local: usize, cores: usize) -> bool {
+    local < cores
+}
+
 /// Whether, and into how many parts, woken callers are split.
 #[derive(Debug)]
 pub(crate) struct Overlap {
@@ -33,7 +40,7 @@ impl Overlap {
     /// leave a core to the client, else one.
     pub(crate) fn new(local: usize, cores: usize) -> Overlap {
         Overlap {
-            parts: if local < cores { 2 } else { 1 },
+            parts: if leaves_a_core(local, cores) { 2 } else { 1 },
             held: VecDeque::new(),
             part: 1,
         }
