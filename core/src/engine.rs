@@ -51,7 +51,9 @@ pub struct Engine {
     /// Per node, what the engine knows of it as a Redis Cluster (`None`: a standalone node).
     clusters: Vec<Option<Cluster>>,
     scripts: ScriptSet,
-    ops: BTreeMap<OpId, Op>,
+    /// Boxed: an `Op` is a few hundred bytes, and the map shifts its neighbours on every
+    /// insert and remove.
+    ops: BTreeMap<OpId, Box<Op>>,
     events: VecDeque<Event>,
     rng: Rng,
     next_op: u64,
@@ -944,7 +946,7 @@ impl Engine {
     #[must_use]
     pub fn poll_timeout(&self) -> Option<Instant> {
         let conns = self.links.iter().filter_map(|l| l.conn.deadline());
-        let ops = self.ops.values().filter_map(Op::wakes_at);
+        let ops = self.ops.values().filter_map(|o| o.wakes_at());
         conns.chain(ops).min()
     }
 
@@ -1013,7 +1015,7 @@ impl Engine {
             watching: false,
             rewake: false,
         };
-        self.ops.insert(id, op);
+        self.ops.insert(id, Box::new(op));
         self.start_attempt(now, id);
         id
     }
