@@ -7,7 +7,7 @@ use crate::local_queue::{Begin, Key, Ticket};
 use crate::node::Node;
 use crate::runtime::BoxFuture;
 use crate::runtime::Runtime;
-use crate::waiters::{Table, Traced, Waiters};
+use crate::waiters::{Started, Table, Traced, Waiters};
 use redlock_core::{AcquireOptions, Engine, Lock, OpId, Options, Released, Retry};
 use std::future::Future;
 use std::pin::Pin;
@@ -283,11 +283,10 @@ impl<R: Runtime> Redlock<R> {
                 None
             } else {
                 s.queue.starting(&key);
-                let started = begin(&mut s.engine, now);
-                if let Ok(op) = started {
-                    s.waiters.acquires.register(op);
+                let started = begin(&mut s.engine, now).map(|op| {
                     Handle::wake_driver(s);
-                }
+                    (op, s.waiters.acquires.register(op))
+                });
                 Some(started)
             }
         };
@@ -326,7 +325,7 @@ impl<R: Runtime> Redlock<R> {
         key: &Key,
         ticket: Ticket,
         retry: Retry,
-    ) -> Result<OpId, redlock_core::Error> {
+    ) -> Result<Started<Lock>, redlock_core::Error> {
         let mut jitter = Jitter(crate::setup::seed() | 1);
         let mut timer: Option<BoxFuture<()>> = None;
         std::future::poll_fn(|cx| loop {
@@ -334,7 +333,11 @@ impl<R: Runtime> Redlock<R> {
                 let mut s = self.inner.handle.lock();
                 let s = &mut *s;
                 if let Some(started) = s.queue.poll_started(ticket, cx.waker()) {
-                    return Poll::Ready(started);
+                    // Registered by whoever started it, and kept until claimed.
+                    return Poll::Ready(started.map(|op| {
+                        let slot = s.waiters.acquires.claim(op);
+                        (op, slot.expect("a started acquire in line is registered"))
+                    }));
                 }
             }
             let t = timer.get_or_insert_with(|| {
@@ -356,7 +359,7 @@ impl<R: Runtime> Redlock<R> {
                     .peek_started(ticket)
                     .and_then(|r| r.as_ref().ok().copied())
                 {
-                    s.waiters.acquires.register(op);
+                    s.waiters.acquires.register_for(op, None);
                     Handle::wake_driver(s);
                 }
             }
@@ -449,11 +452,11 @@ impl<R: Runtime> Redlock<R> {
         begin: impl FnOnce(&mut Shared, Instant) -> Result<OpId, redlock_core::Error>,
     ) -> OpFuture<R, T> {
         let mut s = self.inner.handle.lock();
-        let started = begin(&mut s, Instant::now());
-        if let Ok(op) = started {
-            table(&mut s.waiters).register(op);
+        let started = begin(&mut s, Instant::now()).map(|op| {
             Handle::wake_driver(&mut s);
-        }
+            (op, table(&mut s.waiters).register(op))
+        });
+        drop(s);
         OpFuture {
             client: self.clone(),
             table,
@@ -498,9 +501,8 @@ fn start_next(s: &mut Shared, key: &Key, now: Instant) -> bool {
         return false;
     };
     if let Ok(op) = started {
-        s.waiters.acquires.register(op);
         // Its caller is woken when the result arrives, not now: nothing to do before that.
-        let _ = s.waiters.acquires.take(op, waker.as_ref());
+        s.waiters.acquires.register_for(op, waker);
         Handle::wake_driver(s);
     }
     true
@@ -529,7 +531,8 @@ impl<R: Runtime> Drop for InLine<R> {
             Some(ticket) => match s.queue.leave(ticket) {
                 // Started by a release, and nobody will take the result.
                 Some(Ok(op)) => {
-                    s.waiters.abandon(&mut s.engine, now, op);
+                    s.waiters
+                        .abandon(|w| &mut w.acquires, &mut s.engine, now, op, None);
                     s.queue.finished(&self.key, None);
                 }
                 Some(Err(_)) => s.queue.finished(&self.key, None),
@@ -576,8 +579,9 @@ struct OpFuture<R: Runtime, T> {
     client: Redlock<R>,
     /// The table the result arrives in.
     table: fn(&mut Waiters) -> &mut Table<T>,
-    /// `Some(Ok(op))` while waiting, `Some(Err)` for a synchronous refusal, `None` once done.
-    state: Option<Result<OpId, Error>>,
+    /// `Some(Ok((op, its result's slot)))` while waiting, `Some(Err)` for a synchronous
+    /// refusal, `None` once done.
+    state: Option<Result<Started<T>, Error>>,
     /// `acquire`, `extend` or `release`, for the metrics.
     kind: &'static str,
     /// The operation's span, completed with the outcome.
@@ -610,29 +614,28 @@ impl<R: Runtime, T: Traced> Future for OpFuture<R, T> {
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let this = self.get_mut();
-        let op = match this.state.take() {
-            None => panic!("OpFuture polled after completion"),
-            Some(Err(e)) => return Poll::Ready(this.finish(Err(e))),
-            Some(Ok(op)) => op,
-        };
-        let result =
-            (this.table)(&mut this.client.inner.handle.lock().waiters).take(op, Some(cx.waker()));
-        match result {
-            Some(result) => Poll::Ready(this.finish(result.map_err(Error::from))),
-            None => {
-                this.state = Some(Ok(op));
-                Poll::Pending
-            }
+        if let Some(Ok((_, slot))) = &this.state {
+            // Its own slot: no need for the client's mutex.
+            let Poll::Ready(result) = slot.poll_take(cx.waker()) else {
+                return Poll::Pending;
+            };
+            this.state = None;
+            return Poll::Ready(this.finish(result.map_err(Error::from)));
+        }
+        match this.state.take() {
+            Some(Err(e)) => Poll::Ready(this.finish(Err(e))),
+            _ => panic!("OpFuture polled after completion"),
         }
     }
 }
 
 impl<R: Runtime, T> Drop for OpFuture<R, T> {
     fn drop(&mut self) {
-        if let Some(Ok(op)) = self.state.take() {
+        if let Some(Ok((op, slot))) = self.state.take() {
             let mut s = self.client.inner.handle.lock();
             let s = &mut *s;
-            s.waiters.abandon(&mut s.engine, Instant::now(), op);
+            s.waiters
+                .abandon(self.table, &mut s.engine, Instant::now(), op, Some(&slot));
             Handle::wake_driver(s);
         }
     }

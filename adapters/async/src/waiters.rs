@@ -1,5 +1,9 @@
 //! The tables of callers waiting for operation results, and the event dispatch that fills them.
-//! Synchronous (plain tables under the client's mutex): callers and the driver both touch them.
+//!
+//! Each operation's result goes into its own [`Slot`], shared by its caller and the driver: the
+//! caller polls its slot without the client's mutex (which the driver holds while it feeds the
+//! engine a pass's replies; a caller blocked on it puts its thread to sleep). The tables, under
+//! the client's mutex, say which slot an operation's result goes to.
 //!
 //! One table per kind of operation, typed by what that kind produces, so a caller waiting for an
 //! acquire can only ever be handed a lock.
@@ -8,52 +12,101 @@ use redlock_core::{
     ConnError, Endpoint, Engine, Event, LinkId, Lock, NodeId, OpError, OpId, Released,
 };
 use std::collections::HashMap;
-use std::task::Waker;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::task::{Poll, Waker};
 use std::time::Instant;
 
-enum Slot<T> {
+enum State<T> {
     Waiting(Option<Waker>),
     Done(Result<T, OpError>),
+    /// The caller took the result.
+    Taken,
 }
 
-/// The callers waiting for operations of one kind, each producing a `T`.
-pub(crate) struct Table<T> {
-    slots: HashMap<OpId, Slot<T>>,
-}
+/// One operation's result: filled by the driver (under the client's mutex), taken by its caller
+/// (without it).
+pub(crate) struct Slot<T>(Mutex<State<T>>);
 
-impl<T> Default for Table<T> {
-    fn default() -> Self {
-        Table {
-            slots: HashMap::new(),
-        }
-    }
-}
-
-impl<T> Table<T> {
-    /// Someone will wait for `op`.
-    pub(crate) fn register(&mut self, op: OpId) {
-        self.slots.insert(op, Slot::Waiting(None));
+impl<T> Slot<T> {
+    fn new(waker: Option<Waker>) -> Arc<Slot<T>> {
+        Arc::new(Slot(Mutex::new(State::Waiting(waker))))
     }
 
-    /// Takes `op`'s result if it has arrived; otherwise remembers `waker` (when given) to wake
-    /// on arrival and returns `None`.
-    pub(crate) fn take(&mut self, op: OpId, waker: Option<&Waker>) -> Option<Result<T, OpError>>
+    /// A panic while holding it leaves at worst a result nobody takes.
+    fn state(&self) -> MutexGuard<'_, State<T>> {
+        self.0.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Takes the result if it has arrived; otherwise remembers `waker` to wake on arrival.
+    pub(crate) fn poll_take(&self, waker: &Waker) -> Poll<Result<T, OpError>>
     where
         T: Traced,
     {
-        match self.slots.remove(&op) {
-            Some(Slot::Done(result)) => {
+        let mut state = self.state();
+        match &mut *state {
+            State::Waiting(w) => {
+                if !w.as_ref().is_some_and(|w| w.will_wake(waker)) {
+                    *w = Some(waker.clone());
+                }
+                Poll::Pending
+            }
+            State::Done(_) => {
+                let State::Done(result) = std::mem::replace(&mut *state, State::Taken) else {
+                    unreachable!("matched above")
+                };
+                drop(state);
                 // Taken by the caller, so the event lands inside the caller's span.
                 T::trace(&result);
-                Some(result)
+                Poll::Ready(result)
             }
-            Some(Slot::Waiting(old)) => {
-                let w = waker.cloned().or(old);
-                self.slots.insert(op, Slot::Waiting(w));
-                None
-            }
-            None => None,
+            // Polled again after completion: the future that owns the slot refuses that first.
+            State::Taken => Poll::Pending,
         }
+    }
+}
+
+/// An operation started for a caller, and the slot its result arrives in.
+pub(crate) type Started<T> = (OpId, Arc<Slot<T>>);
+
+/// The callers waiting for operations of one kind, each producing a `T`.
+pub(crate) struct Table<T> {
+    /// Slots whose result has not arrived, and arrived results nobody has claimed yet (an
+    /// acquire started for a caller in the client's line, before that caller picks it up).
+    slots: HashMap<OpId, Arc<Slot<T>>>,
+    /// What becomes of a result nobody will take: an acquired lock is released.
+    unclaimed: fn(&mut Engine, Instant, T),
+}
+
+impl<T> Table<T> {
+    fn new(unclaimed: fn(&mut Engine, Instant, T)) -> Self {
+        Table {
+            slots: HashMap::new(),
+            unclaimed,
+        }
+    }
+
+    /// Someone will wait for `op`: returns the slot its result arrives in.
+    pub(crate) fn register(&mut self, op: OpId) -> Arc<Slot<T>> {
+        let slot = Slot::new(None);
+        self.slots.insert(op, slot.clone());
+        slot
+    }
+
+    /// Someone will wait for `op`, and `waker` is to be woken when its result arrives; that
+    /// caller takes the slot with [`claim`](Table::claim).
+    pub(crate) fn register_for(&mut self, op: OpId, waker: Option<Waker>) {
+        self.slots.insert(op, Slot::new(waker));
+    }
+
+    /// The slot of `op`, registered with [`register_for`](Table::register_for), for the caller
+    /// that was to wait for it.
+    pub(crate) fn claim(&mut self, op: OpId) -> Option<Arc<Slot<T>>> {
+        let slot = self.slots.get(&op)?.clone();
+        if !matches!(*slot.state(), State::Waiting(_)) {
+            // Filled already: the driver is done with it.
+            self.slots.remove(&op);
+        }
+        Some(slot)
     }
 
     /// Hands `result` to `op`'s waiter, pushing its waker onto `woken`; gives the result back
@@ -64,14 +117,46 @@ impl<T> Table<T> {
         result: Result<T, OpError>,
         woken: &mut Vec<Waker>,
     ) -> Option<Result<T, OpError>> {
-        match self.slots.get_mut(&op) {
-            Some(slot @ Slot::Waiting(_)) => {
-                if let Slot::Waiting(Some(w)) = std::mem::replace(slot, Slot::Done(result)) {
-                    woken.push(w);
-                }
-                None
+        let Some(slot) = self.slots.get(&op) else {
+            return Some(result);
+        };
+        let mut state = slot.state();
+        if !matches!(*state, State::Waiting(_)) {
+            return Some(result);
+        }
+        if let State::Waiting(Some(w)) = std::mem::replace(&mut *state, State::Done(result)) {
+            woken.push(w);
+        }
+        drop(state);
+        // Held by its caller (who clones it under the client's mutex, as this runs): the table
+        // is done with it. Else it stays until its caller claims it.
+        if Arc::strong_count(slot) > 1 {
+            self.slots.remove(&op);
+        }
+        None
+    }
+
+    /// The waiter for `op` is gone, holding `held` if it had taken the slot. Returns whether
+    /// the operation is still in flight; a result that had arrived goes to `unclaimed`.
+    fn abandon(
+        &mut self,
+        engine: &mut Engine,
+        now: Instant,
+        op: OpId,
+        held: Option<&Slot<T>>,
+    ) -> bool {
+        let listed = self.slots.remove(&op);
+        let Some(slot) = listed.as_deref().or(held) else {
+            return false;
+        };
+        let state = std::mem::replace(&mut *slot.state(), State::Taken);
+        match state {
+            State::Waiting(_) => true,
+            State::Done(Ok(value)) => {
+                (self.unclaimed)(engine, now, value);
+                false
             }
-            _ => Some(result),
+            State::Done(Err(_)) | State::Taken => false,
         }
     }
 
@@ -91,7 +176,6 @@ pub(crate) enum LinkChange {
 }
 
 /// Who waits for which operation.
-#[derive(Default)]
 pub(crate) struct Waiters {
     /// Acquires, producing the lock.
     pub(crate) acquires: Table<Lock>,
@@ -110,35 +194,33 @@ impl std::fmt::Debug for Waiters {
     }
 }
 
-impl Waiters {
-    /// The waiter for `op` is gone (its future was dropped). An operation still in flight is
-    /// cancelled (for an acquire the engine releases whatever it may hold); a lock that was
-    /// acquired but never handed over is released.
-    pub(crate) fn abandon(&mut self, engine: &mut Engine, now: Instant, op: OpId) {
-        let waiting = match self.acquires.slots.remove(&op) {
-            Some(Slot::Done(Ok(lock))) => {
+impl Default for Waiters {
+    fn default() -> Self {
+        Waiters {
+            acquires: Table::new(|engine, now, lock| {
                 engine.release(now, &lock);
-                false
-            }
-            Some(Slot::Waiting(_)) => true,
-            Some(Slot::Done(Err(_))) => false,
-            // An extend or release keeps its requests already queued, so the nodes still run
-            // them; only the result is dropped.
-            None => [
-                self.extends
-                    .slots
-                    .remove(&op)
-                    .map(|s| matches!(s, Slot::Waiting(_))),
-                self.releases
-                    .slots
-                    .remove(&op)
-                    .map(|s| matches!(s, Slot::Waiting(_))),
-            ]
-            .into_iter()
-            .flatten()
-            .any(|w| w),
-        };
-        if waiting {
+            }),
+            extends: Table::new(|_, _, _| {}),
+            releases: Table::new(|_, _, _| {}),
+        }
+    }
+}
+
+impl Waiters {
+    /// The waiter for `op`, in the table `table` picks, is gone (its future was dropped),
+    /// holding `held` if it had taken its slot. An operation still in flight is cancelled (for
+    /// an acquire the engine releases whatever it may hold); a lock that was acquired but never
+    /// handed over is released. An extend or release keeps its requests already queued, so the
+    /// nodes still run them; only the result is dropped.
+    pub(crate) fn abandon<T>(
+        &mut self,
+        table: fn(&mut Waiters) -> &mut Table<T>,
+        engine: &mut Engine,
+        now: Instant,
+        op: OpId,
+        held: Option<&Slot<T>>,
+    ) {
+        if table(self).abandon(engine, now, op, held) {
             // Nobody will take the result; an acquire is undone (released everywhere).
             let _ = engine.cancel(now, op);
         }
@@ -159,14 +241,18 @@ impl Waiters {
             match event {
                 Event::Acquired { op, result } => {
                     if let Some(Ok(lock)) = self.acquires.fill(op, result, woken) {
-                        engine.release(now, &lock);
+                        (self.acquires.unclaimed)(engine, now, lock);
                     }
                 }
                 Event::Extended { op, result } => {
-                    self.extends.fill(op, result, woken);
+                    if let Some(Ok(lock)) = self.extends.fill(op, result, woken) {
+                        (self.extends.unclaimed)(engine, now, lock);
+                    }
                 }
                 Event::Released { op, result } => {
-                    self.releases.fill(op, result, woken);
+                    if let Some(Ok(released)) = self.releases.fill(op, result, woken) {
+                        (self.releases.unclaimed)(engine, now, released);
+                    }
                 }
                 Event::Ready { link } => on_link(LinkChange::Ready(link)),
                 Event::Reconnect { link, reason } => on_link(LinkChange::Reconnect(link, reason)),
@@ -214,5 +300,161 @@ impl Traced for Released {
 
     fn attempts(&self) -> u32 {
         1 // a release is never retried
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use redlock_core::{Config, NodeConfig, Options, Token};
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::task::Wake;
+    use std::time::{Duration, SystemTime};
+
+    /// A one-node engine, connected, that sends plain `SET NX` (its replies written byte for
+    /// byte below).
+    fn engine(now: Instant) -> Engine {
+        let mut options = Options::default();
+        options.native_commands = false;
+        let config = Config::new(vec![NodeConfig::new("127.0.0.1", 6379)], options);
+        let mut engine = Engine::new(config, now, 42).unwrap();
+        engine.handle_connected(now, NodeId::new(0));
+        while engine.poll_event().is_some() {}
+        engine
+    }
+
+    /// Starts an acquire of `name`, its request drained from the engine.
+    fn acquire(engine: &mut Engine, now: Instant, name: &str) -> OpId {
+        let token = Token::from_random(&[7; 20]).unwrap();
+        let op = engine
+            .acquire(
+                now,
+                [name],
+                Duration::from_secs(60),
+                token,
+                SystemTime::now(),
+            )
+            .unwrap();
+        while engine.poll_transmit().is_some() {}
+        op
+    }
+
+    /// The node grants the one request out.
+    fn grant(engine: &mut Engine, now: Instant) {
+        engine.handle_input(now, NodeId::new(0), b"+OK\r\n");
+    }
+
+    #[derive(Default)]
+    struct Counting(AtomicUsize);
+
+    impl Wake for Counting {
+        fn wake(self: Arc<Self>) {
+            self.0.fetch_add(1, Ordering::SeqCst);
+        }
+    }
+
+    fn dispatch(waiters: &mut Waiters, engine: &mut Engine, now: Instant) -> Vec<Waker> {
+        let mut woken = Vec::new();
+        waiters.dispatch(engine, now, |_| {}, &mut woken);
+        woken
+    }
+
+    #[test]
+    fn a_caller_takes_its_result_from_its_own_slot() {
+        let now = Instant::now();
+        let mut engine = engine(now);
+        let mut waiters = Waiters::default();
+        let op = acquire(&mut engine, now, "r");
+        let slot = waiters.acquires.register(op);
+        let count = Arc::new(Counting::default());
+        let waker = Waker::from(count.clone());
+        assert!(slot.poll_take(&waker).is_pending());
+        grant(&mut engine, now);
+        for w in dispatch(&mut waiters, &mut engine, now) {
+            w.wake();
+        }
+        assert_eq!(count.0.load(Ordering::SeqCst), 1, "woken once");
+        // The driver is done with it: only the caller holds the slot now.
+        assert_eq!(waiters.acquires.len(), 0);
+        match slot.poll_take(&waker) {
+            Poll::Ready(Ok(lock)) => assert_eq!(lock.resources(), ["r"]),
+            other => panic!("no lock: {:?}", other.map(|r| r.map(|_| ()))),
+        }
+    }
+
+    #[test]
+    fn a_result_for_a_caller_in_line_waits_until_claimed() {
+        let now = Instant::now();
+        let mut engine = engine(now);
+        let mut waiters = Waiters::default();
+        let op = acquire(&mut engine, now, "r");
+        let count = Arc::new(Counting::default());
+        waiters
+            .acquires
+            .register_for(op, Some(Waker::from(count.clone())));
+        grant(&mut engine, now);
+        for w in dispatch(&mut waiters, &mut engine, now) {
+            w.wake();
+        }
+        assert_eq!(
+            count.0.load(Ordering::SeqCst),
+            1,
+            "the caller in line is woken"
+        );
+        // Not claimed yet: the table keeps it, and hands it over once.
+        let slot = waiters.acquires.claim(op).expect("kept until claimed");
+        assert!(waiters.acquires.claim(op).is_none(), "handed over once");
+        let waker = Waker::from(count);
+        assert!(matches!(slot.poll_take(&waker), Poll::Ready(Ok(_))));
+    }
+
+    #[test]
+    fn a_claim_before_the_result_leaves_the_fill_to_the_driver() {
+        let now = Instant::now();
+        let mut engine = engine(now);
+        let mut waiters = Waiters::default();
+        let op = acquire(&mut engine, now, "r");
+        waiters.acquires.register_for(op, None);
+        let slot = waiters.acquires.claim(op).expect("registered");
+        grant(&mut engine, now);
+        dispatch(&mut waiters, &mut engine, now);
+        assert_eq!(waiters.acquires.len(), 0, "filled and let go");
+        let waker = Waker::from(Arc::new(Counting::default()));
+        assert!(matches!(slot.poll_take(&waker), Poll::Ready(Ok(_))));
+    }
+
+    #[test]
+    fn a_lock_nobody_takes_is_released() {
+        let now = Instant::now();
+        let mut engine = engine(now);
+        let mut waiters = Waiters::default();
+        // Acquired for a caller in line who left before claiming it.
+        let op = acquire(&mut engine, now, "r");
+        waiters.acquires.register_for(op, None);
+        grant(&mut engine, now);
+        dispatch(&mut waiters, &mut engine, now);
+        waiters.abandon(|w| &mut w.acquires, &mut engine, now, op, None);
+        let (_, bytes) = engine.poll_transmit().expect("the release is sent");
+        assert!(bytes.windows(4).any(|w| w == b"EVAL"), "a release script");
+        assert_eq!(waiters.acquires.len(), 0);
+
+        // Acquired for a caller holding its slot, whose future was then dropped.
+        let mut engine = self::engine(now);
+        let op = acquire(&mut engine, now, "s");
+        let slot = waiters.acquires.register(op);
+        grant(&mut engine, now);
+        dispatch(&mut waiters, &mut engine, now);
+        waiters.abandon(|w| &mut w.acquires, &mut engine, now, op, Some(&slot));
+        assert!(engine.poll_transmit().is_some(), "the release is sent");
+
+        // Abandoned while it ran: cancelled, which releases it on every node.
+        let mut engine = self::engine(now);
+        let op = acquire(&mut engine, now, "t");
+        let slot = waiters.acquires.register(op);
+        waiters.abandon(|w| &mut w.acquires, &mut engine, now, op, Some(&slot));
+        assert_eq!(engine.in_flight(), 0, "the acquire is gone");
+        let (_, bytes) = engine.poll_transmit().expect("the release is sent");
+        assert!(bytes.windows(4).any(|w| w == b"EVAL"), "a release script");
+        assert_eq!(waiters.acquires.len(), 0);
     }
 }
