@@ -1,6 +1,7 @@
 //! The driver: one background task per client that owns every socket and moves bytes, time and
-//! events between them and the engine. Callers only touch the engine (under the mutex) to start
-//! operations and the waiter table to collect results, then wake the driver.
+//! events between them and the engine. Callers touch the engine (under the mutex) only to start
+//! or abandon operations, then wake the driver; each collects its result from a slot of its
+//! own (`waiters.rs`), without the mutex.
 //!
 //! The sockets are the engine's links: each node's own connection first, then the ones the engine
 //! asks for (`Event::Open`: a cluster's shard primaries, a RESP2 node's subscriber), each opened
@@ -10,6 +11,9 @@
 //! sends, then writes each link's bytes in one call. The lock is never held across a syscall
 //! (callers on other threads would block on it), and a node gets one write per pass however
 //! many requests are queued for it: every write costs a syscall here and a wake-up in Redis.
+//! A pass with nothing to feed (nothing read, no timeout due, no caller since the last one)
+//! does not take the lock at all: a spinning driver makes many such passes, and each would
+//! keep callers waiting on the lock.
 
 use crate::backoff::Backoff;
 use crate::batching::Batching;
@@ -23,6 +27,7 @@ use redlock_core::{Engine, LinkId, NodeConfig};
 use std::future::Future;
 use std::ops::Range;
 use std::pin::Pin;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::task::{Context, Poll, Waker};
 use std::time::{Duration, Instant};
@@ -34,6 +39,10 @@ pub(crate) struct Shared {
     /// This client's unbounded acquires waiting in line behind its own callers.
     pub(crate) queue: LocalQueue,
     driver: Option<Waker>,
+    /// Set with every wake of the driver by a caller (and read by the driver without the
+    /// lock): a pass that read nothing, with no timeout due and nobody having called, leaves
+    /// the engine alone (see `Driver::quiet`).
+    poked: Arc<AtomicBool>,
     /// Set when the last client handle is dropped: the driver waits (a bounded time) for the
     /// requests still out to be answered, then closes its sockets and ends.
     closed: bool,
@@ -55,6 +64,7 @@ impl Handle {
             waiters: Waiters::default(),
             queue: LocalQueue::default(),
             driver: None,
+            poked: Arc::new(AtomicBool::new(false)),
             closed: false,
             flushers: Vec::new(),
             settled: vec![false; n],
@@ -70,6 +80,7 @@ impl Handle {
 
     /// After starting or abandoning an operation: the driver has bytes to send or a new timeout.
     pub(crate) fn wake_driver(shared: &mut Shared) {
+        shared.poked.store(true, Ordering::Release);
         if let Some(w) = &shared.driver {
             w.wake_by_ref();
         }
@@ -180,6 +191,15 @@ pub(crate) struct Driver<R: Runtime> {
     /// Polls again instead of parking while replies are due (`spin.rs`: for a lone operation,
     /// or with company where the runtime and the cores allow it).
     spin: Spin,
+    /// The callers' flag (`Shared::poked`).
+    poked: Arc<AtomicBool>,
+    /// The waker the callers have (`Shared::driver`).
+    registered: Option<Waker>,
+    /// What the last pass that fed the engine left: the engine's next timeout (one scan of its
+    /// operations per such pass), its operations in flight and its requests unanswered.
+    engine_wake: Option<Instant>,
+    in_flight: usize,
+    unanswered: usize,
 }
 
 impl<R: Runtime> Driver<R> {
@@ -193,6 +213,7 @@ impl<R: Runtime> Driver<R> {
         spin: Duration,
     ) -> Self {
         let now = Instant::now();
+        let poked = handle.lock().poked.clone();
         let local = dials.iter().map(Dial::servers_on_this_machine).sum();
         let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
         let overlap = Overlap::new(local, cores);
@@ -228,6 +249,11 @@ impl<R: Runtime> Driver<R> {
             close_by: None,
             overlap,
             spin,
+            poked,
+            registered: None,
+            engine_wake: None,
+            in_flight: 0,
+            unanswered: 0,
         }
     }
 
@@ -364,7 +390,9 @@ impl<R: Runtime> Driver<R> {
             }
         }
         self.input.clear();
-        if s.engine.poll_timeout().is_some_and(|t| now >= t) {
+        // The last pass's figure: an operation started since with an earlier timeout is seen at
+        // the end of this pass, which then comes round again at once.
+        if self.engine_wake.is_some_and(|t| now >= t) {
             s.engine.handle_timeout(now);
         }
         // Dispatch first: releasing a lock nobody waits for queues more bytes.
@@ -415,9 +443,26 @@ impl<R: Runtime> Driver<R> {
         if s.settled.iter().all(|d| *d) {
             self.woken.extend(s.settle_waker.take());
         }
-        if !s.flushers.is_empty() && s.engine.unanswered() == 0 {
+        self.engine_wake = s.engine.poll_timeout();
+        self.in_flight = s.engine.in_flight();
+        self.unanswered = s.engine.unanswered();
+        if !s.flushers.is_empty() && self.unanswered == 0 {
             self.woken.append(&mut s.flushers);
         }
+    }
+
+    /// Whether this pass can leave the engine alone: nothing was read or seen, no caller woke
+    /// the driver since the last pass that fed it (starting an operation, closing, flushing),
+    /// no timeout is due and the driver's waker is the one the callers have. Most passes of a
+    /// spin are like that, and would otherwise take the lock callers need.
+    fn quiet(&self, now: Instant, waker: &Waker) -> bool {
+        // Cleared first in any case: a pass that takes the lock sees what the callers did.
+        let poked = self.poked.swap(false, Ordering::AcqRel);
+        !poked
+            && self.seen.is_empty()
+            && self.close_by.is_none()
+            && self.engine_wake.is_none_or(|t| now < t)
+            && self.registered.as_ref().is_some_and(|w| w.will_wake(waker))
     }
 
     /// Without the lock: writes each node's buffered bytes, as much as its socket takes (and
@@ -452,13 +497,15 @@ impl<R: Runtime> Driver<R> {
         failed
     }
 
-    fn next_wake(&self, s: &Shared) -> Option<Instant> {
+    /// When the driver must act next: a connection to retry or time out, or the engine's
+    /// timeout as the last pass that fed it left it.
+    fn next_wake(&self) -> Option<Instant> {
         let io = self.io.iter().filter_map(|n| match n {
             NodeIo::Idle { retry_at } => Some(*retry_at),
             NodeIo::Connecting { deadline, .. } => Some(*deadline),
             NodeIo::Up { .. } => None,
         });
-        io.chain(s.engine.poll_timeout()).min()
+        io.chain(self.engine_wake).min()
     }
 }
 
@@ -471,13 +518,16 @@ impl<R: Runtime> Future for Driver<R> {
         loop {
             let now = Instant::now();
             let mut again = this.read_all(cx, now);
-            let (wake_at, in_flight, unanswered) = {
+            let wake_at = if this.quiet(now, cx.waker()) {
+                this.next_wake()
+            } else {
                 let mut s = handle.lock();
                 if !s.driver.as_ref().is_some_and(|w| w.will_wake(cx.waker())) {
                     s.driver = Some(cx.waker().clone());
+                    this.registered = s.driver.clone();
                 }
                 this.apply(&mut s, now);
-                let mut wake_at = this.next_wake(&s);
+                let mut wake_at = this.next_wake();
                 if s.closed {
                     // The last handle is gone, maybe right after a release that returned at a
                     // majority or a guard's drop: the other nodes' deletes are still out. Wait
@@ -496,8 +546,9 @@ impl<R: Runtime> Future for Driver<R> {
                     }
                     wake_at = Some(wake_at.map_or(by, |w| w.min(by)));
                 }
-                (wake_at, s.engine.in_flight(), s.engine.unanswered())
+                wake_at
             };
+            let (in_flight, unanswered) = (this.in_flight, this.unanswered);
             let output = this.io.iter().any(NodeIo::has_output);
             // Callers held back by `overlap` mean the last pass's callers have had their turn.
             if !this.yielded
@@ -551,5 +602,139 @@ impl<R: Runtime> Future for Driver<R> {
                 Poll::Pending => return Poll::Pending,
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::node_url::parse_node;
+    use redlock_core::{Config, Options, Token};
+    use std::sync::mpsc;
+    use std::task::Wake;
+    use std::time::SystemTime;
+
+    /// A node that takes every write and never answers.
+    struct Silent(Arc<Mutex<Vec<u8>>>);
+
+    impl Connection for Silent {
+        fn poll_read(&mut self, _: &mut Context<'_>, _: &mut [u8]) -> Poll<std::io::Result<usize>> {
+            Poll::Pending
+        }
+        fn poll_write(&mut self, _: &mut Context<'_>, buf: &[u8]) -> Poll<std::io::Result<usize>> {
+            self.0.lock().unwrap().extend_from_slice(buf);
+            Poll::Ready(Ok(buf.len()))
+        }
+    }
+
+    /// Connects at once to a [`Silent`] node sharing `written`; its timers never fire.
+    #[derive(Clone)]
+    struct SilentRt {
+        written: Arc<Mutex<Vec<u8>>>,
+    }
+
+    impl Runtime for SilentRt {
+        type Conn = Silent;
+        fn connect(&self, _: String, _: u16) -> BoxFuture<std::io::Result<Silent>> {
+            let conn = Silent(self.written.clone());
+            Box::pin(async move { Ok(conn) })
+        }
+        fn sleep_until(&self, _: Instant) -> BoxFuture<()> {
+            Box::pin(std::future::pending())
+        }
+        fn spawn(&self, _: BoxFuture<()>) {}
+    }
+
+    struct Counting(std::sync::atomic::AtomicUsize);
+
+    impl Wake for Counting {
+        fn wake(self: Arc<Self>) {
+            self.0.fetch_add(1, Ordering::SeqCst);
+        }
+    }
+
+    fn sets(written: &Mutex<Vec<u8>>) -> usize {
+        let written = written.lock().unwrap();
+        written.windows(3).filter(|w| w == b"SET").count()
+    }
+
+    fn acquire(handle: &Handle, name: &str) {
+        let mut s = handle.lock();
+        let token = Token::from_random(&[7; 20]).unwrap();
+        let ttl = Duration::from_secs(10);
+        s.engine
+            .acquire(Instant::now(), [name], ttl, token, SystemTime::now())
+            .unwrap();
+        Handle::wake_driver(&mut s);
+    }
+
+    /// Polls `driver` once on another thread; `None` when that poll did not return within 5 s.
+    fn poll_elsewhere(
+        mut driver: Driver<SilentRt>,
+        waker: Waker,
+    ) -> Option<(Driver<SilentRt>, Poll<()>)> {
+        let (tx, rx) = mpsc::channel();
+        std::thread::spawn(move || {
+            let poll = Pin::new(&mut driver).poll(&mut Context::from_waker(&waker));
+            let _ = tx.send((driver, poll));
+        });
+        rx.recv_timeout(Duration::from_secs(5)).ok()
+    }
+
+    #[test]
+    fn a_spinning_pass_with_nothing_new_leaves_the_lock_to_callers() {
+        let written = Arc::new(Mutex::new(Vec::new()));
+        let node = parse_node("redis://127.0.0.1:6379").unwrap();
+        let mut options = Options::default();
+        // Plain `SET NX`, no `INFO server`: nothing to answer before the node is ready.
+        options.native_commands = false;
+        options.wait_for_release = false;
+        let config = Config::new(vec![node.to_config()], options);
+        let engine = Engine::new(config, Instant::now(), 42).unwrap();
+        let handle = Arc::new(Handle::new(engine));
+        let dials = crate::connector::prepare(std::slice::from_ref(&node)).unwrap();
+        let rt = SilentRt {
+            written: written.clone(),
+        };
+        let mut driver = Driver::new(
+            rt,
+            handle.clone(),
+            vec![node.to_config()],
+            dials,
+            None,
+            Duration::from_secs(1),
+            // Spins for the whole test once it has written.
+            Duration::from_secs(60),
+        );
+        let woken = Arc::new(Counting(0.into()));
+        let waker = Waker::from(woken.clone());
+        let mut cx = Context::from_waker(&waker);
+        // Connects, and the node is ready.
+        assert!(Pin::new(&mut driver).poll(&mut cx).is_pending());
+
+        acquire(&handle, "a");
+        // Batching yields once before the write; the pass after it writes and spins.
+        for _ in 0..2 {
+            assert!(Pin::new(&mut driver).poll(&mut cx).is_pending());
+        }
+        assert_eq!(sets(&written), 1, "the acquire went out");
+        let spins = woken.0.load(Ordering::SeqCst);
+        assert!(spins >= 1, "a lone operation's driver spins");
+
+        // A spin's pass that read nothing and was not called does not wait for the lock.
+        let guard = handle.lock();
+        let polled = poll_elsewhere(driver, waker.clone());
+        drop(guard);
+        let (driver, poll) = polled.expect("the quiet pass blocked on the client's lock");
+        assert!(poll.is_pending());
+        assert!(woken.0.load(Ordering::SeqCst) > spins, "still spinning");
+
+        // A caller's new operation is seen on the next pass.
+        acquire(&handle, "b");
+        let mut driver = driver;
+        for _ in 0..2 {
+            assert!(Pin::new(&mut driver).poll(&mut cx).is_pending());
+        }
+        assert_eq!(sets(&written), 2, "the second acquire went out");
     }
 }
