@@ -43,17 +43,16 @@ impl<T> Slot<T> {
         T: Traced,
     {
         let mut state = self.state();
-        match &mut *state {
+        match std::mem::replace(&mut *state, State::Taken) {
             State::Waiting(w) => {
-                if !w.as_ref().is_some_and(|w| w.will_wake(waker)) {
-                    *w = Some(waker.clone());
-                }
+                let w = match w {
+                    Some(w) if w.will_wake(waker) => w,
+                    _ => waker.clone(),
+                };
+                *state = State::Waiting(Some(w));
                 Poll::Pending
             }
-            State::Done(_) => {
-                let State::Done(result) = std::mem::replace(&mut *state, State::Taken) else {
-                    unreachable!("matched above")
-                };
+            State::Done(result) => {
                 drop(state);
                 // Taken by the caller, so the event lands inside the caller's span.
                 T::trace(&result);
