@@ -285,7 +285,7 @@ impl<R: Runtime> Redlock<R> {
                 s.queue.starting(&key);
                 let started = begin(&mut s.engine, now).map(|op| {
                     Handle::wake_driver(s);
-                    (op, s.waiters.acquires.register(op))
+                    (op, s.waiters.acquires.register(op, None))
                 });
                 Some(started)
             }
@@ -359,7 +359,7 @@ impl<R: Runtime> Redlock<R> {
                     .peek_started(ticket)
                     .and_then(|r| r.as_ref().ok().copied())
                 {
-                    s.waiters.acquires.register_for(op, None);
+                    s.waiters.acquires.register(op, None);
                     Handle::wake_driver(s);
                 }
             }
@@ -454,7 +454,7 @@ impl<R: Runtime> Redlock<R> {
         let mut s = self.inner.handle.lock();
         let started = begin(&mut s, Instant::now()).map(|op| {
             Handle::wake_driver(&mut s);
-            (op, table(&mut s.waiters).register(op))
+            (op, table(&mut s.waiters).register(op, None))
         });
         drop(s);
         OpFuture {
@@ -502,7 +502,7 @@ fn start_next(s: &mut Shared, key: &Key, now: Instant) -> bool {
     };
     if let Ok(op) = started {
         // Its caller is woken when the result arrives, not now: nothing to do before that.
-        s.waiters.acquires.register_for(op, waker);
+        s.waiters.acquires.register(op, waker);
         Handle::wake_driver(s);
     }
     true

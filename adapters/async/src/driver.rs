@@ -536,7 +536,7 @@ impl<R: Runtime> Future for Driver<R> {
                     let by = *this
                         .close_by
                         .get_or_insert(now + s.engine.options().node_timeout);
-                    if s.engine.unanswered() == 0 || now >= by {
+                    if this.unanswered == 0 || now >= by {
                         drop(s);
                         this.overlap.release(&mut this.woken);
                         for w in this.woken.drain(..) {
@@ -609,9 +609,9 @@ impl<R: Runtime> Future for Driver<R> {
 mod tests {
     use super::*;
     use crate::node_url::parse_node;
+    use crate::testing::Counting;
     use redlock_core::{Config, Options, Token};
     use std::sync::mpsc;
-    use std::task::Wake;
     use std::time::SystemTime;
 
     /// A node that takes every write and never answers.
@@ -643,14 +643,6 @@ mod tests {
             Box::pin(std::future::pending())
         }
         fn spawn(&self, _: BoxFuture<()>) {}
-    }
-
-    struct Counting(std::sync::atomic::AtomicUsize);
-
-    impl Wake for Counting {
-        fn wake(self: Arc<Self>) {
-            self.0.fetch_add(1, Ordering::SeqCst);
-        }
     }
 
     fn sets(written: &Mutex<Vec<u8>>) -> usize {
@@ -706,7 +698,7 @@ mod tests {
             // Spins for the whole test once it has written.
             Duration::from_secs(60),
         );
-        let woken = Arc::new(Counting(0.into()));
+        let woken = Arc::new(Counting::default());
         let waker = Waker::from(woken.clone());
         let mut cx = Context::from_waker(&waker);
         // Connects, and the node is ready.
@@ -718,7 +710,7 @@ mod tests {
             assert!(Pin::new(&mut driver).poll(&mut cx).is_pending());
         }
         assert_eq!(sets(&written), 1, "the acquire went out");
-        let spins = woken.0.load(Ordering::SeqCst);
+        let spins = woken.count();
         assert!(spins >= 1, "a lone operation's driver spins");
 
         // A spin's pass that read nothing and was not called does not wait for the lock.
@@ -727,7 +719,7 @@ mod tests {
         drop(guard);
         let (driver, poll) = polled.expect("the quiet pass blocked on the client's lock");
         assert!(poll.is_pending());
-        assert!(woken.0.load(Ordering::SeqCst) > spins, "still spinning");
+        assert!(woken.count() > spins, "still spinning");
 
         // A caller's new operation is seen on the next pass.
         acquire(&handle, "b");

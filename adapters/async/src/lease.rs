@@ -170,26 +170,14 @@ impl Drop for Lost {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use redlock_core::{Config, Engine, Event, NodeConfig, NodeId, Options, Token};
-    use std::sync::atomic::{AtomicUsize, Ordering};
-    use std::task::Wake;
+    use crate::testing::{ready_engine, Counting};
+    use redlock_core::{Event, Token};
     use std::time::{Duration, SystemTime};
 
     /// A lock from a one-node engine fed the replies a Redis would send.
     fn held_lock() -> Lock {
         let now = Instant::now();
-        // Scripts only, no `INFO server`: the replies below are written byte for byte.
-        let mut options = Options::default();
-        options.native_commands = false;
-        let config = Config::new(vec![NodeConfig::new("127.0.0.1", 6379)], options);
-        let mut engine = Engine::new(config, now, 42).unwrap();
-        engine.handle_connected(now, NodeId::new(0));
-        assert_eq!(
-            engine.poll_event(),
-            Some(Event::Ready {
-                link: NodeId::new(0).into()
-            })
-        );
+        let mut engine = ready_engine(now);
         let token = Token::from_random(&[7; 20]).unwrap();
         let _ = engine.acquire(
             now,
@@ -209,16 +197,6 @@ mod tests {
         }
     }
 
-    /// Counts its wake-ups.
-    #[derive(Default)]
-    struct Counting(AtomicUsize);
-
-    impl Wake for Counting {
-        fn wake(self: Arc<Self>) {
-            self.0.fetch_add(1, Ordering::SeqCst);
-        }
-    }
-
     #[test]
     fn polling_one_lost_future_keeps_one_waker() {
         let lease = Lease::new(held_lock());
@@ -235,11 +213,7 @@ mod tests {
         }
         assert_eq!(lease.waker_count(), 1);
         lease.mark_lost();
-        assert_eq!(
-            last.0.load(Ordering::SeqCst),
-            1,
-            "the latest waker is woken"
-        );
+        assert_eq!(last.count(), 1, "the latest waker is woken");
         assert_eq!(lease.waker_count(), 0);
         let waker = Waker::noop();
         assert!(lost

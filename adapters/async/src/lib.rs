@@ -51,6 +51,8 @@ mod overlap;
 mod runtime;
 mod setup;
 mod spin;
+#[cfg(test)]
+mod testing;
 #[cfg_attr(not(feature = "tls"), path = "tls_off.rs")]
 mod tls;
 mod tls_error;

@@ -76,19 +76,12 @@ impl Overlap {
 #[cfg(test)]
 mod tests {
     use super::Overlap;
-    use std::sync::atomic::{AtomicUsize, Ordering};
+    use crate::testing::Counting;
     use std::sync::Arc;
-    use std::task::{Wake, Waker};
+    use std::task::Waker;
 
-    struct Count(AtomicUsize);
-    impl Wake for Count {
-        fn wake(self: Arc<Self>) {
-            self.0.fetch_add(1, Ordering::SeqCst);
-        }
-    }
-
-    fn wakers(n: usize) -> (Arc<Count>, Vec<Waker>) {
-        let c = Arc::new(Count(AtomicUsize::new(0)));
+    fn wakers(n: usize) -> (Arc<Counting>, Vec<Waker>) {
+        let c = Arc::new(Counting::default());
         (c.clone(), (0..n).map(|_| Waker::from(c.clone())).collect())
     }
 
@@ -151,7 +144,7 @@ mod tests {
         for w in woken.drain(..) {
             w.wake();
         }
-        assert_eq!(count.0.load(Ordering::SeqCst), 10, "nobody is left asleep");
+        assert_eq!(count.count(), 10, "nobody is left asleep");
         assert!(!o.holding());
     }
 }

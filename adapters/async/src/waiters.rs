@@ -84,21 +84,17 @@ impl<T> Table<T> {
         }
     }
 
-    /// Someone will wait for `op`: returns the slot its result arrives in.
-    pub(crate) fn register(&mut self, op: OpId) -> Arc<Slot<T>> {
-        let slot = Slot::new(None);
+    /// Someone will wait for `op` (`waker`, when given, is woken when its result arrives):
+    /// returns the slot the result arrives in. A caller that keeps it polls it; one started
+    /// for a caller in the client's line is dropped here, and that caller takes the slot
+    /// with [`claim`](Table::claim) when its turn comes.
+    pub(crate) fn register(&mut self, op: OpId, waker: Option<Waker>) -> Arc<Slot<T>> {
+        let slot = Slot::new(waker);
         self.slots.insert(op, slot.clone());
         slot
     }
 
-    /// Someone will wait for `op`, and `waker` is to be woken when its result arrives; that
-    /// caller takes the slot with [`claim`](Table::claim).
-    pub(crate) fn register_for(&mut self, op: OpId, waker: Option<Waker>) {
-        self.slots.insert(op, Slot::new(waker));
-    }
-
-    /// The slot of `op`, registered with [`register_for`](Table::register_for), for the caller
-    /// that was to wait for it.
+    /// The slot of `op`, registered for a caller in the client's line, for that caller.
     pub(crate) fn claim(&mut self, op: OpId) -> Option<Arc<Slot<T>>> {
         let slot = self.slots.get(&op)?.clone();
         if !matches!(*slot.state(), State::Waiting(_)) {
@@ -305,22 +301,9 @@ impl Traced for Released {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use redlock_core::{Config, NodeConfig, Options, Token};
-    use std::sync::atomic::{AtomicUsize, Ordering};
-    use std::task::Wake;
+    use crate::testing::{ready_engine, Counting};
+    use redlock_core::Token;
     use std::time::{Duration, SystemTime};
-
-    /// A one-node engine, connected, that sends plain `SET NX` (its replies written byte for
-    /// byte below).
-    fn engine(now: Instant) -> Engine {
-        let mut options = Options::default();
-        options.native_commands = false;
-        let config = Config::new(vec![NodeConfig::new("127.0.0.1", 6379)], options);
-        let mut engine = Engine::new(config, now, 42).unwrap();
-        engine.handle_connected(now, NodeId::new(0));
-        while engine.poll_event().is_some() {}
-        engine
-    }
 
     /// Starts an acquire of `name`, its request drained from the engine.
     fn acquire(engine: &mut Engine, now: Instant, name: &str) -> OpId {
@@ -343,15 +326,6 @@ mod tests {
         engine.handle_input(now, NodeId::new(0), b"+OK\r\n");
     }
 
-    #[derive(Default)]
-    struct Counting(AtomicUsize);
-
-    impl Wake for Counting {
-        fn wake(self: Arc<Self>) {
-            self.0.fetch_add(1, Ordering::SeqCst);
-        }
-    }
-
     fn dispatch(waiters: &mut Waiters, engine: &mut Engine, now: Instant) -> Vec<Waker> {
         let mut woken = Vec::new();
         waiters.dispatch(engine, now, |_| {}, &mut woken);
@@ -361,10 +335,10 @@ mod tests {
     #[test]
     fn a_caller_takes_its_result_from_its_own_slot() {
         let now = Instant::now();
-        let mut engine = engine(now);
+        let mut engine = ready_engine(now);
         let mut waiters = Waiters::default();
         let op = acquire(&mut engine, now, "r");
-        let slot = waiters.acquires.register(op);
+        let slot = waiters.acquires.register(op, None);
         let count = Arc::new(Counting::default());
         let waker = Waker::from(count.clone());
         assert!(slot.poll_take(&waker).is_pending());
@@ -372,7 +346,7 @@ mod tests {
         for w in dispatch(&mut waiters, &mut engine, now) {
             w.wake();
         }
-        assert_eq!(count.0.load(Ordering::SeqCst), 1, "woken once");
+        assert_eq!(count.count(), 1, "woken once");
         // The driver is done with it: only the caller holds the slot now.
         assert_eq!(waiters.acquires.len(), 0);
         match slot.poll_take(&waker) {
@@ -384,22 +358,18 @@ mod tests {
     #[test]
     fn a_result_for_a_caller_in_line_waits_until_claimed() {
         let now = Instant::now();
-        let mut engine = engine(now);
+        let mut engine = ready_engine(now);
         let mut waiters = Waiters::default();
         let op = acquire(&mut engine, now, "r");
         let count = Arc::new(Counting::default());
         waiters
             .acquires
-            .register_for(op, Some(Waker::from(count.clone())));
+            .register(op, Some(Waker::from(count.clone())));
         grant(&mut engine, now);
         for w in dispatch(&mut waiters, &mut engine, now) {
             w.wake();
         }
-        assert_eq!(
-            count.0.load(Ordering::SeqCst),
-            1,
-            "the caller in line is woken"
-        );
+        assert_eq!(count.count(), 1, "the caller in line is woken");
         // Not claimed yet: the table keeps it, and hands it over once.
         let slot = waiters.acquires.claim(op).expect("kept until claimed");
         assert!(waiters.acquires.claim(op).is_none(), "handed over once");
@@ -410,10 +380,10 @@ mod tests {
     #[test]
     fn a_claim_before_the_result_leaves_the_fill_to_the_driver() {
         let now = Instant::now();
-        let mut engine = engine(now);
+        let mut engine = ready_engine(now);
         let mut waiters = Waiters::default();
         let op = acquire(&mut engine, now, "r");
-        waiters.acquires.register_for(op, None);
+        waiters.acquires.register(op, None);
         let slot = waiters.acquires.claim(op).expect("registered");
         grant(&mut engine, now);
         dispatch(&mut waiters, &mut engine, now);
@@ -425,11 +395,11 @@ mod tests {
     #[test]
     fn a_lock_nobody_takes_is_released() {
         let now = Instant::now();
-        let mut engine = engine(now);
+        let mut engine = ready_engine(now);
         let mut waiters = Waiters::default();
         // Acquired for a caller in line who left before claiming it.
         let op = acquire(&mut engine, now, "r");
-        waiters.acquires.register_for(op, None);
+        waiters.acquires.register(op, None);
         grant(&mut engine, now);
         dispatch(&mut waiters, &mut engine, now);
         waiters.abandon(|w| &mut w.acquires, &mut engine, now, op, None);
@@ -438,18 +408,18 @@ mod tests {
         assert_eq!(waiters.acquires.len(), 0);
 
         // Acquired for a caller holding its slot, whose future was then dropped.
-        let mut engine = self::engine(now);
+        let mut engine = ready_engine(now);
         let op = acquire(&mut engine, now, "s");
-        let slot = waiters.acquires.register(op);
+        let slot = waiters.acquires.register(op, None);
         grant(&mut engine, now);
         dispatch(&mut waiters, &mut engine, now);
         waiters.abandon(|w| &mut w.acquires, &mut engine, now, op, Some(&slot));
         assert!(engine.poll_transmit().is_some(), "the release is sent");
 
         // Abandoned while it ran: cancelled, which releases it on every node.
-        let mut engine = self::engine(now);
+        let mut engine = ready_engine(now);
         let op = acquire(&mut engine, now, "t");
-        let slot = waiters.acquires.register(op);
+        let slot = waiters.acquires.register(op, None);
         waiters.abandon(|w| &mut w.acquires, &mut engine, now, op, Some(&slot));
         assert_eq!(engine.in_flight(), 0, "the acquire is gone");
         let (_, bytes) = engine.poll_transmit().expect("the release is sent");
