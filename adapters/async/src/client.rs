@@ -22,6 +22,7 @@ struct Inner<R: Runtime> {
     handle: Arc<Handle>,
     rt: R,
     options: Options,
+    spare_core: bool,
 }
 
 impl<R: Runtime> Drop for Inner<R> {
@@ -138,6 +139,7 @@ impl<R: Runtime> Redlock<R> {
     ) -> Result<Self, Error> {
         let setup = crate::setup::new_engine(&nodes, &options)?;
         let handle = Arc::new(Handle::new(setup.engine));
+        let spare_core = crate::setup::spare_core(&setup.dials);
         rt.spawn(Box::pin(Driver::new(
             rt.clone(),
             handle.clone(),
@@ -154,6 +156,7 @@ impl<R: Runtime> Redlock<R> {
                 handle,
                 rt,
                 options,
+                spare_core,
             }),
         })
     }
@@ -161,6 +164,24 @@ impl<R: Runtime> Redlock<R> {
     /// The options in force.
     pub fn options(&self) -> &Options {
         &self.inner.options
+    }
+
+    /// Whether the Redis servers this client's nodes run on this machine (nodes on loopback
+    /// or a Unix socket; a cluster node counts as three primaries) leave the client one of
+    /// the machine's cores. Only then does the client spend CPU to save latency with more than
+    /// one operation in flight: its driver keeps polling for replies with company (on runtimes
+    /// whose [`DriverSpin`](crate::DriverSpin) is `Busy`), wakes many callers in two parts so
+    /// two writes are in flight, and the blocking adapter's waiting callers yield their thread
+    /// for up to [`Options::spin_before_park`] before they park. Fixed at connect.
+    ///
+    /// ```no_run
+    /// # async fn f(redlock: redlock_async::Redlock<impl redlock_async::Runtime>) {
+    /// // One node on loopback, on a machine of two cores or more: true.
+    /// println!("spare core: {}", redlock.leaves_a_core());
+    /// # }
+    /// ```
+    pub fn leaves_a_core(&self) -> bool {
+        self.inner.spare_core
     }
 
     pub(crate) fn runtime(&self) -> &R {

@@ -19,7 +19,7 @@ use crate::backoff::Backoff;
 use crate::batching::Batching;
 use crate::connector::{Connector, Dial};
 use crate::local_queue::LocalQueue;
-use crate::overlap::{leaves_a_core, Overlap};
+use crate::overlap::Overlap;
 use crate::runtime::{BoxFuture, Connection, DriverSpin, Runtime};
 use crate::spin::Spin;
 use crate::waiters::{LinkChange, Waiters};
@@ -214,14 +214,13 @@ impl<R: Runtime> Driver<R> {
     ) -> Self {
         let now = Instant::now();
         let poked = handle.lock().poked.clone();
-        let local = dials.iter().map(Dial::servers_on_this_machine).sum();
-        let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
-        let overlap = Overlap::new(local, cores);
+        let spare_core = crate::setup::spare_core(&dials);
+        let overlap = Overlap::new(spare_core);
         let spin = match rt.driver_spin() {
             DriverSpin::Never => Spin::new(Duration::ZERO, false),
             DriverSpin::Alone => Spin::new(spin, false),
             // Spinning with company takes a core; only while the local servers leave one.
-            DriverSpin::Busy => Spin::new(spin, leaves_a_core(local, cores)),
+            DriverSpin::Busy => Spin::new(spin, spare_core),
         };
         Driver {
             rt,

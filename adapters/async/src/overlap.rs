@@ -35,12 +35,11 @@ pub(crate) struct Overlap {
 }
 
 impl Overlap {
-    /// Parts for a client with `local` server processes on this machine (nodes on loopback or
-    /// a Unix socket; a cluster node counts its primaries) and `cores` cores: two while they
-    /// leave a core to the client, else one.
-    pub(crate) fn new(local: usize, cores: usize) -> Overlap {
+    /// Parts for a client whose local servers leave it a core (`spare_core`, from
+    /// [`leaves_a_core`]): two, else one.
+    pub(crate) fn new(spare_core: bool) -> Overlap {
         Overlap {
-            parts: if leaves_a_core(local, cores) { 2 } else { 1 },
+            parts: if spare_core { 2 } else { 1 },
             held: VecDeque::new(),
             part: 1,
         }
@@ -75,7 +74,7 @@ impl Overlap {
 
 #[cfg(test)]
 mod tests {
-    use super::Overlap;
+    use super::{leaves_a_core, Overlap};
     use crate::testing::Counting;
     use std::sync::Arc;
     use std::task::Waker;
@@ -87,7 +86,7 @@ mod tests {
 
     #[test]
     fn many_callers_are_woken_in_two_parts_one_per_pass() {
-        let mut o = Overlap::new(1, 2);
+        let mut o = Overlap::new(leaves_a_core(1, 2));
         let (_, mut woken) = wakers(9);
         assert!(o.pace(&mut woken), "the second part is held back");
         assert_eq!(woken.len(), 5);
@@ -100,18 +99,18 @@ mod tests {
 
     #[test]
     fn few_callers_or_busy_cores_are_woken_together() {
-        let mut o = Overlap::new(1, 2);
+        let mut o = Overlap::new(leaves_a_core(1, 2));
         let (_, mut woken) = wakers(3);
         assert!(!o.pace(&mut woken));
         assert_eq!(woken.len(), 3);
-        let mut o = Overlap::new(5, 2);
+        let mut o = Overlap::new(leaves_a_core(5, 2));
         let (_, mut woken) = wakers(32);
         assert!(
             !o.pace(&mut woken),
             "five local nodes on two cores: one part"
         );
         assert_eq!(woken.len(), 32);
-        let mut o = Overlap::new(0, 1);
+        let mut o = Overlap::new(leaves_a_core(0, 1));
         let (_, mut woken) = wakers(32);
         assert!(
             o.pace(&mut woken),
@@ -121,7 +120,7 @@ mod tests {
 
     #[test]
     fn a_new_batch_waits_until_the_held_part_is_out() {
-        let mut o = Overlap::new(0, 2);
+        let mut o = Overlap::new(leaves_a_core(0, 2));
         let (_, mut woken) = wakers(8);
         assert!(o.pace(&mut woken));
         woken.clear();
@@ -134,7 +133,7 @@ mod tests {
 
     #[test]
     fn release_hands_back_every_held_caller() {
-        let mut o = Overlap::new(0, 2);
+        let mut o = Overlap::new(leaves_a_core(0, 2));
         let (count, mut woken) = wakers(10);
         o.pace(&mut woken);
         for w in woken.drain(..) {

@@ -5,6 +5,7 @@ use crate::connector::{self, Dial};
 use crate::error::Error;
 use crate::node::Node;
 use crate::node_url::{parse_node, UrlError};
+use crate::overlap::leaves_a_core;
 use redlock_core::{Config, Engine, Options, Token};
 use std::time::{Duration, Instant};
 
@@ -49,6 +50,15 @@ pub(crate) fn new_engine(nodes: &[Node], options: &Options) -> Result<Setup, Err
         dials,
         connect_timeout: options.node_timeout.max(Duration::from_secs(1)),
     })
+}
+
+/// Whether the server processes the nodes in `dials` run on this machine (nodes on loopback
+/// or a Unix socket; a cluster node counts its primaries) leave the client one of the
+/// machine's cores: where the client may spend CPU to save latency.
+pub(crate) fn spare_core(dials: &[Dial]) -> bool {
+    let local = dials.iter().map(Dial::servers_on_this_machine).sum();
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    leaves_a_core(local, cores)
 }
 
 /// A lock token from 20 bytes of the OS CSPRNG: unguessable and unique across every client.
@@ -101,5 +111,25 @@ mod tests {
         if built_in {
             assert!(err.to_string().contains("/nonexistent/ca.pem"), "{err}");
         }
+    }
+
+    #[test]
+    fn a_spare_core_is_one_the_local_servers_leave() {
+        let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+        let dials = |urls: Vec<String>| connector::prepare(&parse_urls(urls).unwrap()).unwrap();
+        // Nodes elsewhere take none of this machine's cores.
+        assert!(spare_core(&dials(
+            vec!["redis://redis.example:6379".into()]
+        )));
+        // As many loopback servers as cores take them all.
+        let local: Vec<String> = (0..cores)
+            .map(|i| format!("redis://127.0.0.1:{}", 7001 + i))
+            .collect();
+        assert!(!spare_core(&dials(local)));
+        // One fewer leaves one.
+        let fewer: Vec<String> = (1..cores)
+            .map(|i| format!("redis://127.0.0.1:{}", 7001 + i))
+            .collect();
+        assert!(spare_core(&dials(fewer)));
     }
 }

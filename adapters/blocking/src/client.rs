@@ -101,7 +101,7 @@ impl Redlock {
     {
         let background = Background::start(drain).expect("start the redlock driver thread");
         let client = block_on(connect(background.runtime()))?;
-        let waiter = Waiter::new(client.options().spin_before_park);
+        let waiter = Waiter::new(client.options().spin_before_park, client.leaves_a_core());
         Ok(Redlock {
             inner: std::sync::Arc::new(Inner {
                 client,
@@ -258,5 +258,31 @@ mod tests {
         );
         assert!(executor.upgrade().is_none(), "the thread is gone");
         drop(silent);
+    }
+
+    #[test]
+    fn callers_yield_with_company_only_while_the_local_servers_leave_a_core() {
+        let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+        // Loopback ports nobody listens on: each connection is refused at once.
+        let ports: Vec<u16> = (0..=cores)
+            .map(|_| {
+                std::net::TcpListener::bind("127.0.0.1:0")
+                    .and_then(|l| l.local_addr())
+                    .expect("a free port")
+                    .port()
+            })
+            .collect();
+        let urls = |n: usize| -> Vec<String> {
+            ports[..n]
+                .iter()
+                .map(|p| format!("redis://127.0.0.1:{p}"))
+                .collect()
+        };
+        let one = Redlock::connect(urls(1), Options::default()).expect("connect");
+        assert_eq!(one.inner.waiter.yields(), cores > 1, "one local server");
+        let all = Redlock::connect(urls(cores), Options::default()).expect("connect");
+        assert!(!all.inner.waiter.yields(), "a local server per core");
+        drop_within_bound(one, "dropped");
+        drop_within_bound(all, "dropped");
     }
 }

@@ -6,6 +6,13 @@
 //! calling thread until its result arrives. Same names and errors as `redlock-tokio`, without
 //! `.await`.
 //!
+//! A blocked call first waits actively, for up to [`Options::spin_before_park`] (100 µs by
+//! default; zero turns it off), then parks its thread until the driver wakes it: a caller
+//! waiting alone spins on its result, and one of several yields its thread between looks,
+//! the latter only while the Redis servers on this machine leave the client a core
+//! (`redlock_async::Redlock::leaves_a_core`). Waking a parked thread costs tens of µs; over a
+//! network whose round trip is longer than the window, set it to zero.
+//!
 //! ```no_run
 //! use redlock_blocking::{Options, Redlock};
 //! use std::time::Duration;
