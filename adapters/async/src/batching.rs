@@ -17,6 +17,12 @@ impl Batching {
         in_flight > 1 || self.woken_since_write > 1
     }
 
+    /// How many callers were woken since the last write: those whose next requests may join
+    /// the coming one.
+    pub(crate) fn woken(&self) -> usize {
+        self.woken_since_write
+    }
+
     /// After a pass: whether it wrote anything, and how many callers it woke.
     pub(crate) fn record(&mut self, wrote: bool, woken: usize) {
         if wrote {
@@ -36,8 +42,10 @@ mod tests {
         assert!(!b.worth_waiting(1), "a lone operation writes at once");
         b.record(false, 3); // a pass woke three callers and wrote nothing
         assert!(b.worth_waiting(1), "they may be about to start operations");
+        assert_eq!(b.woken(), 3);
         b.record(true, 0);
         assert!(!b.worth_waiting(1));
+        assert_eq!(b.woken(), 0, "counted from the last write");
         assert!(b.worth_waiting(2), "another operation is in flight");
     }
 }

@@ -559,7 +559,7 @@ impl<R: Runtime> Future for Driver<R> {
                 // write instead of each costing one (on tokio a caller's wake-up would
                 // otherwise run this task right after it, once per request).
                 this.yielded = true;
-                cx.waker().wake_by_ref();
+                this.rt.yield_to_callers(cx, this.batching.woken());
                 return Poll::Pending;
             }
             this.yielded = false;
@@ -610,6 +610,7 @@ mod tests {
     use crate::node_url::parse_node;
     use crate::testing::Counting;
     use redlock_core::{Config, Options, Token};
+    use std::sync::atomic::AtomicUsize;
     use std::sync::mpsc;
     use std::time::SystemTime;
 
@@ -627,9 +628,11 @@ mod tests {
     }
 
     /// Connects at once to a [`Silent`] node sharing `written`; its timers never fire.
-    #[derive(Clone)]
+    #[derive(Clone, Default)]
     struct SilentRt {
         written: Arc<Mutex<Vec<u8>>>,
+        /// Calls of `yield_to_callers`.
+        yields: Arc<AtomicUsize>,
     }
 
     impl Runtime for SilentRt {
@@ -642,6 +645,10 @@ mod tests {
             Box::pin(std::future::pending())
         }
         fn spawn(&self, _: BoxFuture<()>) {}
+        fn yield_to_callers(&self, cx: &mut Context<'_>, _: usize) {
+            self.yields.fetch_add(1, Ordering::Relaxed);
+            cx.waker().wake_by_ref();
+        }
     }
 
     fn sets(written: &Mutex<Vec<u8>>) -> usize {
@@ -672,9 +679,9 @@ mod tests {
         rx.recv_timeout(Duration::from_secs(5)).ok()
     }
 
-    #[test]
-    fn a_spinning_pass_with_nothing_new_leaves_the_lock_to_callers() {
-        let written = Arc::new(Mutex::new(Vec::new()));
+    /// A driver on `rt` for one silent node, connected and ready, that spins for the whole
+    /// test once it has written; the client's handle; the waker it was polled with, counting.
+    fn ready_driver(rt: SilentRt) -> (Driver<SilentRt>, Arc<Handle>, Arc<Counting>) {
         let node = parse_node("redis://127.0.0.1:6379").unwrap();
         let mut options = Options::default();
         // Plain `SET NX`, no `INFO server`: nothing to answer before the node is ready.
@@ -684,9 +691,6 @@ mod tests {
         let engine = Engine::new(config, Instant::now(), 42).unwrap();
         let handle = Arc::new(Handle::new(engine));
         let dials = crate::connector::prepare(std::slice::from_ref(&node)).unwrap();
-        let rt = SilentRt {
-            written: written.clone(),
-        };
         let mut driver = Driver::new(
             rt,
             handle.clone(),
@@ -694,14 +698,44 @@ mod tests {
             dials,
             None,
             Duration::from_secs(1),
-            // Spins for the whole test once it has written.
             Duration::from_secs(60),
         );
         let woken = Arc::new(Counting::default());
         let waker = Waker::from(woken.clone());
+        assert!(Pin::new(&mut driver)
+            .poll(&mut Context::from_waker(&waker))
+            .is_pending());
+        (driver, handle, woken)
+    }
+
+    #[test]
+    fn a_write_others_may_join_first_yields_to_the_callers_through_the_runtime() {
+        let rt = SilentRt::default();
+        let (mut driver, handle, woken) = ready_driver(rt.clone());
+        let waker = Waker::from(woken.clone());
         let mut cx = Context::from_waker(&waker);
-        // Connects, and the node is ready.
+        acquire(&handle, "a");
+        acquire(&handle, "b");
         assert!(Pin::new(&mut driver).poll(&mut cx).is_pending());
+        assert_eq!(
+            rt.yields.load(Ordering::Relaxed),
+            1,
+            "yielded to the callers"
+        );
+        assert_eq!(sets(&rt.written), 0, "before writing");
+        assert!(woken.count() >= 1, "and asked to be polled again");
+        assert!(Pin::new(&mut driver).poll(&mut cx).is_pending());
+        assert_eq!(sets(&rt.written), 2, "both went out on the next pass");
+        assert_eq!(rt.yields.load(Ordering::Relaxed), 1, "once per write");
+    }
+
+    #[test]
+    fn a_spinning_pass_with_nothing_new_leaves_the_lock_to_callers() {
+        let rt = SilentRt::default();
+        let written = rt.written.clone();
+        let (mut driver, handle, woken) = ready_driver(rt);
+        let waker = Waker::from(woken.clone());
+        let mut cx = Context::from_waker(&waker);
 
         acquire(&handle, "a");
         // Batching yields once before the write; the pass after it writes and spins.

@@ -60,6 +60,18 @@ pub trait Runtime: Clone + Send + Sync + Unpin + 'static {
     fn yield_to_io(&self, cx: &mut Context<'_>) {
         cx.waker().wake_by_ref();
     }
+    /// Asks for the task polled with `cx` to be polled again once the callers it woke since
+    /// its last write (`woken` of them) have had a chance to start their next requests; the
+    /// caller then returns `Poll::Pending`. The driver does so once before a write that other
+    /// callers' requests may join, so they go out in one write instead of one each.
+    ///
+    /// The default wakes the task at once (`cx.waker().wake_by_ref()`): on an executor that
+    /// puts it behind the tasks ready now, the callers among them. The blocking adapter, whose
+    /// callers are threads, also yields its driver's thread to them when there are many.
+    fn yield_to_callers(&self, cx: &mut Context<'_>, woken: usize) {
+        let _ = woken;
+        cx.waker().wake_by_ref();
+    }
     /// When the driver may spin on this runtime (default [`DriverSpin::Alone`]).
     fn driver_spin(&self) -> DriverSpin {
         DriverSpin::Alone

@@ -9,8 +9,20 @@ use smol::{Executor, Task};
 use std::future::Future;
 use std::io;
 use std::sync::{Arc, Weak};
+use std::task::Context;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
+
+/// How many callers woken since the driver's last write make its thread yield to them before
+/// the next (`Runtime::yield_to_callers`). A contended resource's hand-over wakes two (the
+/// releaser, who then waits in line, and the next holder, busy with its lock): nothing for
+/// the write, and the yield only delays it.
+///
+/// Measured with `redlock-bench --concurrency 32 --adapter blocking` against one local node on
+/// 2 cores, three builds alternated (6 rounds): without the thread's yield, 34–46k uncontended
+/// operations a second and 7.6–10.3k contended hand-overs; yielding at every such write,
+/// 43–59k and 7.9–10.2k; yielding from three callers woken, 38–61k and 8.7–11.7k.
+const YIELD_THREAD_FOR: usize = 3;
 
 /// The [`Runtime`] the async client sees: smol's sockets and timers, and tasks on the
 /// background thread's executor.
@@ -43,6 +55,16 @@ impl Runtime for OnThread {
     /// The callers' threads spin on their results instead (`crate::wait`).
     fn driver_spin(&self) -> DriverSpin {
         DriverSpin::Never
+    }
+
+    /// The callers are threads: the ones just woken start their requests only once they run,
+    /// and often on this core, so when they are many the driver's thread yields to them before
+    /// the write they may join.
+    fn yield_to_callers(&self, cx: &mut Context<'_>, woken: usize) {
+        if woken >= YIELD_THREAD_FOR {
+            std::thread::yield_now();
+        }
+        cx.waker().wake_by_ref();
     }
 
     fn spawn(&self, task: BoxFuture<()>) {
@@ -126,5 +148,41 @@ impl Drop for Background {
                 let _ = thread.join();
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Background;
+    use redlock_async::Runtime;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::sync::Arc;
+    use std::task::{Context, Wake, Waker};
+    use std::time::Duration;
+
+    struct Counting(AtomicUsize);
+
+    impl Wake for Counting {
+        fn wake(self: Arc<Self>) {
+            self.0.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+
+    #[test]
+    fn yielding_to_the_callers_asks_for_the_next_poll() {
+        let background = Background::start(Duration::from_millis(10)).expect("a thread");
+        let woken = Arc::new(Counting(AtomicUsize::new(0)));
+        let waker = Waker::from(woken.clone());
+        background
+            .runtime()
+            .yield_to_callers(&mut Context::from_waker(&waker), 0);
+        background
+            .runtime()
+            .yield_to_callers(&mut Context::from_waker(&waker), 32);
+        assert_eq!(
+            woken.0.load(Ordering::Relaxed),
+            2,
+            "with or without the thread's yield"
+        );
     }
 }
