@@ -37,7 +37,7 @@ impl Case {
     fn options(&self) -> Options {
         let mut o = Options::default();
         match self.mode {
-            Mode::Uncontended | Mode::Held | Mode::Bare => o.retry_count = Some(0),
+            Mode::Uncontended | Mode::Held | Mode::Bare | Mode::Handoff => o.retry_count = Some(0),
             Mode::Contended => {
                 o.retry_count = None;
                 o.retry_delay = CONTENDED_RETRY_DELAY;
@@ -52,7 +52,9 @@ impl Case {
 
     fn resource(&self, worker: usize, i: u64) -> String {
         match self.mode {
-            Mode::Uncontended | Mode::Held | Mode::Bare => format!("{}:{worker}:{i}", self.prefix),
+            Mode::Uncontended | Mode::Held | Mode::Bare | Mode::Handoff => {
+                format!("{}:{worker}:{i}", self.prefix)
+            }
             Mode::Contended => format!("{}:contended", self.prefix),
         }
     }
@@ -282,6 +284,9 @@ pub fn main(args: &BenchArgs) -> u8 {
     if args.mode == Mode::Bare {
         return bare_main(args, &case);
     }
+    if args.mode == Mode::Handoff {
+        return handoff_main(args, &case);
+    }
     let result = match args.adapter {
         Adapter::Tokio => tokio::runtime::Builder::new_multi_thread()
             .enable_all()
@@ -415,6 +420,24 @@ fn bare_main(args: &BenchArgs, case: &Case) -> u8 {
         duration_s: case.duration.as_secs_f64(),
         ttl_ms: args.ttl_ms,
         m,
+        ..Row::default()
+    };
+    println!("{}", row.json());
+    0
+}
+
+/// `--mode handoff`: the thread hand-offs alone ([`crate::handoff`]); prints its JSON line,
+/// client `thread hand-offs alone`, adapter `blocking` (whose cost it is).
+fn handoff_main(args: &BenchArgs, case: &Case) -> u8 {
+    let row = Row {
+        client: crate::handoff::CLIENT.into(),
+        adapter: Adapter::Blocking.name().into(),
+        mode: args.mode.name().into(),
+        nodes: case.urls.len().max(1),
+        concurrency: case.concurrency,
+        duration_s: case.duration.as_secs_f64(),
+        ttl_ms: args.ttl_ms,
+        m: crate::handoff::run(case.concurrency, case.duration),
         ..Row::default()
     };
     println!("{}", row.json());

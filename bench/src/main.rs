@@ -23,6 +23,7 @@ mod bare;
 mod case;
 mod ceiling;
 mod cpu;
+mod handoff;
 mod held;
 mod matrix;
 mod row;
@@ -147,6 +148,11 @@ pub enum Mode {
     /// No library: the adapter's runtime alone does an operation's two round trips on its own
     /// socket, one caller, first URL only (`bare.rs`): the one-client latency floor.
     Bare,
+    /// No library, no Redis: `--concurrency` threads each hand a request to one thread and
+    /// park until it is answered, twice per operation (`handoff.rs`): the least a thread per
+    /// caller costs, beside the blocking adapter's C=32 case. `--adapter` and the URLs are
+    /// not used.
+    Handoff,
 }
 
 /// A case of the matrix beyond its grid.
@@ -184,6 +190,7 @@ impl Mode {
             Mode::Contended => "contended",
             Mode::Held => "held",
             Mode::Bare => "bare",
+            Mode::Handoff => "handoff",
         }
     }
 }

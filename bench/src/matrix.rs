@@ -156,13 +156,14 @@ impl Plan<'_> {
                     // Over the whole case (connect and warm-up included: a few dozen
                     // operations against tens of thousands).
                     if let (Some(a), Some(b)) = (server0, servers.time()) {
-                        if row.m.ops > 0 && mode != Mode::Held {
+                        if row.m.ops > 0 && !matches!(mode, Mode::Held | Mode::Handoff) {
                             let us = b.saturating_sub(a).as_secs_f64() * 1e6;
                             row.server_cpu_us_per_op = Some(us / row.m.ops as f64);
                         }
                     }
                     let reads = (reads0, crate::wakeups::reads(&servers.addrs));
-                    if let (Some(a), Some(b), false) = (reads.0, reads.1, mode == Mode::Held) {
+                    let serverless = matches!(mode, Mode::Held | Mode::Handoff);
+                    if let (Some(a), Some(b), false) = (reads.0, reads.1, serverless) {
                         row.server_wakeups_per_op =
                             crate::wakeups::per_op(a, b, row.m.ops, servers.addrs.len());
                     }
@@ -237,6 +238,7 @@ pub fn main(args: &BenchArgs) -> u8 {
                     continue;
                 }
                 let yardstick = n == 1 && c == 1 && mode == Mode::Uncontended;
+                let beside_blocking = n == 1 && c == 32 && mode == Mode::Uncontended;
                 plan.run(
                     &servers,
                     c,
@@ -244,6 +246,12 @@ pub fn main(args: &BenchArgs) -> u8 {
                     |_| true,
                     &mut results,
                     |round, results| {
+                        if beside_blocking {
+                            // The least a thread per caller costs (no Redis), what the
+                            // blocking adapter's C=32 cases sit on.
+                            let blocking = |a: Option<Adapter>| a == Some(Adapter::Blocking);
+                            plan.run_round(&servers, c, Mode::Handoff, &blocking, round, results);
+                        }
                         if !yardstick {
                             return;
                         }
@@ -492,7 +500,7 @@ fn position(
 ) -> (usize, usize, usize, usize, usize) {
     let mode_i = match mode {
         "uncontended" => 0,
-        "bare" => 1,
+        "bare" | "handoff" => 1,
         "contended" => 2,
         _ => 3,
     };

@@ -70,6 +70,13 @@ impl<'a> Round<'a> {
             .find(|r| r.mode == "bare" && r.adapter == adapter)
     }
 
+    /// The `--mode handoff` row at concurrency `c`: a thread per caller alone, no library.
+    fn handoffs(&self, c: usize) -> Option<&'a Row> {
+        self.rows
+            .iter()
+            .find(|r| r.mode == "handoff" && r.concurrency == c)
+    }
+
     /// The first compared client's row for the case (plain nodes).
     fn theirs(&self, nodes: usize, c: usize, mode: &str) -> Option<&'a Row> {
         self.rows.iter().find(|r| {
@@ -145,6 +152,35 @@ pub fn checks(rows: &[Row], two_trips: Option<f64>, wakeup: Option<f64>) -> Vec<
                 ),
                 met: value >= bound,
             });
+            if let (Some(h), false) = (round.handoffs(32), ASYNC.contains(&r.adapter.as_str())) {
+                // What a thread per caller costs before any work, against the other client's
+                // whole CPU: how far the cores let this adapter go.
+                let value = ratio(h.m.cpu_us_per_op, other.m.cpu_us_per_op);
+                let allow = match (other.server_cpu_us_per_op, r.server_cpu_us_per_op) {
+                    (Some(theirs), Some(ours)) if h.m.cpu_us_per_op + ours > 0.0 => format!(
+                        "; with each side's server CPU, the hand-offs alone allow {:.2}×",
+                        (other.m.cpu_us_per_op + theirs) / (h.m.cpu_us_per_op + ours)
+                    ),
+                    _ => String::new(),
+                };
+                out.push(Check {
+                    name: format!(
+                        "{nodes} node{}, C=32, uncontended: client CPU/op of 32 threads' \
+                         hand-offs alone (no Redis) ÷ {}'s, {}",
+                        if nodes == 1 { "" } else { "s" },
+                        other.label(),
+                        r.adapter
+                    ),
+                    bound: String::new(),
+                    value,
+                    unit: "×",
+                    detail: format!(
+                        "{:.1} vs {:.1} µs/op{allow}",
+                        h.m.cpu_us_per_op, other.m.cpu_us_per_op
+                    ),
+                    met: true,
+                });
+            }
             if nodes == 5 && ASYNC.contains(&r.adapter.as_str()) {
                 let value = ratio(r.m.cpu_us_per_op, other.m.cpu_us_per_op);
                 out.push(Check {
@@ -490,6 +526,35 @@ mod tests {
         // No yardstick, no latency target; no compared client, no ratio.
         assert!(got.iter().all(|c| !c.name.contains("round trips")));
         let alone = checks(&[row("redlock", "tokio", 1, 32, "uncontended")], None, None);
+        assert!(alone.is_empty());
+    }
+
+    #[test]
+    fn the_blocking_adapter_is_shown_beside_what_its_hand_offs_alone_cost() {
+        let mut blocking = row("redlock", "blocking", 1, 32, "uncontended");
+        blocking.m.cpu_us_per_op = 30.0;
+        blocking.server_cpu_us_per_op = Some(8.0);
+        let mut tokio = row("redlock", "tokio", 1, 32, "uncontended");
+        tokio.m.cpu_us_per_op = 10.0;
+        let mut handoffs = row("thread hand-offs alone", "blocking", 1, 32, "handoff");
+        handoffs.m.cpu_us_per_op = 12.0;
+        let mut theirs = row("rslock", "tokio", 1, 32, "uncontended");
+        theirs.m.cpu_us_per_op = 10.0;
+        theirs.server_cpu_us_per_op = Some(5.0);
+        let got = checks(&[blocking, tokio, handoffs.clone(), theirs], None, None);
+        let shown: Vec<_> = got
+            .iter()
+            .filter(|c| c.name.contains("hand-offs"))
+            .collect();
+        assert_eq!(shown.len(), 1, "for the blocking adapter only: {shown:?}");
+        let c = shown[0];
+        assert!(c.name.ends_with(", blocking"), "{}", c.name);
+        assert!((c.value - 1.2).abs() < 1e-9, "12 µs against 10");
+        assert_eq!(c.verdict(), "info");
+        // (10 + 5) / (12 + 8): at most 0.75× the ops/s on a machine the CPU bounds.
+        assert!(c.detail.contains("allow 0.75×"), "{}", c.detail);
+        // The hand-off row is nobody's compared client nor one of ours.
+        let alone = checks(&[handoffs], None, None);
         assert!(alone.is_empty());
     }
 
