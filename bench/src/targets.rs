@@ -156,11 +156,27 @@ pub fn checks(rows: &[Row], two_trips: Option<f64>, wakeup: Option<f64>) -> Vec<
                 // What a thread per caller costs before any work, against the other client's
                 // whole CPU: how far the cores let this adapter go.
                 let value = ratio(h.m.cpu_us_per_op, other.m.cpu_us_per_op);
+                // The blocking adapter runs smol's driver on smol's socket: its client CPU
+                // is at least the hand-offs plus what that driver costs on smol.
+                let smol = round
+                    .ours(nodes, 32, "uncontended", "")
+                    .into_iter()
+                    .find(|s| s.adapter == "smol");
                 let allow = match (other.server_cpu_us_per_op, r.server_cpu_us_per_op) {
-                    (Some(theirs), Some(ours)) if h.m.cpu_us_per_op + ours > 0.0 => format!(
-                        "; with each side's server CPU, the hand-offs alone allow {:.2}×",
-                        (other.m.cpu_us_per_op + theirs) / (h.m.cpu_us_per_op + ours)
-                    ),
+                    (Some(theirs), Some(ours)) if h.m.cpu_us_per_op + ours > 0.0 => {
+                        let total = other.m.cpu_us_per_op + theirs;
+                        let alone = total / (h.m.cpu_us_per_op + ours);
+                        let with_smol = smol
+                            .map(|s| {
+                                let b = total / (h.m.cpu_us_per_op + s.m.cpu_us_per_op + ours);
+                                format!(", and with smol's client CPU (the same driver) {b:.2}×")
+                            })
+                            .unwrap_or_default();
+                        format!(
+                            "; with each side's server CPU, the hand-offs alone allow \
+                             {alone:.2}×{with_smol}"
+                        )
+                    }
                     _ => String::new(),
                 };
                 out.push(Check {
@@ -541,7 +557,8 @@ mod tests {
         let mut theirs = row("rslock", "tokio", 1, 32, "uncontended");
         theirs.m.cpu_us_per_op = 10.0;
         theirs.server_cpu_us_per_op = Some(5.0);
-        let got = checks(&[blocking, tokio, handoffs.clone(), theirs], None, None);
+        let base = vec![blocking, tokio, handoffs.clone(), theirs];
+        let got = checks(&base, None, None);
         let shown: Vec<_> = got
             .iter()
             .filter(|c| c.name.contains("hand-offs"))
@@ -553,6 +570,20 @@ mod tests {
         assert_eq!(c.verdict(), "info");
         // (10 + 5) / (12 + 8): at most 0.75× the ops/s on a machine the CPU bounds.
         assert!(c.detail.contains("allow 0.75×"), "{}", c.detail);
+        assert!(!c.detail.contains("smol"), "no smol row: {}", c.detail);
+        // With the same driver's own cost on smol, (10 + 5) / (12 + 5 + 8).
+        let mut smol = row("redlock", "smol", 1, 32, "uncontended");
+        smol.m.cpu_us_per_op = 5.0;
+        let mut rows = base;
+        rows.push(smol);
+        let with = checks(&rows, None, None);
+        let c = with.iter().find(|c| c.name.contains("hand-offs")).unwrap();
+        assert!(
+            c.detail
+                .contains("smol's client CPU (the same driver) 0.60×"),
+            "{}",
+            c.detail
+        );
         // The hand-off row is nobody's compared client nor one of ours.
         let alone = checks(&[handoffs], None, None);
         assert!(alone.is_empty());
