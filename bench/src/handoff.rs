@@ -34,6 +34,11 @@ struct Inbox {
 /// Runs `threads` callers for `duration`; returns their operations' figures (latency from the
 /// first hand-off to the second answer; CPU of the whole process).
 pub fn run(threads: usize, duration: Duration) -> Measured {
+    counted(threads, duration).0
+}
+
+/// [`run`], and how many requests the serving thread answered.
+fn counted(threads: usize, duration: Duration) -> (Measured, u64) {
     let inbox = Arc::new(Inbox::default());
     let stop = Arc::new(AtomicBool::new(false));
     let server = {
@@ -67,9 +72,12 @@ pub fn run(threads: usize, duration: Duration) -> Measured {
     };
     stop.store(true, Ordering::Release);
     inbox.ready.notify_one();
-    let _ = server.join();
+    let answered = server.join().unwrap_or_default();
     let completed = lat_ns.len() as u64;
-    Measured::from_latencies(lat_ns, completed, 0, duration, cpu)
+    (
+        Measured::from_latencies(lat_ns, completed, 0, duration, cpu),
+        answered,
+    )
 }
 
 /// One stage: queue a request, wake the serving thread, park until answered.
@@ -91,8 +99,9 @@ fn hand_off(inbox: &Inbox) {
     }
 }
 
-/// Answers every queued request, a batch at a time, until `stop`.
-fn serve(inbox: &Inbox, stop: &AtomicBool) {
+/// Answers every queued request, a batch at a time, until `stop`; returns how many.
+fn serve(inbox: &Inbox, stop: &AtomicBool) -> u64 {
+    let mut answered = 0;
     loop {
         let batch = {
             let mut queue = inbox.queue.lock().unwrap_or_else(|e| e.into_inner());
@@ -101,7 +110,7 @@ fn serve(inbox: &Inbox, stop: &AtomicBool) {
                     break std::mem::take(&mut *queue);
                 }
                 if stop.load(Ordering::Acquire) {
-                    return;
+                    return answered;
                 }
                 // Bounded, so a stop that races the check is seen within it.
                 queue = inbox
@@ -111,6 +120,7 @@ fn serve(inbox: &Inbox, stop: &AtomicBool) {
             }
         };
         for request in batch {
+            answered += 1;
             request.answered.store(true, Ordering::Release);
             request.thread.unpark();
         }
@@ -120,9 +130,14 @@ fn serve(inbox: &Inbox, stop: &AtomicBool) {
 #[cfg(test)]
 mod tests {
     #[test]
-    fn callers_complete_operations_and_the_run_ends() {
-        let m = super::run(4, std::time::Duration::from_millis(200));
+    fn every_operation_is_two_answered_hand_offs_and_the_run_ends() {
+        let (m, answered) = super::counted(4, std::time::Duration::from_millis(200));
         assert!(m.ops > 0, "operations completed");
+        assert_eq!(
+            answered,
+            2 * m.ops,
+            "two hand-offs per operation, none left over"
+        );
         assert_eq!(m.errors, 0);
         assert!(m.p50_us > 0.0 && m.p50_us <= m.p99_us);
     }
