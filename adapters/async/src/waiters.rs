@@ -104,20 +104,28 @@ impl<T> Table<T> {
         Some(slot)
     }
 
-    /// Hands `result` to `op`'s waiter, pushing its waker onto `woken`; gives the result back
-    /// when nobody waits for it.
+    /// Hands `result` to `op`'s waiter, pushing its waker onto `woken`; a result nobody waits
+    /// for goes to `unclaimed`.
     fn fill(
         &mut self,
+        engine: &mut Engine,
+        now: Instant,
         op: OpId,
         result: Result<T, OpError>,
         woken: &mut Vec<Waker>,
-    ) -> Option<Result<T, OpError>> {
+    ) {
+        let unclaimed = |result: Result<T, OpError>, engine: &mut Engine| {
+            if let Ok(value) = result {
+                (self.unclaimed)(engine, now, value);
+            }
+        };
         let Some(slot) = self.slots.get(&op) else {
-            return Some(result);
+            return unclaimed(result, engine);
         };
         let mut state = slot.state();
         if !matches!(*state, State::Waiting(_)) {
-            return Some(result);
+            drop(state);
+            return unclaimed(result, engine);
         }
         if let State::Waiting(Some(w)) = std::mem::replace(&mut *state, State::Done(result)) {
             woken.push(w);
@@ -128,7 +136,6 @@ impl<T> Table<T> {
         if Arc::strong_count(slot) > 1 {
             self.slots.remove(&op);
         }
-        None
     }
 
     /// The waiter for `op` is gone, holding `held` if it had taken the slot. Returns whether
@@ -235,19 +242,13 @@ impl Waiters {
         while let Some(event) = engine.poll_event() {
             match event {
                 Event::Acquired { op, result } => {
-                    if let Some(Ok(lock)) = self.acquires.fill(op, result, woken) {
-                        (self.acquires.unclaimed)(engine, now, lock);
-                    }
+                    self.acquires.fill(engine, now, op, result, woken);
                 }
                 Event::Extended { op, result } => {
-                    if let Some(Ok(lock)) = self.extends.fill(op, result, woken) {
-                        (self.extends.unclaimed)(engine, now, lock);
-                    }
+                    self.extends.fill(engine, now, op, result, woken);
                 }
                 Event::Released { op, result } => {
-                    if let Some(Ok(released)) = self.releases.fill(op, result, woken) {
-                        (self.releases.unclaimed)(engine, now, released);
-                    }
+                    self.releases.fill(engine, now, op, result, woken);
                 }
                 Event::Ready { link } => on_link(LinkChange::Ready(link)),
                 Event::Reconnect { link, reason } => on_link(LinkChange::Reconnect(link, reason)),
