@@ -99,13 +99,15 @@ impl Waiter {
             if let Poll::Ready(out) = fut.as_mut().poll(&mut cx) {
                 return out;
             }
-            // Looked at on every turn: a caller spinning alone yields once company comes.
-            let start = Instant::now();
-            while !signal.woken.load(Ordering::Acquire) && start.elapsed() < self.spin {
-                match self.before() {
-                    Before::Spin => std::hint::spin_loop(),
-                    Before::Yield => std::thread::yield_now(),
-                    Before::Park => break,
+            if self.before() != Before::Park {
+                // Looked at on every turn: a caller spinning alone yields once company comes.
+                let start = Instant::now();
+                while !signal.woken.load(Ordering::Acquire) && start.elapsed() < self.spin {
+                    match self.before() {
+                        Before::Spin => std::hint::spin_loop(),
+                        Before::Yield => std::thread::yield_now(),
+                        Before::Park => break,
+                    }
                 }
             }
             // `park` may return without an unpark: wait for the flag.
