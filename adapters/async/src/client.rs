@@ -137,16 +137,14 @@ impl<R: Runtime> Redlock<R> {
         options: Options,
         connector: Option<Arc<dyn Connector>>,
     ) -> Result<Self, Error> {
-        let setup = crate::setup::new_engine(&nodes, &options)?;
-        let handle = Arc::new(Handle::new(setup.engine));
-        let spare_core = crate::setup::spare_core(&setup.dials);
+        let (engine, setup) = crate::setup::new_engine(&nodes, &options)?;
+        let handle = Arc::new(Handle::new(engine));
+        let spare_core = setup.spare_core;
         rt.spawn(Box::pin(Driver::new(
             rt.clone(),
             handle.clone(),
-            setup.configs,
-            setup.dials,
+            setup,
             connector,
-            setup.connect_timeout,
             options.spin_before_park,
         )));
         std::future::poll_fn(|cx| handle.poll_settled(cx)).await;

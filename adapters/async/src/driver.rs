@@ -21,6 +21,7 @@ use crate::connector::{Connector, Dial};
 use crate::local_queue::LocalQueue;
 use crate::overlap::Overlap;
 use crate::runtime::{BoxFuture, Connection, DriverSpin, Runtime};
+use crate::setup::Setup;
 use crate::spin::Spin;
 use crate::waiters::{LinkChange, Waiters};
 use redlock_core::{Engine, LinkId, NodeConfig};
@@ -206,15 +207,18 @@ impl<R: Runtime> Driver<R> {
     pub(crate) fn new(
         rt: R,
         handle: Arc<Handle>,
-        nodes: Vec<NodeConfig>,
-        dials: Vec<Dial>,
+        setup: Setup,
         connector: Option<Arc<dyn Connector>>,
-        connect_timeout: Duration,
         spin: Duration,
     ) -> Self {
+        let Setup {
+            configs: nodes,
+            dials,
+            connect_timeout,
+            spare_core,
+        } = setup;
         let now = Instant::now();
         let poked = handle.lock().poked.clone();
-        let spare_core = crate::setup::spare_core(&dials);
         let overlap = Overlap::new(spare_core);
         let spin = match rt.driver_spin() {
             DriverSpin::Never => Spin::new(Duration::ZERO, false),
@@ -691,15 +695,13 @@ mod tests {
         let engine = Engine::new(config, Instant::now(), 42).unwrap();
         let handle = Arc::new(Handle::new(engine));
         let dials = crate::connector::prepare(std::slice::from_ref(&node)).unwrap();
-        let mut driver = Driver::new(
-            rt,
-            handle.clone(),
-            vec![node.to_config()],
+        let setup = Setup {
+            configs: vec![node.to_config()],
+            spare_core: crate::setup::spare_core(&dials),
             dials,
-            None,
-            Duration::from_secs(1),
-            Duration::from_secs(60),
-        );
+            connect_timeout: Duration::from_secs(1),
+        };
+        let mut driver = Driver::new(rt, handle.clone(), setup, None, Duration::from_secs(60));
         let woken = Arc::new(Counting::default());
         let waker = Waker::from(woken.clone());
         assert!(Pin::new(&mut driver)

@@ -22,34 +22,36 @@ where
     Ok(nodes)
 }
 
-/// What the driver is started with.
+/// What the driver is started with, besides the engine.
 pub(crate) struct Setup {
-    pub(crate) engine: Engine,
     /// The engine's view of each node (for log lines).
     pub(crate) configs: Vec<redlock_core::NodeConfig>,
     /// How to open each node's connection.
     pub(crate) dials: Vec<Dial>,
     /// How long a first connection attempt may take (`max(node_timeout, 1 s)`).
     pub(crate) connect_timeout: Duration,
+    /// Whether the local servers leave the client a core ([`spare_core`]).
+    pub(crate) spare_core: bool,
 }
 
 /// A new engine for `nodes` and how to reach each.
 ///
 /// Returns [`Error::Tls`] for TLS settings that cannot be used (or TLS not built in),
 /// [`Error::Config`] for no nodes, a node listed twice or an option out of range.
-pub(crate) fn new_engine(nodes: &[Node], options: &Options) -> Result<Setup, Error> {
+pub(crate) fn new_engine(nodes: &[Node], options: &Options) -> Result<(Engine, Setup), Error> {
     let configs: Vec<_> = nodes.iter().map(Node::to_config).collect();
     let config = Config::new(configs.clone(), options.clone());
     // Configuration first: a duplicate node is the clearer message than its CA file.
     config.validate()?;
     let dials = connector::prepare(nodes)?;
     let engine = Engine::new(config, Instant::now(), seed())?;
-    Ok(Setup {
-        engine,
+    let setup = Setup {
         configs,
+        spare_core: spare_core(&dials),
         dials,
         connect_timeout: options.node_timeout.max(Duration::from_secs(1)),
-    })
+    };
+    Ok((engine, setup))
 }
 
 /// Whether the server processes the nodes in `dials` run on this machine (nodes on loopback
