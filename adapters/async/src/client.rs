@@ -7,6 +7,7 @@ use crate::local_queue::{Begin, Key, Ticket};
 use crate::node::Node;
 use crate::runtime::BoxFuture;
 use crate::runtime::Runtime;
+use crate::tokens::Tokens;
 use crate::waiters::{Started, Table, Traced, Waiters};
 use redlock_core::{AcquireOptions, Engine, Lock, OpId, Options, Released, Retry};
 use std::future::Future;
@@ -23,6 +24,7 @@ struct Inner<R: Runtime> {
     rt: R,
     options: Options,
     spare_core: bool,
+    tokens: Tokens,
 }
 
 impl<R: Runtime> Drop for Inner<R> {
@@ -155,6 +157,7 @@ impl<R: Runtime> Redlock<R> {
                 rt,
                 options,
                 spare_core,
+                tokens: Tokens::new(),
             }),
         })
     }
@@ -243,8 +246,8 @@ impl<R: Runtime> Redlock<R> {
             .map(|r| r.as_ref().to_string())
             .collect();
         let span = op_span("acquire", &names, Some(ttl));
-        // Drawn before `start` takes the client's lock: it is a syscall.
-        let token = crate::setup::fresh_token();
+        // Drawn before `start` takes the client's lock: now and then it is a syscall.
+        let token = self.inner.tokens.draw();
         let retry = options
             .retry
             .unwrap_or_else(|| Retry::from_options(self.options()));
@@ -471,7 +474,9 @@ impl<R: Runtime> Redlock<R> {
         begin: impl FnOnce(&mut Shared, Instant) -> Result<OpId, redlock_core::Error>,
     ) -> OpFuture<R, T> {
         let mut s = self.inner.handle.lock();
-        let started = begin(&mut s, Instant::now()).map(|op| {
+        // One clock read for the engine and the caller's elapsed time.
+        let now = Instant::now();
+        let started = begin(&mut s, now).map(|op| {
             Handle::wake_driver(&mut s);
             (op, table(&mut s.waiters).register(op, None))
         });
@@ -482,7 +487,7 @@ impl<R: Runtime> Redlock<R> {
             state: Some(started.map_err(Error::from)),
             kind,
             span,
-            started: Instant::now(),
+            started: now,
         }
     }
 }

@@ -56,6 +56,7 @@ mod testing;
 #[cfg_attr(not(feature = "tls"), path = "tls_off.rs")]
 mod tls;
 mod tls_error;
+mod tokens;
 mod using;
 mod waiters;
 

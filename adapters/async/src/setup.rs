@@ -1,12 +1,12 @@
 //! What a client does before it has sockets: parse the URLs, prepare each node's transport,
-//! seed and build the engine, and draw lock tokens.
+//! seed and build the engine.
 
 use crate::connector::{self, Dial};
 use crate::error::Error;
 use crate::node::Node;
 use crate::node_url::{parse_node, UrlError};
 use crate::overlap::leaves_a_core;
-use redlock_core::{Config, Engine, Options, Token};
+use redlock_core::{Config, Engine, Options};
 use std::time::{Duration, Instant};
 
 /// `urls` parsed into nodes; [`Error::InvalidUrl`] names the first that cannot be.
@@ -61,17 +61,6 @@ pub(crate) fn spare_core(dials: &[Dial]) -> bool {
     let local = dials.iter().map(Dial::servers_on_this_machine).sum();
     let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
     leaves_a_core(local, cores)
-}
-
-/// A lock token from 20 bytes of the OS CSPRNG: unguessable and unique across every client.
-///
-/// # Panics
-///
-/// When the OS entropy source fails: a weaker fallback could give two holders one token.
-pub(crate) fn fresh_token() -> Token {
-    let mut random = [0u8; 20];
-    getrandom::fill(&mut random).expect("the OS random number generator failed");
-    Token::from_random(&random).expect("20 bytes is long enough")
 }
 
 /// A seed for jitter (retry spacing, reconnect backoff) from the OS random number generator.
